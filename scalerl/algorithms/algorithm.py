@@ -1,0 +1,357 @@
+"""Algorithm: build from a config, train, evaluate, act, save and restore."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.learner import Learner
+from scalerl.core.learner_group import LearnerGroup
+from scalerl.core.rl_module import Columns, RLModule
+from scalerl.env.env_runner import to_env_actions
+from scalerl.env.env_runner_group import EnvRunnerGroup
+from scalerl.env.registry import EnvContext, env_name, get_env_creator
+from scalerl.utils import checkpoints as ckpt
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
+from scalerl.utils.metrics import EpisodeStats
+
+CHECKPOINT_FORMAT = "scalerl-algorithm"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Where a checkpoint lives (RLlib/Ray Train's `Checkpoint`)."""
+
+    path: str
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+@dataclass
+class SaveResult:
+    """What `Algorithm.save()` returns: `.checkpoint.path` is the checkpoint directory."""
+
+    checkpoint: Checkpoint
+    metrics: dict = field(default_factory=dict)
+
+    def __fspath__(self) -> str:
+        return self.checkpoint.path
+
+
+class Algorithm:
+    """Base class: subclasses set `config_class`, `learner_class` and `training_step()`."""
+
+    config_class: type[AlgorithmConfig] = AlgorithmConfig
+    learner_class: type[Learner] = Learner
+
+    def __init__(self, config: AlgorithmConfig):
+        self.config = config
+        self.env_creator = get_env_creator(config.env)
+        obs_space, act_space = self._env_spaces()
+        self.module_spec = config.get_rl_module_spec(obs_space, act_space)
+        self.learner_group = LearnerGroup(config, self.learner_class, self.module_spec)
+        self.env_runner_group = EnvRunnerGroup(
+            config, self.env_creator, self.module_spec, config.num_env_runners
+        )
+        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.eval_env_runner_group: EnvRunnerGroup | None = None
+        self.episode_stats = EpisodeStats(config.metrics_num_episodes_for_smoothing)
+        self.iteration = 0
+        self.num_env_steps_sampled_lifetime = 0
+        self.num_episodes_lifetime = 0
+        self.time_total_s = 0.0
+        self._timers: dict[str, float] = {}
+        self._stopped = False
+
+    @classmethod
+    def get_default_config(cls) -> AlgorithmConfig:
+        return cls.config_class()
+
+    def _env_spaces(self) -> tuple[gym.Space, gym.Space]:
+        cfg = self.config
+        if cfg.observation_space is not None and cfg.action_space is not None:
+            return cfg.observation_space, cfg.action_space
+        try:
+            env = self.env_creator(EnvContext(cfg.env_config))
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise EnvError(
+                f"Could not create env `{env_name(cfg.env)}` with env_config={cfg.env_config!r}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        spaces = (
+            cfg.observation_space or env.observation_space,
+            cfg.action_space or env.action_space,
+        )
+        env.close()
+        return spaces
+
+    # -- training ---------------------------------------------------------------------------
+    def training_step(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def train(self) -> dict[str, Any]:
+        """Run one training iteration and return RLlib's result dict."""
+        if self._stopped:
+            raise RuntimeError("This algorithm was stopped; build a new one to train again.")
+        start = time.perf_counter()
+        self._timers = {}
+        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0}
+        result = self.training_step()
+        self.iteration += 1
+        cfg = self.config
+        if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
+            with self._timer("evaluation_iteration"):
+                result["evaluation"] = self.evaluate()
+        elapsed = time.perf_counter() - start
+        self.time_total_s += elapsed
+        env_runners = {
+            **self.episode_stats.summary(),
+            "num_episodes": self._sampled_this_iter["episodes"],
+            "num_env_steps_sampled": self._sampled_this_iter["steps"],
+            "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+            "num_episodes_lifetime": self.num_episodes_lifetime,
+        }
+        result.update(
+            env_runners=env_runners,
+            timers={**self._timers, "training_iteration": elapsed},
+            training_iteration=self.iteration,
+            num_env_steps_sampled_lifetime=self.num_env_steps_sampled_lifetime,
+            time_this_iter_s=elapsed,
+            time_total_s=self.time_total_s,
+            done=False,
+        )
+        return result
+
+    def record_sampling(self, metrics: list[dict]) -> None:
+        """Fold EnvRunner metrics into the smoothed episode stats and the counters."""
+        for m in metrics:
+            self.episode_stats.add(m["episode_returns"], m["episode_lens"])
+            self.num_env_steps_sampled_lifetime += m["num_env_steps"]
+            self.num_episodes_lifetime += len(m["episode_returns"])
+            self._sampled_this_iter["steps"] += m["num_env_steps"]
+            self._sampled_this_iter["episodes"] += len(m["episode_returns"])
+
+    @contextlib.contextmanager
+    def _timer(self, name: str):
+        start = time.perf_counter()
+        yield
+        self._timers[name] = self._timers.get(name, 0.0) + time.perf_counter() - start
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self) -> dict[str, Any]:
+        """Run `evaluation_duration` episodes (or timesteps), explore=False unless the
+        evaluation config says otherwise. Returns {"env_runners": {...}}."""
+        cfg = self.config
+        overrides = dict(cfg.evaluation_config or {})
+        if self.eval_env_runner_group is None:
+            eval_cfg = cfg.copy().update_from_dict(overrides)
+            self.eval_env_runner_group = EnvRunnerGroup(
+                eval_cfg,
+                get_env_creator(eval_cfg.env),
+                self.module_spec,
+                cfg.evaluation_num_env_runners,
+            )
+        self.eval_env_runner_group.sync_weights(self.learner_group.get_weights())
+        episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
+        steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
+        parts = self.eval_env_runner_group.sample_episodes(
+            episodes, steps, explore=bool(overrides.get("explore", False))
+        )
+        stats = EpisodeStats(window=10**9)
+        for m in parts:
+            stats.add(m["episode_returns"], m["episode_lens"])
+        return {
+            "env_runners": {
+                **stats.summary(),
+                "num_episodes": len(stats.returns),
+                "num_env_steps_sampled": sum(m["num_env_steps"] for m in parts),
+                "episode_returns": list(stats.returns),
+            }
+        }
+
+    # -- acting -----------------------------------------------------------------------------
+    def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> RLModule:
+        if module_id != DEFAULT_MODULE_ID:
+            raise ValueError(
+                f"No module `{module_id}`.{did_you_mean(module_id, [DEFAULT_MODULE_ID])}"
+                f" Modules: ['{DEFAULT_MODULE_ID}']."
+            )
+        return self.learner_group.module
+
+    def compute_actions(self, observations: Any, explore: bool = False) -> Any:
+        """Actions for a batch of observations (array-like, first axis = batch), or for a
+        dict {key: observation} (returns {key: action})."""
+        if isinstance(observations, dict):
+            keys = list(observations)
+            actions = self.compute_actions(np.stack([observations[k] for k in keys]), explore)
+            return dict(zip(keys, actions))
+        module = self.get_module()
+        space = module.observation_space
+        obs = torch.as_tensor(np.asarray(observations, dtype=space.dtype))
+        with torch.no_grad():
+            if explore:
+                out = module.forward_exploration({Columns.OBS: obs})
+                dist_cls = module.get_exploration_action_dist_cls()
+            else:
+                out = module.forward_inference({Columns.OBS: obs})
+                dist_cls = module.get_inference_action_dist_cls()
+            actions = out.get(Columns.ACTIONS)
+            if actions is None:
+                dist = dist_cls(out[Columns.ACTION_DIST_INPUTS])
+                actions = dist.sample() if explore else dist.deterministic_sample()
+        cfg = self.config
+        return to_env_actions(
+            actions.cpu().numpy(), module.action_space, cfg.normalize_actions, cfg.clip_actions
+        )
+
+    def compute_single_action(
+        self, observation: Any, explore: bool = False, policy_id: str = DEFAULT_MODULE_ID
+    ) -> Any:
+        """The action for one observation; deterministic (greedy/mean) unless `explore=True`."""
+        self.get_module(policy_id)
+        action = self.compute_actions(np.asarray(observation)[None], explore=explore)[0]
+        return action.item() if np.ndim(action) == 0 else action
+
+    # -- weights ----------------------------------------------------------------------------
+    def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        return {DEFAULT_MODULE_ID: self.learner_group.get_weights()}
+
+    def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        self.learner_group.set_weights(weights[DEFAULT_MODULE_ID])
+        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, checkpoint_dir: str | Path | None = None) -> SaveResult:
+        """Write a checkpoint (default: ~/scalerl_results/...); returns `.checkpoint.path`."""
+        path = self.save_to_path(checkpoint_dir)
+        return SaveResult(Checkpoint(path), {"training_iteration": self.iteration})
+
+    def save_to_path(self, path: str | Path | None = None) -> str:
+        if path is None:
+            stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+            run = f"{type(self).__name__}_{env_name(self.config.env)}_{stamp}"
+            path = (
+                Path.home()
+                / "scalerl_results"
+                / run.replace("/", "_")
+                / (f"checkpoint_{self.iteration:06d}")
+            )
+        target = ckpt.as_path(path)
+        with ckpt.atomic_dir(target) as tmp:
+            self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
+            files = {
+                str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
+            }
+            ckpt.write_json(
+                tmp / ckpt.ALGO_FILE,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "version": CHECKPOINT_VERSION,
+                    "algo_class": type(self).__name__,
+                    "config": self.config.to_dict(),
+                    "counters": {
+                        "training_iteration": self.iteration,
+                        "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
+                        "num_episodes_lifetime": self.num_episodes_lifetime,
+                        "time_total_s": self.time_total_s,
+                    },
+                    "episode_stats": self.episode_stats.get_state(),
+                    "files": files,
+                },
+            )
+        return str(target)
+
+    def restore_from_path(self, path: Any) -> None:
+        """Load weights, optimizer state and counters from a checkpoint of this algorithm."""
+        path = ckpt.as_path(path)
+        state = read_algorithm_state(path)
+        if state["algo_class"] != type(self).__name__:
+            raise CheckpointError(
+                f"`{path}` is a {state['algo_class']} checkpoint; it cannot be "
+                f"restored into {type(self).__name__}."
+            )
+        self.learner_group.load(path / "learner_group", DEFAULT_MODULE_ID)
+        counters = state["counters"]
+        self.iteration = counters["training_iteration"]
+        self.num_env_steps_sampled_lifetime = counters["num_env_steps_sampled_lifetime"]
+        self.num_episodes_lifetime = counters["num_episodes_lifetime"]
+        self.time_total_s = counters["time_total_s"]
+        self.episode_stats.set_state(state["episode_stats"])
+        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+
+    def restore(self, checkpoint_path: Any) -> None:
+        self.restore_from_path(checkpoint_path)
+
+    @classmethod
+    def from_checkpoint(cls, path: Any) -> Algorithm:
+        """Build the algorithm stored in `path` (a str, a Path, or `save()`'s result)."""
+        from scalerl.algorithms.registry import get_algorithm_class
+
+        path = ckpt.as_path(path)
+        state = read_algorithm_state(path)
+        algo_cls = get_algorithm_class(state["algo_class"])
+        config = algo_cls.config_class.from_dict(state["config"])
+        algo = config.build_algo()
+        algo.restore_from_path(path)
+        return algo
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Release envs and Ray actors. Safe to call more than once."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.env_runner_group.stop()
+        if self.eval_env_runner_group is not None:
+            self.eval_env_runner_group.stop()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_algorithm_state(path: Path) -> dict:
+    """Read and check `algorithm_state.json`, and verify every file's checksum."""
+    if not path.exists():
+        raise CheckpointError(f"Checkpoint `{path}` does not exist.")
+    state = ckpt.read_json(path / ckpt.ALGO_FILE, "Algorithm checkpoint")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"`{path / ckpt.ALGO_FILE}` is not a scalerl algorithm checkpoint.")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"`{path}` was written by a newer scalerl (format version "
+            f"{state['version']}); upgrade scalerl to load it."
+        )
+    for name, digest in state.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"Checkpoint file `{file}` is missing.")
+        if _sha256(file) != digest:
+            raise CheckpointError(
+                f"Checkpoint file `{file}` is corrupt: its checksum does not "
+                "match the one recorded when it was saved."
+            )
+    return state

@@ -1,0 +1,370 @@
+"""AlgorithmConfig: RLlib's fluent config builder, with validation that names what to fix."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from typing import Any
+
+import gymnasium as gym
+
+from scalerl.core.models.encoders import ACTIVATIONS
+from scalerl.core.rl_module import RLModule, RLModuleSpec, import_class
+from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
+from scalerl.utils.schedules import validate_schedule
+from scalerl.utils.spaces import space_from_dict, space_to_dict
+
+# Builder method -> the settings it accepts. Subclasses add their own (see PPOConfig).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "environment": (
+        "env",
+        "env_config",
+        "observation_space",
+        "action_space",
+        "clip_rewards",
+        "normalize_actions",
+        "clip_actions",
+        "disable_env_checking",
+    ),
+    "framework": ("framework",),
+    "env_runners": (
+        "num_env_runners",
+        "num_envs_per_env_runner",
+        "rollout_fragment_length",
+        "sample_timeout_s",
+        "num_cpus_per_env_runner",
+        "explore",
+        "batch_mode",
+    ),
+    "training": (
+        "lr",
+        "gamma",
+        "train_batch_size",
+        "train_batch_size_per_learner",
+        "minibatch_size",
+        "num_epochs",
+        "grad_clip",
+        "grad_clip_by",
+        "shuffle_batch_per_epoch",
+    ),
+    "learners": ("num_learners", "num_gpus_per_learner", "num_cpus_per_learner"),
+    "evaluation": (
+        "evaluation_interval",
+        "evaluation_duration",
+        "evaluation_duration_unit",
+        "evaluation_num_env_runners",
+        "evaluation_config",
+    ),
+    "rl_module": ("model_config", "rl_module_spec"),
+    "reporting": ("metrics_num_episodes_for_smoothing",),
+    "debugging": ("seed", "log_level"),
+    "api_stack": ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2"),
+}
+# Setting name in a builder call -> attribute name (RLlib stores `framework` as `framework_str`).
+ATTRIBUTE = {"framework": "framework_str"}
+# Settings accepted for RLlib compatibility that change nothing here (one API stack only).
+IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
+
+MODEL_CONFIG_KEYS = ("fcnet_hiddens", "fcnet_activation", "vf_share_layers", "log_std_init")
+
+
+class AlgorithmConfig:
+    """Base config. Call builder methods (`.environment()`, `.training()`, ...) then
+    `.build_algo()`. Every setting is also a plain attribute."""
+
+    algo_class: type | None = None
+    sections: dict[str, tuple[str, ...]] = SECTIONS
+
+    def __init__(self, algo_class: type | None = None):
+        if algo_class is not None:
+            self.algo_class = algo_class
+        # environment
+        self.env: Any = None
+        self.env_config: dict = {}
+        self.observation_space: gym.Space | None = None
+        self.action_space: gym.Space | None = None
+        self.clip_rewards: bool | float | None = None
+        self.normalize_actions = True
+        self.clip_actions = False
+        self.disable_env_checking = False
+        # framework
+        self.framework_str = "torch"
+        # env_runners
+        self.num_env_runners = 0
+        self.num_envs_per_env_runner = 1
+        self.rollout_fragment_length: int | str = "auto"
+        self.sample_timeout_s = 60.0
+        self.num_cpus_per_env_runner = 1
+        self.explore = True
+        self.batch_mode = "truncate_episodes"
+        # training
+        self.lr: Any = 1e-3
+        self.gamma = 0.99
+        self.train_batch_size = 4000
+        self.train_batch_size_per_learner: int | None = None
+        self.minibatch_size = 128
+        self.num_epochs = 1
+        self.grad_clip: float | None = None
+        self.grad_clip_by = "global_norm"
+        self.shuffle_batch_per_epoch = True
+        # learners
+        self.num_learners = 0
+        self.num_gpus_per_learner = 0
+        self.num_cpus_per_learner = 1
+        # evaluation
+        self.evaluation_interval: int | None = None
+        self.evaluation_duration = 10
+        self.evaluation_duration_unit = "episodes"
+        self.evaluation_num_env_runners = 0
+        self.evaluation_config: dict | None = None
+        # rl_module
+        self.model_config: dict = {}
+        self.rl_module_spec: RLModuleSpec | None = None
+        # reporting / debugging
+        self.metrics_num_episodes_for_smoothing = 100
+        self.seed: int | None = None
+
+    # -- builder methods -------------------------------------------------------------
+    def _set(self, section: str, settings: dict[str, Any]) -> AlgorithmConfig:
+        valid = self.sections[section]
+        unknown = [k for k in settings if k not in valid]
+        if unknown:
+            raise unknown_keys_error(f"`config.{section}()`", unknown, valid)
+        for key, value in settings.items():
+            if key not in IGNORED:
+                setattr(self, ATTRIBUTE.get(key, key), value)
+        return self
+
+    def environment(self, env: Any = None, **kwargs: Any) -> AlgorithmConfig:
+        """Set the env (Gymnasium id, registered name, env class or creator) and its options."""
+        if env is not None:
+            kwargs["env"] = env
+        return self._set("environment", kwargs)
+
+    def framework(self, framework: str | None = None, **kwargs: Any) -> AlgorithmConfig:
+        if framework is not None:
+            kwargs["framework"] = framework
+        return self._set("framework", kwargs)
+
+    def env_runners(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("env_runners", kwargs)
+
+    def training(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("training", kwargs)
+
+    def learners(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("learners", kwargs)
+
+    def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
+        if isinstance(kwargs.get("evaluation_config"), AlgorithmConfig):
+            kwargs["evaluation_config"] = kwargs["evaluation_config"].to_dict()
+        return self._set("evaluation", kwargs)
+
+    def rl_module(self, **kwargs: Any) -> AlgorithmConfig:
+        mc = kwargs.get("model_config")
+        if dataclasses.is_dataclass(mc) and not isinstance(mc, type):
+            kwargs["model_config"] = dataclasses.asdict(mc)
+        return self._set("rl_module", kwargs)
+
+    def reporting(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("reporting", kwargs)
+
+    def debugging(self, **kwargs: Any) -> AlgorithmConfig:
+        return self._set("debugging", kwargs)
+
+    def api_stack(self, **kwargs: Any) -> AlgorithmConfig:
+        """Accepted for RLlib compatibility: scalerl has one API stack, the new one."""
+        return self._set("api_stack", kwargs)
+
+    @classmethod
+    def overrides(cls, **kwargs: Any) -> dict[str, Any]:
+        """Settings to override, e.g. for `evaluation(evaluation_config=...)`."""
+        return kwargs
+
+    # -- derived values --------------------------------------------------------------------
+    @property
+    def total_train_batch_size(self) -> int:
+        if self.train_batch_size_per_learner is not None:
+            return self.train_batch_size_per_learner * max(1, self.num_learners)
+        return self.train_batch_size
+
+    def get_rollout_fragment_length(self) -> int:
+        if self.rollout_fragment_length != "auto":
+            return int(self.rollout_fragment_length)
+        envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
+        return max(1, math.ceil(self.total_train_batch_size / envs))
+
+    def get_default_rl_module_class(self) -> type[RLModule]:
+        raise NotImplementedError
+
+    def get_rl_module_spec(
+        self, observation_space: gym.Space, action_space: gym.Space
+    ) -> RLModuleSpec:
+        spec = self.rl_module_spec or RLModuleSpec()
+        model_config = {**self.model_config, **(spec.model_config or {})}
+        return RLModuleSpec(
+            module_class=spec.module_class or self.get_default_rl_module_class(),
+            observation_space=spec.observation_space or observation_space,
+            action_space=spec.action_space or action_space,
+            model_config=model_config,
+        )
+
+    # -- validation ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid setting and what would be valid."""
+        if self.framework_str != "torch":
+            raise ConfigError(
+                f"`config.framework({self.framework_str!r})` is not supported: scalerl runs on "
+                "PyTorch only; use `.framework('torch')` (the default)."
+            )
+        if self.env is None:
+            raise ConfigError(
+                "No environment set: call `config.environment(env=...)` with a "
+                "Gymnasium id, a registered name, an env class or a creator."
+            )
+        if not isinstance(self.env_config, dict):
+            raise ConfigError(f"`env_config` must be a dict, got {self.env_config!r}.")
+        self._check_int("num_env_runners", 0)
+        self._check_int("num_envs_per_env_runner", 1)
+        self._check_int("num_learners", 0)
+        self._check_int("train_batch_size", 1)
+        self._check_int("minibatch_size", 1)
+        self._check_int("num_epochs", 1)
+        self._check_int("metrics_num_episodes_for_smoothing", 1)
+        self._check_int("evaluation_duration", 1)
+        self._check_int("evaluation_num_env_runners", 0)
+        if self.train_batch_size_per_learner is not None:
+            self._check_int("train_batch_size_per_learner", 1)
+        if self.evaluation_interval is not None:
+            self._check_int("evaluation_interval", 0)
+        if self.rollout_fragment_length != "auto":
+            self._check_int("rollout_fragment_length", 1, extra="or 'auto'")
+        if self.seed is not None:
+            self._check_int("seed", 0)
+        if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
+            raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
+        validate_schedule("lr", self.lr)
+        if self.minibatch_size > self.total_train_batch_size:
+            raise ConfigError(
+                f"`minibatch_size` ({self.minibatch_size}) must not exceed the train batch size "
+                f"({self.total_train_batch_size}); lower `minibatch_size` or raise "
+                "`train_batch_size`."
+            )
+        self._check_choice("grad_clip_by", ("global_norm", "norm", "value"))
+        self._check_choice("evaluation_duration_unit", ("episodes", "timesteps"))
+        self._check_choice("batch_mode", ("truncate_episodes",))
+        if self.grad_clip is not None and not (
+            isinstance(self.grad_clip, int | float) and self.grad_clip > 0
+        ):
+            raise ConfigError(
+                f"`grad_clip` must be a positive number or None, got {self.grad_clip!r}."
+            )
+        if self.clip_rewards not in (None, True, False) and not (
+            isinstance(self.clip_rewards, int | float) and self.clip_rewards > 0
+        ):
+            raise ConfigError(
+                f"`clip_rewards` must be None, a bool or a positive number, got "
+                f"{self.clip_rewards!r}."
+            )
+        if self.num_gpus_per_learner < 0:
+            raise ConfigError("`num_gpus_per_learner` must be >= 0.")
+        if self.evaluation_config is not None:
+            if not isinstance(self.evaluation_config, dict):
+                raise ConfigError("`evaluation_config` must be a dict of overrides.")
+            self.copy().update_from_dict(self.evaluation_config)
+        if self.rl_module_spec is None:
+            self._validate_model_config()
+
+    def _validate_model_config(self) -> None:
+        mc = self.model_config
+        if not isinstance(mc, dict):
+            raise ConfigError(f"`model_config` must be a dict, got {mc!r}.")
+        unknown = [k for k in mc if k not in MODEL_CONFIG_KEYS]
+        if unknown:
+            raise unknown_keys_error(
+                "`config.rl_module(model_config=...)`", unknown, MODEL_CONFIG_KEYS
+            )
+        hiddens = mc.get("fcnet_hiddens", [64])
+        if not (
+            isinstance(hiddens, list | tuple) and all(isinstance(h, int) and h > 0 for h in hiddens)
+        ):
+            raise ConfigError(f"`fcnet_hiddens` must be a list of positive ints, got {hiddens!r}.")
+        act = mc.get("fcnet_activation", "tanh")
+        if act not in ACTIVATIONS:
+            raise ConfigError(
+                f"`fcnet_activation` {act!r} is unknown.{did_you_mean(act, ACTIVATIONS)}"
+                f" Valid: {', '.join(ACTIVATIONS)}."
+            )
+
+    def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(
+                f"`{name}` must be an integer >= {minimum} {extra}".rstrip() + f", got {value!r}."
+            )
+
+    def _check_choice(self, name: str, choices: tuple) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            hint = did_you_mean(str(value), choices)
+            raise ConfigError(f"`{name}` must be one of {choices}, got {value!r}.{hint}")
+
+    # -- building -----------------------------------------------------------------------
+    def build_algo(self) -> Any:
+        """Validate and build the algorithm."""
+        if self.algo_class is None:
+            raise ConfigError(f"{type(self).__name__} has no algorithm class to build.")
+        self.validate()
+        return self.algo_class(config=self.copy())
+
+    build = build_algo
+
+    def copy(self, copy_frozen: bool | None = None) -> AlgorithmConfig:
+        return copy.deepcopy(self)
+
+    # -- serialization ------------------------------------------------------------------
+    def _all_keys(self) -> list[str]:
+        return [k for keys in self.sections.values() for k in keys if k not in IGNORED]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON-able data (classes as `module:QualName` strings)."""
+        out: dict[str, Any] = {}
+        for key in self._all_keys():
+            value = getattr(self, ATTRIBUTE.get(key, key))
+            if key == "env" and not isinstance(value, str) and value is not None:
+                value = {"__class__": f"{value.__module__}:{value.__qualname__}"}
+            elif isinstance(value, gym.Space):
+                value = {"__space__": space_to_dict(value)}
+            elif isinstance(value, RLModuleSpec):
+                value = {
+                    "module_class": f"{value.module_class.__module__}:"
+                    f"{value.module_class.__qualname__}",
+                    "model_config": value.model_config,
+                }
+            out[key] = copy.deepcopy(value)
+        return out
+
+    def update_from_dict(self, settings: dict[str, Any]) -> AlgorithmConfig:
+        valid = self._all_keys() + sorted(IGNORED)
+        unknown = [k for k in settings if k not in valid]
+        if unknown:
+            raise unknown_keys_error(f"{type(self).__name__}.from_dict()", unknown, valid)
+        for key, value in settings.items():
+            if key in IGNORED:
+                continue
+            if isinstance(value, dict) and "__space__" in value:
+                value = space_from_dict(value["__space__"])
+            elif key == "env" and isinstance(value, dict) and "__class__" in value:
+                value = import_class(value["__class__"], object)
+            elif key == "rl_module_spec" and isinstance(value, dict):
+                value = RLModuleSpec(
+                    module_class=import_class(value["module_class"], RLModule),
+                    model_config=value.get("model_config"),
+                )
+            setattr(self, ATTRIBUTE.get(key, key), value)
+        return self
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> AlgorithmConfig:
+        return cls().update_from_dict(settings)

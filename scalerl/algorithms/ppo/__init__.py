@@ -1,0 +1,3 @@
+from scalerl.algorithms.ppo.ppo import PPO, PPOConfig
+
+__all__ = ["PPO", "PPOConfig"]

@@ -1,0 +1,97 @@
+"""Proximal Policy Optimization (Schulman et al. 2017): config and training step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
+from scalerl.algorithms.ppo.ppo_learner import PPOLearner
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.batch import concat_fragments
+from scalerl.utils.errors import ConfigError
+from scalerl.utils.schedules import validate_schedule
+
+PPO_TRAINING = (
+    "lambda_",
+    "clip_param",
+    "vf_clip_param",
+    "vf_loss_coeff",
+    "entropy_coeff",
+    "use_kl_loss",
+    "kl_coeff",
+    "kl_target",
+    "use_critic",
+    "use_gae",
+)
+
+
+class PPOConfig(AlgorithmConfig):
+    """PPO settings. Defaults solve classic-control tasks without tuning.
+
+    PPO-specific `.training()` settings: lambda_ (GAE), clip_param, vf_clip_param (clip of
+    the squared value error, None = off), vf_loss_coeff, entropy_coeff (number or
+    schedule), use_kl_loss, kl_coeff, kl_target.
+    """
+
+    sections = {**SECTIONS, "training": SECTIONS["training"] + PPO_TRAINING}
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class or PPO)
+        self.lr = 3e-4
+        self.train_batch_size = 4000
+        self.minibatch_size = 128
+        self.num_epochs = 10
+        self.grad_clip = 0.5
+        self.lambda_ = 0.95
+        self.clip_param = 0.2
+        self.vf_clip_param: float | None = None
+        self.vf_loss_coeff = 0.5
+        self.entropy_coeff: Any = 0.0
+        self.use_kl_loss = False
+        self.kl_coeff = 0.2
+        self.kl_target = 0.01
+        self.use_critic = True
+        self.use_gae = True
+
+    def get_default_rl_module_class(self) -> type[RLModule]:
+        return DefaultPPOTorchRLModule
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.lambda_ <= 1.0:
+            raise ConfigError(f"`lambda_` must be in [0, 1], got {self.lambda_!r}.")
+        if not self.clip_param > 0:
+            raise ConfigError(f"`clip_param` must be > 0, got {self.clip_param!r}.")
+        if self.vf_clip_param is not None and not self.vf_clip_param > 0:
+            raise ConfigError(f"`vf_clip_param` must be > 0 or None, got {self.vf_clip_param!r}.")
+        if self.kl_coeff < 0 or self.kl_target <= 0:
+            raise ConfigError("`kl_coeff` must be >= 0 and `kl_target` > 0.")
+        if not (self.use_critic and self.use_gae):
+            raise ConfigError(
+                "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
+            )
+        validate_schedule("entropy_coeff", self.entropy_coeff)
+
+
+class PPO(Algorithm):
+    config_class = PPOConfig
+    learner_class = PPOLearner
+
+    def training_step(self) -> dict[str, Any]:
+        # 1. Collect on-policy rollouts from every EnvRunner.
+        with self._timer("env_runner_sampling_timer"):
+            samples = self.env_runner_group.sample()
+        fragments, metrics = zip(*samples)
+        self.record_sampling(list(metrics))
+        # 2. GAE + clipped-surrogate SGD epochs on the whole batch.
+        with self._timer("learner_update_timer"):
+            learner_metrics = self.learner_group.update(
+                concat_fragments(list(fragments)), timestep=self.num_env_steps_sampled_lifetime
+            )
+        # 3. Send the new weights to the EnvRunners (one object-store put).
+        with self._timer("synch_weights"):
+            self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        return {"learners": {DEFAULT_MODULE_ID: learner_metrics}}

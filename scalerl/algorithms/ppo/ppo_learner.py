@@ -1,0 +1,166 @@
+"""The PPO update (Schulman et al. 2017): GAE, clipped surrogate, value loss, entropy, KL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from scalerl.core.distributions import Distribution
+from scalerl.core.learner import Learner
+from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.utils.advantages import compute_gae, next_values_for
+from scalerl.utils.schedules import Scheduler
+
+TRAIN_COLUMNS = (
+    Columns.OBS,
+    Columns.ACTIONS,
+    Columns.ACTION_LOGP,
+    Columns.ACTION_DIST_INPUTS,
+    Columns.ADVANTAGES,
+    Columns.VALUE_TARGETS,
+)
+
+
+def ppo_loss(
+    dist_cls: type[Distribution],
+    batch: dict[str, torch.Tensor],
+    fwd_out: dict[str, torch.Tensor],
+    *,
+    clip_param: float,
+    vf_clip_param: float | None,
+    vf_loss_coeff: float,
+    entropy_coeff: float,
+    kl_coeff: float,
+    use_kl_loss: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """L = -L^CLIP + c_vf * L^VF - c_ent * H[pi] (+ beta * KL[pi_old || pi])."""
+    pi = dist_cls(fwd_out[Columns.ACTION_DIST_INPUTS])
+    pi_old = dist_cls(batch[Columns.ACTION_DIST_INPUTS])
+    A = batch[Columns.ADVANTAGES]
+
+    # Clipped surrogate: r_t = pi(a|s) / pi_old(a|s).
+    ratio = torch.exp(pi.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP])
+    surrogate = torch.min(ratio * A, ratio.clamp(1 - clip_param, 1 + clip_param) * A)
+    policy_loss = -surrogate.mean()
+
+    # Value loss, with RLlib's clip of the squared error at `vf_clip_param`.
+    vf_loss = (fwd_out[Columns.VF_PREDS] - batch[Columns.VALUE_TARGETS]).pow(2)
+    if vf_clip_param is not None:
+        vf_loss = vf_loss.clamp(max=vf_clip_param)
+    vf_loss = vf_loss.mean()
+
+    entropy = pi.entropy().mean()
+    mean_kl = pi_old.kl(pi).mean()
+    total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * entropy
+    if use_kl_loss:
+        total = total + kl_coeff * mean_kl
+    return total, {
+        "total_loss": total,
+        "policy_loss": policy_loss,
+        "vf_loss": vf_loss,
+        "entropy": entropy,
+        "mean_kl_loss": mean_kl,
+    }
+
+
+class PPOLearner(Learner):
+    def __init__(self, config: Any, module_spec: RLModuleSpec):
+        super().__init__(config, module_spec)
+        self.kl_coeff = float(config.kl_coeff)
+        self.entropy_schedule = Scheduler(config.entropy_coeff)
+
+    def compute_advantages(self, fragment: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Add advantages and value targets to a [T, N] fragment; return it flattened to [T*N]."""
+        cfg = self.config
+        T, N = fragment[Columns.REWARDS].shape
+        obs = fragment[Columns.OBS]
+        all_obs = np.concatenate(
+            [obs.reshape(T * N, *obs.shape[2:]), fragment["bootstrap_obs"], fragment["trunc_obs"]]
+        )
+        with torch.no_grad():
+            v = (
+                self.module.compute_values({Columns.OBS: torch.from_numpy(all_obs).to(self.device)})
+                .cpu()
+                .numpy()
+            )
+        values = v[: T * N].reshape(T, N)
+        next_values = next_values_for(
+            values, v[T * N : T * N + N], fragment["trunc_index"], v[T * N + N :]
+        )
+        advantages, targets = compute_gae(
+            fragment[Columns.REWARDS],
+            values,
+            next_values,
+            fragment[Columns.TERMINATEDS],
+            fragment[Columns.TRUNCATEDS],
+            cfg.gamma,
+            cfg.lambda_,
+        )
+        flat = {
+            k: fragment[k].reshape(T * N, *fragment[k].shape[2:])
+            for k in TRAIN_COLUMNS
+            if k in fragment
+        }
+        flat[Columns.ADVANTAGES] = advantages.reshape(-1)
+        flat[Columns.VALUE_TARGETS] = targets.reshape(-1)
+        flat[Columns.VF_PREDS] = values.reshape(-1)
+        return flat
+
+    def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:
+        cfg = self.config
+        flat = self.compute_advantages(fragment)
+        adv = flat[Columns.ADVANTAGES]
+        flat[Columns.ADVANTAGES] = (adv - adv.mean()) / (adv.std() + 1e-8)
+        batch = {k: torch.from_numpy(v).to(self.device) for k, v in flat.items()}
+        size = len(adv)
+
+        lr = self.set_lr(timestep)
+        entropy_coeff = self.entropy_schedule.value(timestep)
+        dist_cls = self.module.get_train_action_dist_cls()
+        rows = []
+        for idx in self.minibatches(size, cfg.minibatch_size, cfg.num_epochs):
+            mb = {k: v[idx] for k, v in batch.items()}
+            fwd_out = self.module.forward_train(mb)
+            loss, stats = ppo_loss(
+                dist_cls,
+                mb,
+                fwd_out,
+                clip_param=cfg.clip_param,
+                vf_clip_param=cfg.vf_clip_param,
+                vf_loss_coeff=cfg.vf_loss_coeff,
+                entropy_coeff=entropy_coeff,
+                kl_coeff=self.kl_coeff,
+                use_kl_loss=cfg.use_kl_loss,
+            )
+            grad_norm = self.apply_loss(loss)
+            row = {k: float(v.detach()) for k, v in stats.items()}
+            row["gradients_default_optimizer_global_norm"] = grad_norm
+            rows.append(row)
+        metrics = self.mean_metrics(rows)
+        if cfg.use_kl_loss:
+            self._adapt_kl_coeff(metrics["mean_kl_loss"])
+        targets, values = flat[Columns.VALUE_TARGETS], flat[Columns.VF_PREDS]
+        metrics.update(
+            curr_lr=lr,
+            curr_entropy_coeff=entropy_coeff,
+            curr_kl_coeff=self.kl_coeff,
+            vf_explained_var=float(1 - np.var(targets - values) / (np.var(targets) + 1e-8)),
+            num_module_steps_trained=size * cfg.num_epochs,
+        )
+        return metrics
+
+    def _adapt_kl_coeff(self, mean_kl: float) -> None:
+        """RLlib's rule: raise beta when KL overshoots the target by 2x, lower it below half."""
+        if mean_kl > 2.0 * self.config.kl_target:
+            self.kl_coeff *= 1.5
+        elif mean_kl < 0.5 * self.config.kl_target:
+            self.kl_coeff *= 0.5
+
+    def get_extra_state(self) -> dict:
+        return {**super().get_extra_state(), "kl_coeff": self.kl_coeff}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        self.kl_coeff = float(state["kl_coeff"])

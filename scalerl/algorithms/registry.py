@@ -1,0 +1,22 @@
+"""Algorithm names -> classes, imported lazily (used by checkpoints and the CLI)."""
+
+from __future__ import annotations
+
+import importlib
+
+from scalerl.utils.errors import ConfigError, did_you_mean
+
+ALGORITHMS = {
+    "PPO": ("scalerl.algorithms.ppo", "PPO"),
+}
+
+
+def get_algorithm_class(name: str) -> type:
+    key = name.upper()
+    if key not in ALGORITHMS:
+        raise ConfigError(
+            f"Unknown algorithm `{name}`.{did_you_mean(key, ALGORITHMS)} "
+            f"Available: {', '.join(ALGORITHMS)}."
+        )
+    module, attr = ALGORITHMS[key]
+    return getattr(importlib.import_module(module), attr)

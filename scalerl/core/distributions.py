@@ -1,0 +1,108 @@
+"""Action distributions, one class per action-space kind.
+
+Each is built from the module's `action_dist_inputs` tensor. Sampling takes an
+explicit `torch.Generator`, so EnvRunners are reproducible from their seed alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import torch
+
+
+class Distribution:
+    def __init__(self, inputs: torch.Tensor):
+        raise NotImplementedError
+
+    @staticmethod
+    def input_dim(space: gym.Space) -> int:
+        raise NotImplementedError
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def deterministic_sample(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def kl(self, other: Distribution) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class Categorical(Distribution):
+    """Categorical over `n` actions from unnormalized logits."""
+
+    def __init__(self, inputs: torch.Tensor):
+        self.logits = torch.log_softmax(inputs, dim=-1)
+
+    @staticmethod
+    def input_dim(space: gym.Space) -> int:
+        return int(space.n)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        # Gumbel-max: argmax(logits + G) is a categorical sample, and far cheaper than
+        # torch.distributions for the small batches of an EnvRunner step.
+        u = torch.rand(self.logits.shape, generator=generator).clamp_(1e-20, 1.0)
+        return (self.logits - torch.log(-torch.log(u))).argmax(dim=-1)
+
+    def deterministic_sample(self) -> torch.Tensor:
+        return self.logits.argmax(dim=-1)
+
+    def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.logits.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.logits.exp() * self.logits).sum(dim=-1)
+
+    def kl(self, other: Categorical) -> torch.Tensor:
+        return (self.logits.exp() * (self.logits - other.logits)).sum(dim=-1)
+
+
+class DiagGaussian(Distribution):
+    """Diagonal Gaussian; inputs are [mean, log_std] concatenated on the last axis."""
+
+    def __init__(self, inputs: torch.Tensor):
+        self.mean, self.log_std = inputs.chunk(2, dim=-1)
+        self.std = self.log_std.exp()
+
+    @staticmethod
+    def input_dim(space: gym.Space) -> int:
+        return 2 * int(math.prod(space.shape))
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(self.mean.shape, generator=generator)
+        return self.mean + self.std * noise
+
+    def deterministic_sample(self) -> torch.Tensor:
+        return self.mean
+
+    def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        z = (actions - self.mean) / self.std
+        return (-0.5 * z.pow(2) - self.log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        return (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(dim=-1)
+
+    def kl(self, other: DiagGaussian) -> torch.Tensor:
+        var_ratio = (self.std / other.std).pow(2)
+        mean_term = ((self.mean - other.mean) / other.std).pow(2)
+        return 0.5 * (var_ratio + mean_term - 1.0 - var_ratio.log()).sum(dim=-1)
+
+
+def dist_class_for(space: gym.Space) -> type[Distribution]:
+    """The default action distribution for an action space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return Categorical
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return DiagGaussian
+    raise ValueError(
+        f"No action distribution for action space {space}: supported are Discrete "
+        "(categorical) and 1-D Box (diagonal Gaussian)."
+    )

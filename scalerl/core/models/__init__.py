@@ -1,0 +1,3 @@
+from scalerl.core.models.encoders import MLP, ObsPreprocessor, mlp
+
+__all__ = ["MLP", "ObsPreprocessor", "mlp"]

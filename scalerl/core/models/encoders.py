@@ -1,0 +1,93 @@
+"""Building blocks made from the spaces: observation preprocessing and MLPs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+ACTIVATION_FNS = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "elu": nn.functional.elu,
+    "swish": nn.functional.silu,
+    "silu": nn.functional.silu,
+    "linear": lambda x: x,
+}
+ACTIVATIONS = tuple(ACTIVATION_FNS)
+
+
+class ObsPreprocessor(nn.Module):
+    """Turns raw observations into flat float features: Box is flattened, Discrete one-hot."""
+
+    def __init__(self, space: gym.Space):
+        super().__init__()
+        if isinstance(space, gym.spaces.Discrete):
+            self.n = int(space.n)
+            self.start = int(space.start)
+            self.out_dim = self.n
+        elif isinstance(space, gym.spaces.Box):
+            self.n = 0
+            self.out_dim = int(math.prod(space.shape))
+        else:
+            raise ValueError(
+                f"Observation space {space} is not supported yet: use Box or Discrete."
+            )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.n:
+            return nn.functional.one_hot(obs.long() - self.start, self.n).float()
+        return obs.reshape(obs.shape[0], -1).float()
+
+
+class MLP(nn.Module):
+    """Linear layers with an activation between them (none after the last when `out_dim`).
+
+    The forward pass calls the functional ops directly: at the batch sizes of an
+    EnvRunner step, per-submodule call overhead would cost more than the math.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hiddens: Sequence[int],
+        activation: str = "tanh",
+        out_dim: int | None = None,
+        out_gain: float = 1.0,
+    ):
+        super().__init__()
+        dims = [in_dim, *hiddens]
+        layers = [_init(nn.Linear(a, b), math.sqrt(2)) for a, b in zip(dims, dims[1:])]
+        if out_dim is not None:
+            layers.append(_init(nn.Linear(dims[-1], out_dim), out_gain))
+        self.layers = nn.ModuleList(layers)
+        self.num_activated = len(hiddens)
+        self.activation = ACTIVATION_FNS[activation]
+        self.out_dim = out_dim if out_dim is not None else dims[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = nn.functional.linear(x, layer.weight, layer.bias)
+            if i < self.num_activated:
+                x = self.activation(x)
+        return x
+
+
+def mlp(
+    in_dim: int,
+    hiddens: Sequence[int],
+    activation: str = "tanh",
+    out_dim: int | None = None,
+    out_gain: float = 1.0,
+) -> MLP:
+    """An MLP with orthogonal init (sqrt(2) gain on hidden layers, `out_gain` on the output)."""
+    return MLP(in_dim, hiddens, activation, out_dim, out_gain)
+
+
+def _init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer

@@ -1,0 +1,196 @@
+"""RLModule: the neural network(s) of one policy, with one forward method per phase."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from scalerl.core.distributions import Distribution, dist_class_for
+from scalerl.utils import checkpoints as ckpt
+from scalerl.utils.errors import CheckpointError
+from scalerl.utils.spaces import space_from_dict, space_to_dict
+
+
+class Columns:
+    """Names of the batch columns shared by EnvRunners, modules and learners."""
+
+    OBS = "obs"
+    ACTIONS = "actions"
+    REWARDS = "rewards"
+    TERMINATEDS = "terminateds"
+    TRUNCATEDS = "truncateds"
+    ACTION_DIST_INPUTS = "action_dist_inputs"
+    ACTION_LOGP = "action_logp"
+    VF_PREDS = "vf_preds"
+    ADVANTAGES = "advantages"
+    VALUE_TARGETS = "value_targets"
+
+
+class RLModule(nn.Module):
+    """Base class of all modules (RLlib's `TorchRLModule`).
+
+    Subclasses build their layers in `setup()` and implement `_forward()` (used by
+    every phase), or the per-phase `_forward_inference`, `_forward_exploration` and
+    `_forward_train`. Forward methods take and return dicts of tensors; the action
+    distribution's inputs go under `Columns.ACTION_DIST_INPUTS`.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space | None = None,
+        action_space: gym.Space | None = None,
+        inference_only: bool = False,
+        model_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__()
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.inference_only = inference_only
+        self.model_config = dict(model_config or {})
+        self.setup()
+
+    def setup(self) -> None:
+        """Build the layers. Spaces and `model_config` are set when this runs."""
+
+    # Phase entry points (public) and their overridable implementations.
+    def forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward_inference(batch, **kwargs)
+
+    def forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward_exploration(batch, **kwargs)
+
+    def forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward_train(batch, **kwargs)
+
+    def forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.forward_train(batch, **kwargs)
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `_forward()` or the per-phase "
+            "`_forward_inference/_forward_exploration/_forward_train`."
+        )
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward(batch, **kwargs)
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward(batch, **kwargs)
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._forward(batch, **kwargs)
+
+    # Distributions.
+    def get_inference_action_dist_cls(self) -> type[Distribution]:
+        return dist_class_for(self.action_space)
+
+    def get_exploration_action_dist_cls(self) -> type[Distribution]:
+        return dist_class_for(self.action_space)
+
+    def get_train_action_dist_cls(self) -> type[Distribution]:
+        return dist_class_for(self.action_space)
+
+    def get_initial_state(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def is_stateful(self) -> bool:
+        return bool(self.get_initial_state())
+
+    # State and checkpoints.
+    def get_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+
+    def save_to_path(self, path: str | Path) -> Path:
+        """Write this module alone (spaces, model config, weights) to directory `path`."""
+        path = ckpt.as_path(path)
+        with ckpt.atomic_dir(path) as tmp:
+            self._write(tmp)
+        return path
+
+    def _write(self, directory: Path) -> None:
+        ckpt.write_json(
+            directory / ckpt.MODULE_FILE,
+            {
+                "format": "scalerl-rl-module",
+                "version": 1,
+                "module_class": f"{type(self).__module__}:{type(self).__qualname__}",
+                "observation_space": space_to_dict(self.observation_space),
+                "action_space": space_to_dict(self.action_space),
+                "model_config": self.model_config,
+            },
+        )
+        ckpt.save_tensors(directory / ckpt.WEIGHTS_FILE, self.state_dict())
+
+    @classmethod
+    def from_checkpoint(cls, path: Any, module_id: str = "default_policy") -> RLModule:
+        """Load a module saved by `save_to_path()` or the module `module_id` of an algorithm
+        checkpoint. The module class is imported by name from installed code; weights are
+        read with safetensors (no pickle)."""
+        path = ckpt.as_path(path)
+        if (path / ckpt.ALGO_FILE).is_file():
+            path = path / "learner_group" / "learner" / "rl_module" / module_id
+        meta = ckpt.read_json(path / ckpt.MODULE_FILE, "RLModule checkpoint")
+        if meta.get("format") != "scalerl-rl-module":
+            raise CheckpointError(f"`{path / ckpt.MODULE_FILE}` is not a scalerl module file.")
+        module_cls = import_class(meta["module_class"], RLModule)
+        module = module_cls(
+            observation_space=space_from_dict(meta["observation_space"]),
+            action_space=space_from_dict(meta["action_space"]),
+            model_config=meta["model_config"],
+        )
+        weights = ckpt.load_tensors(path / ckpt.WEIGHTS_FILE, "RLModule weights")
+        try:
+            module.load_state_dict(weights)
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"`{path / ckpt.WEIGHTS_FILE}` does not match {module_cls.__name__}: {e}"
+            ) from None
+        return module
+
+
+def import_class(name: str, base: type) -> type:
+    """Import `package.module:QualName` and check that it subclasses `base`."""
+    module_name, _, qualname = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as e:
+        raise CheckpointError(
+            f"Cannot import class `{name}` named in the checkpoint ({e}). Classes defined in a "
+            "script's `__main__` must be importable from a module to be restored."
+        ) from None
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise CheckpointError(f"`{name}` in the checkpoint is not a {base.__name__} subclass.")
+    return obj
+
+
+@dataclass
+class RLModuleSpec:
+    """How to build a module: its class, spaces and model config (RLlib's `RLModuleSpec`)."""
+
+    module_class: type[RLModule] | None = None
+    observation_space: gym.Space | None = None
+    action_space: gym.Space | None = None
+    inference_only: bool = False
+    model_config: dict[str, Any] | None = field(default=None)
+
+    def build(self) -> RLModule:
+        if self.module_class is None:
+            raise ValueError("RLModuleSpec.module_class is not set.")
+        return self.module_class(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            inference_only=self.inference_only,
+            model_config=self.model_config or {},
+        )

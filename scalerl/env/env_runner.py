@@ -1,0 +1,234 @@
+"""SingleAgentEnvRunner: steps N Gymnasium envs with one batched forward pass per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.env.registry import EnvContext, env_name
+from scalerl.utils.errors import EnvError
+
+
+def to_env_actions(actions: np.ndarray, space: gym.Space, normalize: bool, clip: bool):
+    """Map module actions to env actions: unsquash [-1, 1] to the Box bounds, or clip."""
+    if not isinstance(space, gym.spaces.Box):
+        return actions
+    if normalize and space.is_bounded():
+        actions = space.low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
+    elif clip or normalize:
+        actions = np.clip(actions, space.low, space.high)
+    return actions.astype(space.dtype, copy=False)
+
+
+class SingleAgentEnvRunner:
+    """Collects time-major rollout fragments `[T, num_envs]` from a list of envs.
+
+    Episodes continue across `sample()` calls. For each truncated (not terminated)
+    episode end the final observation is kept, so the learner can bootstrap from it.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        env_creator: Any,
+        module_spec: RLModuleSpec,
+        worker_index: int = 0,
+        num_workers: int = 0,
+    ):
+        if worker_index > 0:
+            torch.set_num_threads(1)  # one core per remote runner
+        self.config = config
+        self.worker_index = worker_index
+        self.env_id = env_name(config.env)
+        n = config.num_envs_per_env_runner
+        self.envs = [
+            env_creator(EnvContext(config.env_config, worker_index, i, num_workers))
+            for i in range(n)
+        ]
+        self.module = module_spec.build().eval()
+        self.obs_space = module_spec.observation_space
+        self.act_space = module_spec.action_space
+        seed = config.seed
+        self._env_seeds = (
+            [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
+        )
+        self.generator = torch.Generator()
+        self.generator.manual_seed(
+            (seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
+            + 7919 * worker_index
+        )
+        self.obs: np.ndarray | None = None
+        self.ep_return = np.zeros(n)
+        self.ep_len = np.zeros(n, dtype=np.int64)
+
+    # -- weights ------------------------------------------------------------------
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        self.module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+
+    # -- sampling -----------------------------------------------------------------
+    def _reset_all(self) -> None:
+        first = [
+            self._checked_obs(env.reset(seed=s)[0], "reset()")
+            for env, s in zip(self.envs, self._env_seeds)
+        ]
+        self.obs = np.stack(first)
+        self.ep_return[:] = 0.0
+        self.ep_len[:] = 0
+        self._checked_first_step = False
+
+    def _checked_obs(self, obs: Any, where: str) -> np.ndarray:
+        space = self.obs_space
+        arr = np.asarray(obs)
+        ok = arr.shape == space.shape
+        if isinstance(space, gym.spaces.Discrete):
+            ok = ok and space.start <= int(arr) < space.start + space.n
+        if not ok:
+            raise EnvError(
+                f"Env `{self.env_id}` returned an observation from {where} that does not match "
+                f"its observation space {space}: got shape {arr.shape}, dtype {arr.dtype}. Fix "
+                "the env's `observation_space`, or set `config.environment(observation_space=...)`."
+            )
+        return arr.astype(space.dtype, copy=False)
+
+    def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            batch = {Columns.OBS: torch.from_numpy(self.obs)}
+            if explore:
+                out = self.module.forward_exploration(batch)
+                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+                dist = self.module.get_exploration_action_dist_cls()(dist_inputs)
+                actions = out.get(Columns.ACTIONS)
+                if actions is None:
+                    actions = dist.sample(self.generator)
+                logp = dist.logp(actions)
+            else:
+                out = self.module.forward_inference(batch)
+                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+                actions = out.get(Columns.ACTIONS)
+                if actions is None:
+                    dist = self.module.get_inference_action_dist_cls()(dist_inputs)
+                    actions = dist.deterministic_sample()
+                logp = torch.zeros(actions.shape[0])
+        return actions.numpy(), logp.numpy(), dist_inputs.numpy()
+
+    def _step_envs(self, actions: np.ndarray, t: int, record: dict | None, finished: list):
+        """Step every env; reset the ones that end. Returns (rewards, terminateds, truncateds)."""
+        cfg = self.config
+        env_actions = to_env_actions(
+            actions, self.act_space, cfg.normalize_actions, cfg.clip_actions
+        )
+        n = len(self.envs)
+        rewards = np.empty(n, dtype=np.float32)
+        terms = np.zeros(n, dtype=bool)
+        truncs = np.zeros(n, dtype=bool)
+        next_obs = np.empty_like(self.obs)
+        check = not self._checked_first_step
+        for i, env in enumerate(self.envs):
+            obs, r, term, trunc, _ = env.step(env_actions[i])
+            if check:
+                obs = self._checked_obs(obs, "step()")
+            rewards[i], terms[i], truncs[i] = r, term, trunc
+            self.ep_return[i] += r
+            self.ep_len[i] += 1
+            if term or trunc:
+                if trunc and not term and record is not None:
+                    record["trunc_index"].append((t, i))
+                    record["trunc_obs"].append(obs)
+                finished.append((self.ep_return[i], self.ep_len[i]))
+                self.ep_return[i], self.ep_len[i] = 0.0, 0
+                obs, _ = env.reset()
+            next_obs[i] = obs
+        self._checked_first_step = True
+        self.obs = next_obs
+        return rewards, terms, truncs
+
+    def sample(self, num_timesteps: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        """Step each env `num_timesteps` times (default: the rollout fragment length).
+
+        Returns a time-major batch and this call's episode metrics.
+        """
+        T = num_timesteps or self.config.get_rollout_fragment_length()
+        if self.obs is None:
+            self._reset_all()
+        n = len(self.envs)
+        obs_buf = np.empty((T, n, *self.obs.shape[1:]), dtype=self.obs.dtype)
+        act_shape = self.act_space.shape
+        act_dtype = np.int64 if isinstance(self.act_space, gym.spaces.Discrete) else np.float32
+        act_buf = np.empty((T, n, *act_shape), dtype=act_dtype)
+        logp_buf = np.empty((T, n), dtype=np.float32)
+        rew_buf = np.empty((T, n), dtype=np.float32)
+        term_buf = np.empty((T, n), dtype=bool)
+        trunc_buf = np.empty((T, n), dtype=bool)
+        dist_buf = None
+        record: dict[str, list] = {"trunc_index": [], "trunc_obs": []}
+        finished: list[tuple[float, int]] = []
+        for t in range(T):
+            obs_buf[t] = self.obs
+            actions, logp, dist_inputs = self._act(explore=self.config.explore)
+            if dist_buf is None:
+                dist_buf = np.empty((T, n, dist_inputs.shape[-1]), dtype=np.float32)
+            act_buf[t], logp_buf[t], dist_buf[t] = actions, logp, dist_inputs
+            rew_buf[t], term_buf[t], trunc_buf[t] = self._step_envs(actions, t, record, finished)
+        batch = {
+            Columns.OBS: obs_buf,
+            Columns.ACTIONS: act_buf,
+            Columns.REWARDS: self._clip_rewards(rew_buf),
+            Columns.TERMINATEDS: term_buf,
+            Columns.TRUNCATEDS: trunc_buf,
+            Columns.ACTION_LOGP: logp_buf,
+            Columns.ACTION_DIST_INPUTS: dist_buf,
+            "bootstrap_obs": self.obs.copy(),
+            "trunc_index": np.array(record["trunc_index"], dtype=np.int64).reshape(-1, 2),
+            "trunc_obs": np.array(record["trunc_obs"], dtype=self.obs.dtype).reshape(
+                -1, *self.obs.shape[1:]
+            ),
+        }
+        return batch, self._episode_metrics(finished, T * n)
+
+    def sample_episodes(
+        self,
+        num_episodes: int | None = None,
+        num_timesteps: int | None = None,
+        explore: bool = False,
+    ) -> dict:
+        """Run until `num_episodes` episodes finish (or `num_timesteps` steps pass); metrics only.
+
+        Starts from fresh episodes so that every reported episode is whole.
+        """
+        self._reset_all()
+        finished: list[tuple[float, int]] = []
+        steps = 0
+        while (num_episodes is not None and len(finished) < num_episodes) or (
+            num_timesteps is not None and steps < num_timesteps
+        ):
+            actions, _, _ = self._act(explore)
+            self._step_envs(actions, 0, None, finished)
+            steps += len(self.envs)
+        self.obs = None  # the next training sample starts fresh episodes
+        if num_episodes is not None:
+            finished = finished[:num_episodes]
+        return self._episode_metrics(finished, steps)
+
+    def _clip_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        clip = self.config.clip_rewards
+        if clip is True:
+            return np.sign(rewards)
+        if clip:
+            return np.clip(rewards, -clip, clip)
+        return rewards
+
+    @staticmethod
+    def _episode_metrics(finished: list[tuple[float, int]], steps: int) -> dict:
+        return {
+            "episode_returns": [float(r) for r, _ in finished],
+            "episode_lens": [int(n) for _, n in finished],
+            "num_env_steps": steps,
+        }
+
+    def stop(self) -> None:
+        for env in self.envs:
+            env.close()

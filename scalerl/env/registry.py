@@ -1,0 +1,75 @@
+"""Environment lookup: registered creator functions, Gymnasium ids, or env classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from scalerl.utils.errors import ConfigError, did_you_mean
+
+_ENV_CREATORS: dict[str, Callable[[EnvContext], gym.Env]] = {}
+
+
+class EnvContext(dict):
+    """The `env_config` dict, plus where the env lives (as RLlib passes it to creators)."""
+
+    def __init__(
+        self,
+        env_config: dict | None,
+        worker_index: int = 0,
+        vector_index: int = 0,
+        num_workers: int = 0,
+    ):
+        super().__init__(env_config or {})
+        self.worker_index = worker_index
+        self.vector_index = vector_index
+        self.num_workers = num_workers
+
+
+def register_env(name: str, env_creator: Callable[[EnvContext], gym.Env]) -> None:
+    """Register `env_creator(env_config) -> env` under `name`, for `.environment(name)`."""
+    if not callable(env_creator):
+        raise TypeError(f"register_env({name!r}, ...): the creator must be callable.")
+    _ENV_CREATORS[name] = env_creator
+
+
+def env_name(env: Any) -> str:
+    if isinstance(env, str):
+        return env
+    return getattr(env, "__name__", repr(env))
+
+
+def get_env_creator(env: Any) -> Callable[[EnvContext], gym.Env]:
+    """Resolve `config.env` to a function `EnvContext -> gymnasium.Env`."""
+    if isinstance(env, str):
+        if env in _ENV_CREATORS:
+            return _ENV_CREATORS[env]
+        if ":" not in env and env not in gym.registry:
+            valid = list(_ENV_CREATORS) + list(gym.registry)
+            raise ConfigError(
+                f"Unknown environment `{env}` in `config.environment(env=...)`."
+                f"{did_you_mean(env, valid)}"
+                " Pass a registered Gymnasium id, an env class, or a name registered with "
+                "`scalerl.register_env(name, creator)`."
+            )
+        return _GymMaker(env)
+    if isinstance(env, type) and issubclass(env, gym.Env):
+        return env
+    if callable(env):
+        return env
+    raise ConfigError(
+        f"`config.environment(env=...)` must be a Gymnasium id, a registered name, an env "
+        f"class or a creator function; got {env!r}."
+    )
+
+
+class _GymMaker:
+    """Picklable creator for a Gymnasium id (lambdas would close over the driver's state)."""
+
+    def __init__(self, env_id: str):
+        self.env_id = env_id
+
+    def __call__(self, ctx: EnvContext) -> gym.Env:
+        return gym.make(self.env_id, **dict(ctx))

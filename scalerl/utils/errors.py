@@ -1,0 +1,32 @@
+"""Errors that tell the user what to change."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ConfigError(ValueError):
+    """A configuration setting is unknown or has an invalid value."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, truncated, corrupt or not a scalerl checkpoint."""
+
+
+class EnvError(ValueError):
+    """An environment cannot be created or does not behave as its spaces declare."""
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """Return ' Did you mean `x`?' for the nearest valid name, or ''."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def unknown_keys_error(where: str, keys: Iterable[str], valid: Iterable[str]) -> ConfigError:
+    valid = sorted(valid)
+    parts = [f"`{k}`{did_you_mean(k, valid)}" for k in keys]
+    return ConfigError(
+        f"{where} got unknown setting(s): {', '.join(parts)}. Valid settings: {', '.join(valid)}."
+    )

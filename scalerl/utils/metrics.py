@@ -1,0 +1,45 @@
+"""Episode statistics smoothed over the last N episodes."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+
+class EpisodeStats:
+    """Keeps the returns and lengths of the last `window` finished episodes."""
+
+    def __init__(self, window: int = 100):
+        self.returns: deque[float] = deque(maxlen=window)
+        self.lengths: deque[int] = deque(maxlen=window)
+
+    def add(self, returns: Iterable[float], lengths: Iterable[int]) -> None:
+        self.returns.extend(float(r) for r in returns)
+        self.lengths.extend(int(n) for n in lengths)
+
+    def summary(self) -> dict[str, float]:
+        if not self.returns:
+            nan = float("nan")
+            return {
+                "episode_return_mean": nan,
+                "episode_return_max": nan,
+                "episode_return_min": nan,
+                "episode_len_mean": nan,
+            }
+        r = np.asarray(self.returns)
+        return {
+            "episode_return_mean": float(r.mean()),
+            "episode_return_max": float(r.max()),
+            "episode_return_min": float(r.min()),
+            "episode_len_mean": float(np.mean(self.lengths)),
+        }
+
+    def get_state(self) -> dict:
+        return {"returns": list(self.returns), "lengths": list(self.lengths)}
+
+    def set_state(self, state: dict) -> None:
+        self.returns.clear()
+        self.lengths.clear()
+        self.add(state["returns"], state["lengths"])
