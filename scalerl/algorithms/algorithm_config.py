@@ -267,6 +267,14 @@ class AlgorithmConfig:
                 f"`clip_rewards` must be None, a bool or a positive number, got "
                 f"{self.clip_rewards!r}."
             )
+        if not (
+            isinstance(self.num_cpus_per_env_runner, int | float)
+            and self.num_cpus_per_env_runner >= 0
+        ):
+            raise ConfigError(
+                "`num_cpus_per_env_runner` must be a number >= 0 (fractions such "
+                f"as 0.5 pack runners), got {self.num_cpus_per_env_runner!r}."
+            )
         if self.num_gpus_per_learner < 0:
             raise ConfigError("`num_gpus_per_learner` must be >= 0.")
         if self.evaluation_config is not None:

@@ -51,6 +51,9 @@ class Learner:
         """Backprop `loss`, clip gradients by the configured rule, and take one step."""
         self.optimizer.zero_grad()
         loss.backward()
+        # Data-parallel learners: average the gradients first, so that clipping and the
+        # step see the same global gradient on every learner and their weights stay equal.
+        self.all_reduce_gradients()
         params = [p for p in self.optimizer.params if p.grad is not None]
         clip = self.config.grad_clip
         if clip is None:
@@ -62,6 +65,50 @@ class Learner:
             norm = torch.nn.utils.clip_grad_norm_(params, clip)
         self.optimizer.step()
         return float(norm)
+
+    # -- data-parallel helpers (no-ops unless torch.distributed is initialized) ------------
+    @staticmethod
+    def world_size() -> int:
+        """How many learners train this module together (1 without torch.distributed)."""
+        dist = torch.distributed
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    def all_reduce_gradients(self) -> None:
+        """Replace every gradient by its mean over all learners, in one collective call.
+
+        A parameter has a gradient afterwards if any learner computed one for it (the
+        others count as zero), so every learner then takes the same optimizer step.
+        """
+        world = self.world_size()
+        if world == 1:
+            return
+        params = self.optimizer.params
+        flags = torch.tensor(
+            [float(p.grad is not None) for p in params], dtype=params[0].dtype, device=self.device
+        )
+        flat = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+            + [flags]
+        )
+        torch.distributed.all_reduce(flat)
+        flat.div_(world)
+        offset = 0
+        grads = []
+        for p in params:
+            grads.append(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+        for p, g, has_grad in zip(params, grads, flat[offset:].tolist()):
+            p.grad = g if has_grad > 0 else None
+
+    def all_reduce_mean(self, value: float) -> float:
+        """The mean of a scalar over all learners (for decisions that must agree, e.g. an
+        adaptive coefficient driven by a metric); the value itself without torch.distributed."""
+        world = self.world_size()
+        if world == 1:
+            return value
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / world
 
     def minibatches(self, size: int, minibatch_size: int, num_epochs: int):
         """Yield index tensors: `num_epochs` (shuffled) passes in minibatches."""

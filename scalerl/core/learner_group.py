@@ -1,35 +1,179 @@
-"""LearnerGroup: the Learner(s) that update the module(s)."""
+"""LearnerGroup: the Learner(s) that update the module(s).
+
+`num_learners=0`: one Learner in the driver process. `num_learners=N >= 1`: N Learners in
+Ray actors doing data-parallel SGD (RLlib's LearnerGroup): each update's batch is split
+along the env axis into N shards, every learner computes its loss on its shard, and the
+gradients are averaged with a torch.distributed all-reduce (gloo on CPU, nccl on GPUs)
+before each optimizer step, so all learners keep identical weights. The driver keeps a
+local copy of the module, synced from learner 0 after every update.
+"""
 
 from __future__ import annotations
 
+import math
+import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from scalerl.core.learner import Learner
-from scalerl.core.rl_module import RLModule, RLModuleSpec
-from scalerl.utils.errors import ConfigError
+from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
+from scalerl.utils import checkpoints as ckpt
+from scalerl.utils.errors import CheckpointError, ConfigError
+
+# Fragment keys that are not time-major [T, N, ...] arrays.
+_PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
+_TRUNC_KEYS = ("trunc_index", "trunc_obs")  # [K, 2] of (t, env), [K, ...]
+
+# How long a learner waits for the others in a collective call (the set-up included).
+_COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 
 
-class LearnerGroup:
-    """One local Learner in the driver process."""
+def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+    """Split a [T, N] fragment along the env axis into `n` [T, N_i] fragments.
 
-    def __init__(self, config: Any, learner_class: type[Learner], module_spec: RLModuleSpec):
-        if config.num_learners > 0:
-            raise ConfigError(
-                f"`num_learners={config.num_learners}`: remote (Ray) learners are not available "
-                "yet; use `config.learners(num_learners=0)` (one learner in the driver, on the "
-                "GPU when `num_gpus_per_learner=1`)."
+    The inverse of `concat_fragments` (up to the order of the truncation rows). Shard i
+    gets envs [lo_i, hi_i), as even as possible (sizes differ by at most one env); each
+    shard keeps the truncations of its envs, with `trunc_index` re-indexed to its columns.
+    Splitting along time instead would cut GAE's backward recursion, so it is not offered.
+    """
+    num_envs = fragment["bootstrap_obs"].shape[0]
+    if not 1 <= n <= num_envs:
+        raise ConfigError(
+            f"Cannot split a batch of {num_envs} env(s) over {n} learners: each learner "
+            "needs whole env columns (GAE runs along time). Use at least `num_learners` envs "
+            "in total (num_env_runners * num_envs_per_env_runner), or fewer learners."
+        )
+    if n == 1:
+        return [fragment]
+    sizes = [num_envs // n + (i < num_envs % n) for i in range(n)]
+    bounds = np.cumsum([0, *sizes])
+    trunc_env = fragment["trunc_index"][:, 1]
+    shards = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rows = (trunc_env >= lo) & (trunc_env < hi)
+        shard: dict[str, np.ndarray] = {}
+        for key, value in fragment.items():
+            if key == "trunc_index":
+                shard[key] = (value[rows] - np.array([0, lo], dtype=value.dtype)).reshape(-1, 2)
+            elif key in _TRUNC_KEYS:
+                shard[key] = value[rows]
+            elif key in _PER_ENV_KEYS:
+                shard[key] = value[lo:hi]
+            else:
+                shard[key] = value[:, lo:hi]
+        shards.append(shard)
+    return shards
+
+
+def per_learner_minibatch_size(config: Any) -> int:
+    """`minibatch_size` is the global minibatch; each of N learners takes 1/N of it, so
+    the SGD step count and its effective batch match `num_learners=0`."""
+    return max(1, config.minibatch_size // max(1, config.num_learners))
+
+
+def steps_per_epoch(shard_sizes: list[int], minibatch_size: int) -> int | None:
+    """The number of minibatches every learner must take per epoch, or None if the
+    shards are equal (then each learner's own count, ceil(size / minibatch_size), agrees).
+
+    Every learner must call the gradient all-reduce equally often, or they deadlock.
+    With unequal shards (total envs not divisible by `num_learners`) each learner splits
+    its whole shard into the same k = ceil(mean shard / minibatch_size) minibatches of
+    about equal size: no sample is dropped or duplicated; the larger shards' minibatches
+    are slightly larger (each learner's mean gradient then weighs equally).
+    """
+    if len(set(shard_sizes)) == 1:
+        return None
+    mean = sum(shard_sizes) / len(shard_sizes)
+    return max(1, min(min(shard_sizes), math.ceil(mean / minibatch_size)))
+
+
+class _EqualStepsMixin:
+    """Lets the group fix the number of minibatches per epoch (see `steps_per_epoch`)."""
+
+    steps_per_epoch: int | None = None
+
+    def minibatches(self, size: int, minibatch_size: int, num_epochs: int):
+        k = self.steps_per_epoch
+        if k is None:
+            yield from super().minibatches(size, minibatch_size, num_epochs)
+            return
+        for _ in range(num_epochs):
+            perm = self.rng.permutation(size) if self.config.shuffle_batch_per_epoch else None
+            perm = np.arange(size) if perm is None else perm
+            for idx in np.array_split(perm, k):
+                yield torch.from_numpy(idx).to(self.device)
+
+
+class LearnerWorker:
+    """One data-parallel Learner (rank `rank` of `world_size`), run as a Ray actor."""
+
+    def __init__(
+        self,
+        config: Any,
+        learner_class: type[Learner],
+        module_spec: RLModuleSpec,
+        rank: int,
+        world_size: int,
+    ):
+        self.rank = rank
+        self.world_size = world_size
+        cfg = config.copy()
+        cfg.minibatch_size = per_learner_minibatch_size(config)
+        cls = type(learner_class.__name__, (_EqualStepsMixin, learner_class), {})
+        self.learner: Learner = cls(cfg, module_spec)
+        # Same initial weights come from rank 0 (see `setup`); the minibatch shuffles differ.
+        if config.seed is not None and rank > 0:
+            self.learner.rng = np.random.default_rng([config.seed, rank])
+
+    def address(self) -> tuple[str, int]:
+        """This node's IP and a free TCP port, for the process group's rendezvous (rank 0)."""
+        import ray
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def setup(self, addr: str, port: int) -> None:
+        """Join the process group; then every learner takes rank 0's initial weights."""
+        dist = torch.distributed
+        # NCCL needs one GPU per rank; fractional GPUs (two learners on one GPU) use gloo.
+        use_nccl = (
+            self.learner.device.type == "cuda" and self.learner.config.num_gpus_per_learner >= 1
+        )
+        dist.init_process_group(
+            "nccl" if use_nccl else "gloo",
+            init_method=f"tcp://{addr}:{port}",
+            rank=self.rank,
+            world_size=self.world_size,
+            timeout=_COLLECTIVE_TIMEOUT,
+        )
+        with torch.no_grad():
+            for tensor in self.learner.module.state_dict().values():
+                dist.broadcast(tensor, src=0)
+
+    def update(self, shard: dict, timestep: int, steps: int | None) -> dict[str, float]:
+        self.learner.steps_per_epoch = steps
+        metrics = self.learner.update(shard, timestep)
+        self._sync_extra_state()
+        return metrics
+
+    def _sync_extra_state(self) -> None:
+        """State beyond weights (e.g. PPO's adaptive KL coefficient) follows rank 0, so all
+        learners keep optimizing the same loss; each keeps its own shuffling RNG."""
+        if self.world_size == 1:
+            return
+        state = [self.learner.get_extra_state() if self.rank == 0 else None]
+        torch.distributed.broadcast_object_list(state, src=0)
+        if self.rank > 0:
+            own = self.learner.get_extra_state()
+            self.learner.set_extra_state(
+                {**state[0], **({"rng": own["rng"]} if "rng" in own else {})}
             )
-        self.learner = learner_class(config, module_spec)
-
-    @property
-    def module(self) -> RLModule:
-        return self.learner.module
-
-    def update(self, batch: Any, timestep: int) -> dict[str, float]:
-        return self.learner.update(batch, timestep)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return self.learner.get_weights()
@@ -37,8 +181,200 @@ class LearnerGroup:
     def set_weights(self, weights: dict[str, Any]) -> None:
         self.learner.set_weights(weights)
 
+    def get_state(self) -> dict[str, Any]:
+        """Optimizer tensors and JSON-able state, as `Learner.save` writes them."""
+        opt = self.learner.optimizer
+        return {
+            "optimizer_tensors": {k: v.detach().cpu() for k, v in opt.state_tensors().items()},
+            "learner_state": {
+                "optimizer": opt.hyperparameters(),
+                "extra": self.learner.get_extra_state(),
+            },
+        }
+
+    def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
+        self.learner.set_weights(weights)
+        try:
+            self.learner.optimizer.load_state(tensors, learner_state["optimizer"])
+            self.learner.set_extra_state(learner_state["extra"])
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"The checkpoint holds a corrupt learner state: {e}") from None
+        if self.rank > 0:  # rank 0's RNG state was saved; derive a distinct stream from it
+            seed = int(self.learner.rng.integers(2**62))
+            self.learner.rng = np.random.default_rng([seed, self.rank])
+
+
+def validate_num_learners(config: Any) -> None:
+    """Fail early on settings that cannot be split over `num_learners` learners."""
+    n = config.num_learners
+    envs = max(1, config.num_env_runners) * config.num_envs_per_env_runner
+    if envs < n:
+        per_runner = math.ceil(n / max(1, config.num_env_runners))
+        raise ConfigError(
+            f"`num_learners={n}` splits every train batch along the env axis, one share of "
+            f"envs per learner, but there are only {envs} env(s) in total "
+            f"(num_env_runners={config.num_env_runners} x num_envs_per_env_runner="
+            f"{config.num_envs_per_env_runner}). Use at least {n} envs, e.g. "
+            f"`config.env_runners(num_envs_per_env_runner={per_runner})`, or fewer learners."
+        )
+    if config.minibatch_size < n:
+        raise ConfigError(
+            f"`minibatch_size` ({config.minibatch_size}) is split over {n} learners and must "
+            f"be at least `num_learners`."
+        )
+
+
+class LearnerGroup:
+    """One local Learner in the driver (`num_learners=0`) or N data-parallel Ray actors."""
+
+    def __init__(self, config: Any, learner_class: type[Learner], module_spec: RLModuleSpec):
+        self.config = config
+        self.learner: Learner | None = None
+        self.remote_learners: list = []
+        self._module: RLModule | None = None
+        if config.num_learners == 0:
+            self.learner = learner_class(config, module_spec)
+            return
+        validate_num_learners(config)
+        from scalerl.env.env_runner_group import init_ray_if_needed
+
+        init_ray_if_needed()
+        import ray
+
+        n = config.num_learners
+        self._module = module_spec.build()
+        actor_cls = ray.remote(LearnerWorker).options(
+            num_cpus=config.num_cpus_per_learner,
+            num_gpus=config.num_gpus_per_learner,
+            max_restarts=0,
+        )
+        self.remote_learners = [
+            actor_cls.remote(config, learner_class, module_spec, rank, n) for rank in range(n)
+        ]
+        addr, port = ray.get(self.remote_learners[0].address.remote())
+        self._get([w.setup.remote(addr, port) for w in self.remote_learners], fatal=True)
+        self._set_local_weights(ray.get(self.remote_learners[0].get_weights.remote()))
+
+    @property
+    def is_local(self) -> bool:
+        return self.learner is not None
+
+    @property
+    def module(self) -> RLModule:
+        """The trained module (with remote learners: a driver copy of learner 0's weights)."""
+        if self.learner is not None:
+            return self.learner.module
+        return self._module
+
+    # -- training ---------------------------------------------------------------------------
+    def update(self, batch: Any, timestep: int) -> dict[str, float]:
+        if self.learner is not None:
+            return self.learner.update(batch, timestep)
+        self._check_running()
+        shards = split_fragment(batch, len(self.remote_learners))
+        sizes = [int(np.prod(s[Columns.OBS].shape[:2])) for s in shards]
+        steps = steps_per_epoch(sizes, per_learner_minibatch_size(self.config))
+        refs = [w.update.remote(s, timestep, steps) for w, s in zip(self.remote_learners, shards)]
+        # Actor calls run in order: this returns the weights after rank 0's update.
+        refs.append(self.remote_learners[0].get_weights.remote())
+        *rows, weights = self._get(refs, fatal=True)
+        self._set_local_weights(weights)
+        return _reduce_metrics(rows)
+
+    # -- weights ----------------------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        if self.learner is not None:
+            return self.learner.get_weights()
+        return {k: v.detach().cpu().numpy().copy() for k, v in self._module.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        if self.learner is not None:
+            self.learner.set_weights(weights)
+            return
+        self._check_running()
+        import ray
+
+        self._set_local_weights(weights)
+        ref = ray.put({k: np.asarray(v) for k, v in weights.items()})
+        self._get([w.set_weights.remote(ref) for w in self.remote_learners])
+
+    def _set_local_weights(self, weights: dict[str, Any]) -> None:
+        self._module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+
+    # -- checkpoints ------------------------------------------------------------------------
+    # With remote learners the driver writes learner 0's state in `Learner.save`'s layout
+    # (so checkpoints move freely between any `num_learners`, and work across nodes).
     def save(self, directory: Path, module_id: str) -> None:
-        self.learner.save(directory / "learner", module_id)
+        if self.learner is not None:
+            self.learner.save(directory / "learner", module_id)
+            return
+        self._check_running()
+        import ray
+
+        state = ray.get(self.remote_learners[0].get_state.remote())
+        out = directory / "learner"
+        self._module._write(out / "rl_module" / module_id)
+        ckpt.save_tensors(out / "optimizer.safetensors", state["optimizer_tensors"])
+        ckpt.write_json(out / "learner_state.json", state["learner_state"])
 
     def load(self, directory: Path, module_id: str) -> None:
-        self.learner.load(directory / "learner", module_id)
+        if self.learner is not None:
+            self.learner.load(directory / "learner", module_id)
+            return
+        self._check_running()
+        import ray
+
+        src = directory / "learner"
+        module_dir = src / "rl_module" / module_id
+        weights = ckpt.load_tensors(module_dir / ckpt.WEIGHTS_FILE, "module weights")
+        try:
+            self._module.load_state_dict(weights)
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"`{module_dir / ckpt.WEIGHTS_FILE}` does not fit this algorithm's module "
+                f"(different model config or spaces?): {e}"
+            ) from None
+        learner_state = ckpt.read_json(src / "learner_state.json", "Learner state")
+        tensors = ckpt.load_tensors(src / "optimizer.safetensors", "optimizer state")
+        args = [ray.put(x) for x in (self.get_weights(), tensors, learner_state)]
+        self._get([w.set_state.remote(*args) for w in self.remote_learners])
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Kill the learner actors. Safe to call more than once, and with a local learner."""
+        if not self.remote_learners:
+            return
+        import ray
+
+        for worker in self.remote_learners:
+            ray.kill(worker)
+        self.remote_learners = []
+
+    def _check_running(self) -> None:
+        if not self.remote_learners:
+            raise RuntimeError("This LearnerGroup's learners were stopped (or one failed).")
+
+    def _get(self, refs: list, fatal: bool = False) -> list:
+        """ray.get that raises as soon as any learner fails. With `fatal` (collective calls)
+        the group is then stopped: the other learners would wait in the all-reduce."""
+        import ray
+
+        pending = list(refs)
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                ray.get(ready)
+        except Exception:
+            if fatal:
+                self.stop()
+            raise
+        return ray.get(refs)
+
+
+def _reduce_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Mean over learners; counters (`num_*`) are summed."""
+    out = {}
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        out[key] = float(sum(values)) if key.startswith("num_") else float(np.mean(values))
+    return out

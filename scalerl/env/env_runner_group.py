@@ -41,6 +41,16 @@ class EnvRunnerGroup:
         init_ray_if_needed()
         import ray
 
+        need = num_env_runners * config.num_cpus_per_env_runner
+        have = ray.available_resources().get("CPU", 0.0)
+        if need > have:
+            raise ConfigError(
+                f"{num_env_runners} EnvRunners x `num_cpus_per_env_runner="
+                f"{config.num_cpus_per_env_runner}` need {need:g} CPUs, but Ray has {have:g} "
+                "free. Lower `num_env_runners` (or `evaluation_num_env_runners`), request "
+                "fractional CPUs, e.g. `num_cpus_per_env_runner=0.5`, or start Ray with more "
+                "`num_cpus`."
+            )
         actor_cls = ray.remote(SingleAgentEnvRunner).options(
             num_cpus=config.num_cpus_per_env_runner, max_restarts=0
         )

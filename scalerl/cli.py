@@ -1,0 +1,345 @@
+"""The `scalerl` command line: `scalerl train ...` and `scalerl evaluate CHECKPOINT ...`.
+
+Heavy modules (torch, the algorithms, Ray) are imported inside the commands so that
+`scalerl --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
+
+DEFAULT_STOP_TIMESTEPS = 1_000_000
+# RLlib tuned-example `stop:` keys (current and older spellings) -> our stop option.
+STOP_KEYS = {
+    "env_runners/episode_return_mean": "stop_reward",
+    "env_runners/episode_reward_mean": "stop_reward",
+    "episode_reward_mean": "stop_reward",
+    "num_env_steps_sampled_lifetime": "stop_timesteps",
+    "timesteps_total": "stop_timesteps",
+    "training_iteration": "stop_iters",
+}
+TUNED_KEYS = ("env", "run", "stop", "config")
+GIF_FRAME_STRIDE = 2  # keep every 2nd frame and at most GIF_MAX_FRAMES: GIFs stay small
+GIF_MAX_FRAMES = 300
+
+
+def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """Read a YAML config file in flat or RLlib tuned-example form.
+
+    Args:
+        path: The YAML file: either a flat mapping of config settings, or
+            `{name: {env: ..., run: ALGO, stop: {...}, config: {...}}}`.
+
+    Returns:
+        (config settings, stop options keyed like the CLI's `stop_*` dests, algorithm or None).
+
+    Raises:
+        ConfigError: The file is missing, is not YAML, or uses an unknown tuned-example key.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"Could not read config file `{path}`: {e}") from None
+    if data is None:
+        return {}, {}, None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file `{path}` must hold a mapping of settings.")
+    (name, body), *rest = data.items()
+    # Tuned-example form: one named entry holding run/stop/config (a flat file's only
+    # dict-valued settings, e.g. `model_config`, never have those keys).
+    if rest or not isinstance(body, dict) or not {"run", "stop", "config"} & body.keys():
+        return data, {}, None
+    for key in body:
+        if key not in TUNED_KEYS:
+            raise ConfigError(
+                f"`{name}` in `{path}` has unknown key `{key}`.{did_you_mean(key, TUNED_KEYS)}"
+                f" Valid keys: {', '.join(TUNED_KEYS)}."
+            )
+    settings = dict(body.get("config") or {})
+    if "env" in body:
+        settings["env"] = body["env"]
+    stop: dict[str, Any] = {}
+    for key, value in (body.get("stop") or {}).items():
+        if key not in STOP_KEYS:
+            raise ConfigError(
+                f"Unknown stop criterion `{key}` in `{path}`.{did_you_mean(key, STOP_KEYS)}"
+                f" Valid: {', '.join(STOP_KEYS)}."
+            )
+        stop[STOP_KEYS[key]] = value
+    return settings, stop, body.get("run")
+
+
+def _count(minimum: int):
+    """An argparse type: an int >= minimum (so e.g. `--episodes 0` fails at parse time)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its error messages
+    return parse
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "-" if x is None or math.isnan(x) else format(x, spec)
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run `scalerl train`: train until a stop criterion, checkpoint, then evaluate.
+
+    Args:
+        args: The parsed `train` arguments.
+
+    Returns:
+        The exit code: 0 when done, 130 when interrupted by Ctrl-C (after checkpointing).
+    """
+    from scalerl.algorithms.registry import get_algorithm_class
+
+    settings, stop, file_algo = load_config_file(args.config) if args.config else ({}, {}, None)
+    algo_cls = get_algorithm_class(args.algo or file_algo or "PPO")
+    config = algo_cls.get_default_config().update_from_dict(settings)
+    # Command-line flags override the file.
+    flags = {
+        "env": args.env,
+        "num_env_runners": args.num_env_runners,
+        "num_envs_per_env_runner": args.num_envs_per_env_runner,
+        "seed": args.seed,
+    }
+    config.update_from_dict({k: v for k, v in flags.items() if v is not None})
+    if config.env is None:
+        raise ConfigError("No environment: pass `--env ID` or set `env:` in the --config file.")
+    for dest in ("stop_reward", "stop_timesteps", "stop_iters"):
+        if getattr(args, dest) is None:
+            setattr(args, dest, stop.get(dest))
+    if args.stop_timesteps is None:
+        args.stop_timesteps = DEFAULT_STOP_TIMESTEPS
+
+    from scalerl.env.registry import env_name
+
+    env = env_name(config.env)
+    ckpt_dir = args.checkpoint_dir or str(
+        Path("checkpoints")
+        / f"{algo_cls.__name__}_{env}_{datetime.now():%Y%m%d-%H%M%S}".replace("/", "_")
+    )
+    algo = config.build_algo()
+    criteria = [f"{args.stop_timesteps:,} env steps"]
+    if args.stop_reward is not None:
+        criteria.insert(0, f"return >= {args.stop_reward}")
+    if args.stop_iters is not None:
+        criteria.append(f"{args.stop_iters} iterations")
+    print(f"Training {algo_cls.__name__} on {env}; stops at {' or '.join(criteria)}.", flush=True)
+    tty = sys.stdout.isatty()
+    interrupted = False
+    try:
+        while True:
+            result = algo.train()
+            ret = result["env_runners"]["episode_return_mean"]
+            steps = result["num_env_steps_sampled_lifetime"]
+            it = result["training_iteration"]
+            rate = result["env_runners"]["num_env_steps_sampled"] / max(
+                result["time_this_iter_s"], 1e-9
+            )
+            line = (
+                f"iter {it:4d} | return {_fmt(ret, '8.2f')} | {rate:9,.0f} steps/s | "
+                f"{steps:,} steps | {result['time_total_s']:7.1f} s"
+            )
+            # On a terminal redraw one line; in logs and pipes keep one line per iteration.
+            print(f"\r{line}\033[K" if tty else line, end="" if tty else "\n", flush=True)
+            if args.stop_reward is not None and ret >= args.stop_reward:  # False for NaN
+                reason = f"smoothed return {ret:.2f} >= {args.stop_reward}"
+            elif steps >= args.stop_timesteps:
+                reason = f"{steps:,} env steps >= {args.stop_timesteps:,}"
+            elif args.stop_iters is not None and it >= args.stop_iters:
+                reason = f"{it} iterations"
+            else:
+                continue
+            break
+    except KeyboardInterrupt:
+        interrupted = True
+        reason = "interrupted (Ctrl-C)"
+    if tty:
+        print()
+    print(f"Stopped: {reason}.")
+    try:
+        path = algo.save_to_path(ckpt_dir)
+        print(f"Checkpoint: {path}")
+        if not interrupted and args.eval_episodes > 0:
+            # A fresh greedy evaluation: the training return above is smoothed and explores.
+            algo.config.evaluation_duration = args.eval_episodes
+            algo.config.evaluation_duration_unit = "episodes"
+            res = algo.evaluate()["env_runners"]
+            print(
+                f"Evaluation (explore=False, {args.eval_episodes} episodes): mean return "
+                f"{_fmt(res['episode_return_mean'], '.2f')}"
+            )
+    finally:
+        algo.stop()
+    print(f"Try it: scalerl evaluate {shlex.quote(path)}")
+    return 130 if interrupted else 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Run `scalerl evaluate`: restore a checkpoint and play greedy episodes.
+
+    Args:
+        args: The parsed `evaluate` arguments.
+
+    Returns:
+        The exit code (0).
+    """
+    import gymnasium as gym
+    import numpy as np
+
+    from scalerl.algorithms.algorithm import Algorithm
+    from scalerl.env.registry import EnvContext
+
+    algo = Algorithm.from_checkpoint(args.checkpoint)
+    try:
+        cfg = algo.config
+        env_id = getattr(algo.env_creator, "env_id", None)  # set for Gymnasium ids only
+        if env_id is not None:
+            mode = "rgb_array" if args.render else None
+            env = gym.make(env_id, render_mode=mode, **cfg.env_config)
+        else:
+            env = algo.env_creator(EnvContext(cfg.env_config))
+            if args.render and getattr(env, "render_mode", None) != "rgb_array":
+                raise EnvError(
+                    f"--render needs an env with render_mode='rgb_array'; this env's "
+                    f"render_mode is {getattr(env, 'render_mode', None)!r} (set it via "
+                    "env_config in your env creator)."
+                )
+        returns, frames = [], []
+        for ep in range(args.episodes):
+            # Seed only the first reset: later episodes continue the env's RNG, so they
+            # differ from each other yet the whole run is reproducible.
+            obs, _ = env.reset(seed=args.seed if ep == 0 else None)
+            ret, length, done = 0.0, 0, False
+            while not done:
+                if args.render and ep == 0 and length % GIF_FRAME_STRIDE == 0:
+                    if len(frames) < GIF_MAX_FRAMES:
+                        frames.append(env.render())
+                obs, reward, terminated, truncated, _ = env.step(algo.compute_single_action(obs))
+                ret, length, done = ret + float(reward), length + 1, terminated or truncated
+            returns.append(ret)
+            print(f"episode {ep + 1:3d}: return {ret:.2f}, length {length}")
+        print(f"mean return over {args.episodes} episodes: {np.mean(returns):.2f}")
+        if args.render:
+            fps = env.metadata.get("render_fps") or 30
+            write_gif(frames, args.render, 1000 * GIF_FRAME_STRIDE / fps)
+            print(f"GIF of episode 1 ({len(frames)} frames): {args.render}")
+        env.close()
+    finally:
+        algo.stop()
+    return 0
+
+
+def write_gif(frames: list[Any], path: str, frame_ms: float) -> None:
+    """Write RGB frames (H, W, 3 uint8 arrays) as a looping animated GIF.
+
+    Args:
+        frames: The frames, in order.
+        path: Where to write the GIF.
+        frame_ms: How long each frame shows, in milliseconds.
+    """
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(frame_ms), loop=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the `scalerl` argument parser with its `train` and `evaluate` commands."""
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(
+        prog="scalerl",
+        description="Train and evaluate RL agents with scalerl (RLlib's API, faster).",
+        epilog="Example: scalerl train --algo PPO --env CartPole-v1 --stop-reward 450",
+    )
+    parser.add_argument("--version", action="version", version=f"scalerl {version('scalerl')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train",
+        help="train on an environment, save a checkpoint, evaluate it",
+        description="Train until a stop criterion is met (or Ctrl-C), save a checkpoint, then "
+        "evaluate the greedy policy. Flags override the --config file.",
+        epilog="Example: scalerl train --algo PPO --env CartPole-v1 --stop-reward 450 --seed 0",
+    )
+    # (flag, type, metavar, help); every default is None so we can tell "given" from "not".
+    for flag, typ, metavar, text in [
+        ("--algo", str, "NAME", "algorithm, e.g. PPO (default: the file's `run:`, else PPO)"),
+        ("--env", str, "ID", "Gymnasium id or registered env name, e.g. CartPole-v1"),
+        ("--config", str, "FILE.yaml", "YAML of config settings: a flat mapping, or RLlib's "
+         "tuned-example form {name: {env:, run:, stop:, config:}}"),
+        ("--stop-reward", float, "R", "stop when the smoothed training return >= R"),
+        ("--stop-timesteps", _count(1), "N",
+         f"stop after N env steps (default: {DEFAULT_STOP_TIMESTEPS:,})"),
+        ("--stop-iters", _count(1), "N", "stop after N training iterations"),
+        ("--num-env-runners", _count(0), "N", "Ray EnvRunner actors; 0 samples in-process"),
+        ("--num-envs-per-env-runner", _count(1), "N", "vectorized envs per EnvRunner"),
+        ("--seed", _count(0), "N", "random seed"),
+        ("--checkpoint-dir", str, "DIR", "where to save the final checkpoint "
+         "(default: ./checkpoints/<ALGO>_<env>_<YYYYmmdd-HHMMSS>)"),
+    ]:  # fmt: skip
+        t.add_argument(flag, type=typ, metavar=metavar, help=text)
+    t.add_argument(
+        "--eval-episodes", type=_count(0), default=20, metavar="N",
+        help="greedy episodes in the final evaluation; 0 skips it (default: 20)",
+    )  # fmt: skip
+    t.set_defaults(func=train)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="play a checkpoint's greedy policy (optionally to a GIF)",
+        description="Restore a checkpoint and run its policy with explore=False.",
+        epilog="Example: scalerl evaluate checkpoints/PPO_CartPole-v1_... --render cartpole.gif",
+    )
+    e.add_argument("checkpoint", help="checkpoint directory, as written by `scalerl train`")
+    e.add_argument(
+        "--episodes", type=_count(1), default=10, metavar="N", help="episodes (default: 10)"
+    )
+    e.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of episode 1")
+    e.add_argument("--seed", type=_count(0), metavar="N", help="seed of the first env reset")
+    e.set_defaults(func=evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `scalerl` command line.
+
+    Args:
+        argv: The arguments (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit code: 0 on success, 2 for a config, env or checkpoint error (message on
+        stderr, no traceback), 130 when interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError, EnvError) as e:
+        # These errors already say what to fix; a traceback would only bury the message.
+        print(f"scalerl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # A second Ctrl-C (e.g. while saving): leave without a traceback.
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

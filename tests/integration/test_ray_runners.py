@@ -1,0 +1,60 @@
+"""PPO with EnvRunners as Ray actors (kept few and short: Ray start-up costs seconds)."""
+
+import pytest
+import ray
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.ppo import PPOConfig
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+def test_too_many_runners_for_the_cpus_is_a_clear_error(ray_local):
+    config = PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=3)
+    with pytest.raises(ValueError, match="need 3 CPUs.*num_cpus_per_env_runner"):
+        config.build_algo()
+
+
+def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path):
+    config = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2, num_cpus_per_env_runner=0.25)
+        .training(train_batch_size=400, minibatch_size=100, num_epochs=2)
+        .evaluation(evaluation_num_env_runners=1, evaluation_duration=4, evaluation_interval=2)
+    )
+    algo = config.build_algo()
+    assert len(algo.env_runner_group.remote_runners) == 2
+    algo.train()
+    result = algo.train()
+    # 2 runners x 2 envs x fragment ceil(400 / 4) = 100 steps.
+    assert result["env_runners"]["num_env_steps_sampled"] == 400
+    assert result["num_env_steps_sampled_lifetime"] == 800
+    assert result["env_runners"]["num_episodes"] > 0
+    assert result["evaluation"]["env_runners"]["num_episodes"] == 4
+
+    # Runners hold the learner's weights after sync.
+    weights = algo.learner_group.get_weights()
+    runner = algo.env_runner_group.remote_runners[0]
+    remote = ray.get(runner.__ray_call__.remote(lambda self: self.module.state_dict()))
+    for name, value in weights.items():
+        assert (remote[name].numpy() == value).all(), name
+
+    path = algo.save(tmp_path / "ckpt")
+    algo2 = Algorithm.from_checkpoint(path)
+    assert algo2.iteration == 2
+    assert len(algo2.env_runner_group.remote_runners) == 2
+    algo2.train()
+
+    actors = algo.env_runner_group.remote_runners + algo.eval_env_runner_group.remote_runners
+    algo.stop()
+    algo.stop()
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.__ray_ready__.remote(), timeout=30)
+    algo2.stop()
