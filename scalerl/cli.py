@@ -7,7 +7,7 @@ Heavy modules (torch, the algorithms, Ray) are imported inside the commands so t
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import shlex
 import sys
 from datetime import datetime
@@ -92,10 +92,6 @@ def _count(minimum: int):
     return parse
 
 
-def _fmt(x: float, spec: str) -> str:
-    return "-" if x is None or math.isnan(x) else format(x, spec)
-
-
 def train(args: argparse.Namespace) -> int:
     """Run `scalerl train`: train until a stop criterion, checkpoint, then evaluate.
 
@@ -134,12 +130,12 @@ def train(args: argparse.Namespace) -> int:
         / f"{algo_cls.__name__}_{env}_{datetime.now():%Y%m%d-%H%M%S}".replace("/", "_")
     )
     algo = config.build_algo()
-    criteria = [f"{args.stop_timesteps:,} env steps"]
+    until = [f"{args.stop_timesteps:,} env steps"]
     if args.stop_reward is not None:
-        criteria.insert(0, f"return >= {args.stop_reward}")
+        until.insert(0, f"return >= {args.stop_reward}")
     if args.stop_iters is not None:
-        criteria.append(f"{args.stop_iters} iterations")
-    print(f"Training {algo_cls.__name__} on {env}; stops at {' or '.join(criteria)}.", flush=True)
+        until.append(f"{args.stop_iters} iterations")
+    print(f"Training {algo_cls.__name__} on {env} until {' or '.join(until)}.", flush=True)
     tty = sys.stdout.isatty()
     interrupted = False
     try:
@@ -152,7 +148,7 @@ def train(args: argparse.Namespace) -> int:
                 result["time_this_iter_s"], 1e-9
             )
             line = (
-                f"iter {it:4d} | return {_fmt(ret, '8.2f')} | {rate:9,.0f} steps/s | "
+                f"iter {it:4d} | return {ret:8.2f} | {rate:9,.0f} steps/s | "
                 f"{steps:,} steps | {result['time_total_s']:7.1f} s"
             )
             # On a terminal redraw one line; in logs and pipes keep one line per iteration.
@@ -182,7 +178,7 @@ def train(args: argparse.Namespace) -> int:
             res = algo.evaluate()["env_runners"]
             print(
                 f"Evaluation (explore=False, {args.eval_episodes} episodes): mean return "
-                f"{_fmt(res['episode_return_mean'], '.2f')}"
+                f"{res['episode_return_mean']:.2f}"
             )
     finally:
         algo.stop()
@@ -205,21 +201,26 @@ def evaluate(args: argparse.Namespace) -> int:
     from scalerl.algorithms.algorithm import Algorithm
     from scalerl.env.registry import EnvContext
 
-    algo = Algorithm.from_checkpoint(args.checkpoint)
+    if args.render:
+        # rgb_array rendering needs no window; without this SDL complains on headless hosts.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # Evaluation steps one env here: no need to start the Ray runners it was trained with.
+    algo = Algorithm.from_checkpoint(
+        args.checkpoint, config_overrides={"num_env_runners": 0, "evaluation_num_env_runners": 0}
+    )
     try:
         cfg = algo.config
         env_id = getattr(algo.env_creator, "env_id", None)  # set for Gymnasium ids only
         if env_id is not None:
-            mode = "rgb_array" if args.render else None
-            env = gym.make(env_id, render_mode=mode, **cfg.env_config)
+            render = {"render_mode": "rgb_array"} if args.render else {}
+            env = gym.make(env_id, **{**cfg.env_config, **render})
         else:
             env = algo.env_creator(EnvContext(cfg.env_config))
-            if args.render and getattr(env, "render_mode", None) != "rgb_array":
-                raise EnvError(
-                    f"--render needs an env with render_mode='rgb_array'; this env's "
-                    f"render_mode is {getattr(env, 'render_mode', None)!r} (set it via "
-                    "env_config in your env creator)."
-                )
+        if args.render and env.render_mode != "rgb_array":
+            raise EnvError(
+                f"--render needs an env with render_mode='rgb_array'; this one has "
+                f"{env.render_mode!r}. Let your env creator take it from env_config."
+            )
         returns, frames = [], []
         for ep in range(args.episodes):
             # Seed only the first reset: later episodes continue the env's RNG, so they
@@ -253,9 +254,16 @@ def write_gif(frames: list[Any], path: str, frame_ms: float) -> None:
         path: Where to write the GIF.
         frame_ms: How long each frame shows, in milliseconds.
     """
+    import numpy as np
     from PIL import Image
 
-    images = [Image.fromarray(f) for f in frames]
+    # One palette for all frames, from a sample of them: quantizing each frame on its own
+    # (Pillow's default) costs ~70 ms a frame; mapping onto a shared palette ~1 ms.
+    sample = np.concatenate(frames[:: max(1, len(frames) // 16)])
+    palette = Image.fromarray(sample).quantize(255, method=Image.Quantize.FASTOCTREE)
+    images = [
+        Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames
+    ]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(frame_ms), loop=0)
 

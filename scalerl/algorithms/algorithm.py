@@ -202,7 +202,8 @@ class Algorithm:
             return dict(zip(keys, actions))
         module = self.get_module()
         space = module.observation_space
-        obs = torch.as_tensor(np.asarray(observations, dtype=space.dtype))
+        device = next(module.parameters()).device
+        obs = torch.as_tensor(np.asarray(observations, dtype=space.dtype), device=device)
         with torch.no_grad():
             if explore:
                 out = module.forward_exploration({Columns.OBS: obs})
@@ -298,14 +299,19 @@ class Algorithm:
         self.restore_from_path(checkpoint_path)
 
     @classmethod
-    def from_checkpoint(cls, path: Any) -> Algorithm:
-        """Build the algorithm stored in `path` (a str, a Path, or `save()`'s result)."""
+    def from_checkpoint(cls, path: Any, config_overrides: dict | None = None) -> Algorithm:
+        """Build the algorithm stored in `path` (a str, a Path, or `save()`'s result).
+
+        `config_overrides` changes settings before building, e.g. `{"num_env_runners": 0}`
+        to evaluate a checkpoint trained on Ray without starting Ray.
+        """
         from scalerl.algorithms.registry import get_algorithm_class
 
         path = ckpt.as_path(path)
         state = read_algorithm_state(path)
         algo_cls = get_algorithm_class(state["algo_class"])
         config = algo_cls.config_class.from_dict(state["config"])
+        config.update_from_dict(config_overrides or {})
         algo = config.build_algo()
         algo.restore_from_path(path)
         return algo
@@ -338,8 +344,23 @@ def read_algorithm_state(path: Path) -> dict:
     if not path.exists():
         raise CheckpointError(f"Checkpoint `{path}` does not exist.")
     state = ckpt.read_json(path / ckpt.ALGO_FILE, "Algorithm checkpoint")
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"`{path / ckpt.ALGO_FILE}` is not a scalerl algorithm checkpoint.")
+    counters = (
+        "training_iteration",
+        "num_env_steps_sampled_lifetime",
+        "num_episodes_lifetime",
+        "time_total_s",
+    )
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != CHECKPOINT_FORMAT
+        or not all(k in state for k in ("algo_class", "config", "counters", "episode_stats"))
+        or not isinstance(state["counters"], dict)
+        or not all(k in state["counters"] for k in counters)
+    ):
+        raise CheckpointError(
+            f"`{path / ckpt.ALGO_FILE}` is not a valid scalerl algorithm "
+            "checkpoint state (wrong format or missing entries)."
+        )
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(
             f"`{path}` was written by a newer scalerl (format version "

@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.core.models.encoders import ACTIVATIONS
-from scalerl.core.rl_module import RLModule, RLModuleSpec, import_class
+from scalerl.core.rl_module import RLModule, RLModuleSpec, import_class, import_object
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 from scalerl.utils.spaces import space_from_dict, space_to_dict
@@ -67,6 +67,20 @@ ATTRIBUTE = {"framework": "framework_str"}
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
 
 MODEL_CONFIG_KEYS = ("fcnet_hiddens", "fcnet_activation", "vf_share_layers", "log_std_init")
+
+
+def import_env(name: str) -> Any:
+    """Import an env class or creator function stored by `to_dict()`."""
+    if "<lambda>" in name or "<locals>" in name:
+        raise ConfigError(
+            f"The env `{name}` was a lambda or local function, which cannot be restored by "
+            "name. Register it with `scalerl.register_env('my-env', creator)` and use "
+            "`.environment('my-env')` instead."
+        )
+    env = import_object(name)
+    if not callable(env):
+        raise ConfigError(f"`{name}` is not an env class or creator function.")
+    return env
 
 
 class AlgorithmConfig:
@@ -275,6 +289,7 @@ class AlgorithmConfig:
                 "`num_cpus_per_env_runner` must be a number >= 0 (fractions such "
                 f"as 0.5 pack runners), got {self.num_cpus_per_env_runner!r}."
             )
+        self.check_number("num_gpus_per_learner")
         if self.num_gpus_per_learner < 0:
             raise ConfigError("`num_gpus_per_learner` must be >= 0.")
         if self.evaluation_config is not None:
@@ -312,6 +327,11 @@ class AlgorithmConfig:
                 f"`{name}` must be an integer >= {minimum} {extra}".rstrip() + f", got {value!r}."
             )
 
+    def check_number(self, name: str, extra: str = "") -> None:
+        value = getattr(self, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"`{name}` must be a number {extra}".rstrip() + f", got {value!r}.")
+
     def _check_choice(self, name: str, choices: tuple) -> None:
         value = getattr(self, name)
         if value not in choices:
@@ -341,7 +361,7 @@ class AlgorithmConfig:
         for key in self._all_keys():
             value = getattr(self, ATTRIBUTE.get(key, key))
             if key == "env" and not isinstance(value, str) and value is not None:
-                value = {"__class__": f"{value.__module__}:{value.__qualname__}"}
+                value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
             elif isinstance(value, gym.Space):
                 value = {"__space__": space_to_dict(value)}
             elif isinstance(value, RLModuleSpec):
@@ -363,8 +383,8 @@ class AlgorithmConfig:
                 continue
             if isinstance(value, dict) and "__space__" in value:
                 value = space_from_dict(value["__space__"])
-            elif key == "env" and isinstance(value, dict) and "__class__" in value:
-                value = import_class(value["__class__"], object)
+            elif key == "env" and isinstance(value, dict) and "__callable__" in value:
+                value = import_env(value["__callable__"])
             elif key == "rl_module_spec" and isinstance(value, dict):
                 value = RLModuleSpec(
                     module_class=import_class(value["module_class"], RLModule),

@@ -160,6 +160,14 @@ class RLModule(nn.Module):
 
 def import_class(name: str, base: type) -> type:
     """Import `package.module:QualName` and check that it subclasses `base`."""
+    obj = import_object(name)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise CheckpointError(f"`{name}` in the checkpoint is not a {base.__name__} subclass.")
+    return obj
+
+
+def import_object(name: str) -> Any:
+    """Import `package.module:QualName` from installed code (never from a checkpoint)."""
     module_name, _, qualname = name.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
@@ -170,8 +178,6 @@ def import_class(name: str, base: type) -> type:
             f"Cannot import class `{name}` named in the checkpoint ({e}). Classes defined in a "
             "script's `__main__` must be importable from a module to be restored."
         ) from None
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        raise CheckpointError(f"`{name}` in the checkpoint is not a {base.__name__} subclass.")
     return obj
 
 

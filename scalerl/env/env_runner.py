@@ -56,11 +56,7 @@ class SingleAgentEnvRunner:
         self._env_seeds = (
             [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
         )
-        self.generator = torch.Generator()
-        self.generator.manual_seed(
-            (seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
-            + 7919 * worker_index
-        )
+        self.rng = np.random.default_rng(None if seed is None else [seed, worker_index])
         self.obs: np.ndarray | None = None
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)
@@ -94,26 +90,24 @@ class SingleAgentEnvRunner:
             )
         return arr.astype(space.dtype, copy=False)
 
-    def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One batched forward pass for all envs: (actions, action_dist_inputs)."""
         with torch.inference_mode():
             batch = {Columns.OBS: torch.from_numpy(self.obs)}
             if explore:
                 out = self.module.forward_exploration(batch)
-                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
-                dist = self.module.get_exploration_action_dist_cls()(dist_inputs)
-                actions = out.get(Columns.ACTIONS)
-                if actions is None:
-                    actions = dist.sample(self.generator)
-                logp = dist.logp(actions)
             else:
                 out = self.module.forward_inference(batch)
-                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
-                actions = out.get(Columns.ACTIONS)
-                if actions is None:
-                    dist = self.module.get_inference_action_dist_cls()(dist_inputs)
-                    actions = dist.deterministic_sample()
-                logp = torch.zeros(actions.shape[0])
-        return actions.numpy(), logp.numpy(), dist_inputs.numpy()
+            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+            actions = out.get(Columns.ACTIONS)
+            if actions is None and not explore:
+                dist = self.module.get_inference_action_dist_cls()(dist_inputs)
+                actions = dist.deterministic_sample()
+        dist_inputs = dist_inputs.numpy()
+        if actions is None:
+            dist_cls = self.module.get_exploration_action_dist_cls()
+            return dist_cls.sample_numpy(dist_inputs, self.rng), dist_inputs
+        return actions.numpy(), dist_inputs
 
     def _step_envs(self, actions: np.ndarray, t: int, record: dict | None, finished: list):
         """Step every env; reset the ones that end. Returns (rewards, terminateds, truncateds)."""
@@ -159,7 +153,6 @@ class SingleAgentEnvRunner:
         act_shape = self.act_space.shape
         act_dtype = np.int64 if isinstance(self.act_space, gym.spaces.Discrete) else np.float32
         act_buf = np.empty((T, n, *act_shape), dtype=act_dtype)
-        logp_buf = np.empty((T, n), dtype=np.float32)
         rew_buf = np.empty((T, n), dtype=np.float32)
         term_buf = np.empty((T, n), dtype=bool)
         trunc_buf = np.empty((T, n), dtype=bool)
@@ -168,10 +161,10 @@ class SingleAgentEnvRunner:
         finished: list[tuple[float, int]] = []
         for t in range(T):
             obs_buf[t] = self.obs
-            actions, logp, dist_inputs = self._act(explore=self.config.explore)
+            actions, dist_inputs = self._act(explore=self.config.explore)
             if dist_buf is None:
                 dist_buf = np.empty((T, n, dist_inputs.shape[-1]), dtype=np.float32)
-            act_buf[t], logp_buf[t], dist_buf[t] = actions, logp, dist_inputs
+            act_buf[t], dist_buf[t] = actions, dist_inputs
             rew_buf[t], term_buf[t], trunc_buf[t] = self._step_envs(actions, t, record, finished)
         batch = {
             Columns.OBS: obs_buf,
@@ -179,7 +172,6 @@ class SingleAgentEnvRunner:
             Columns.REWARDS: self._clip_rewards(rew_buf),
             Columns.TERMINATEDS: term_buf,
             Columns.TRUNCATEDS: trunc_buf,
-            Columns.ACTION_LOGP: logp_buf,
             Columns.ACTION_DIST_INPUTS: dist_buf,
             "bootstrap_obs": self.obs.copy(),
             "trunc_index": np.array(record["trunc_index"], dtype=np.int64).reshape(-1, 2),
@@ -205,7 +197,7 @@ class SingleAgentEnvRunner:
         while (num_episodes is not None and len(finished) < num_episodes) or (
             num_timesteps is not None and steps < num_timesteps
         ):
-            actions, _, _ = self._act(explore)
+            actions, _ = self._act(explore)
             self._step_envs(actions, 0, None, finished)
             steps += len(self.envs)
         self.obs = None  # the next training sample starts fresh episodes

@@ -74,9 +74,12 @@ def read_json(path: Path, what: str) -> dict:
             "(as written by `Algorithm.save()`)?"
         )
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{what}: `{path}` is corrupt or truncated ({e}).") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{what}: `{path}` does not hold a JSON object.")
+    return data
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:

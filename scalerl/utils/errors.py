@@ -26,7 +26,10 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 
 def unknown_keys_error(where: str, keys: Iterable[str], valid: Iterable[str]) -> ConfigError:
     valid = sorted(valid)
-    parts = [f"`{k}`{did_you_mean(k, valid)}" for k in keys]
+    parts = [
+        f"`{k}`" + (f" ({did_you_mean(k, valid).strip()})" if did_you_mean(k, valid) else "")
+        for k in keys
+    ]
     return ConfigError(
-        f"{where} got unknown setting(s): {', '.join(parts)}. Valid settings: {', '.join(valid)}."
+        f"{where} got unknown setting(s): {'; '.join(parts)}. Valid settings: {', '.join(valid)}."
     )

@@ -29,8 +29,13 @@ def train_until(algo, stop_return, max_steps, use_evaluation=False):
 
 def test_cartpole_defaults_solve_within_100k_steps():
     """Threshold: evaluation mean >= 475 over 20 episodes (explore=False); budget 100k steps."""
-    algo = (PPOConfig().environment("CartPole-v1").debugging(seed=0)
-            .evaluation(evaluation_duration=20).build_algo())
+    algo = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .debugging(seed=0)
+        .evaluation(evaluation_duration=20)
+        .build_algo()
+    )
     best, steps = train_until(algo, 475, 100_000, use_evaluation=True)
     final = algo.evaluate()["env_runners"]
     algo.stop()
@@ -47,10 +52,15 @@ PENDULUM = dict(
 @pytest.mark.learning
 def test_pendulum_reaches_minus_300_within_400k_steps():
     """Threshold: smoothed training return >= -300; budget 400k env steps."""
-    algo = (PPOConfig().environment("Pendulum-v1")
-            .env_runners(num_envs_per_env_runner=16).training(**PENDULUM)
-            .rl_module(model_config={"fcnet_activation": "relu"}).debugging(seed=0)
-            .build_algo())
+    algo = (
+        PPOConfig()
+        .environment("Pendulum-v1")
+        .env_runners(num_envs_per_env_runner=16)
+        .training(**PENDULUM)
+        .rl_module(model_config={"fcnet_activation": "relu"})
+        .debugging(seed=0)
+        .build_algo()
+    )
     best, steps = train_until(algo, -300, 400_000)
     algo.stop()
     assert best >= -300, (best, steps)

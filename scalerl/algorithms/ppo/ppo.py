@@ -61,6 +61,10 @@ class PPOConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name in ("lambda_", "clip_param", "vf_loss_coeff", "kl_coeff", "kl_target"):
+            self.check_number(name)
+        if self.vf_clip_param is not None:
+            self.check_number("vf_clip_param", "or None")
         if not 0.0 <= self.lambda_ <= 1.0:
             raise ConfigError(f"`lambda_` must be in [0, 1], got {self.lambda_!r}.")
         if not self.clip_param > 0:

@@ -106,6 +106,11 @@ class PPOLearner(Learner):
         flat[Columns.ADVANTAGES] = advantages.reshape(-1)
         flat[Columns.VALUE_TARGETS] = targets.reshape(-1)
         flat[Columns.VF_PREDS] = values.reshape(-1)
+        # log pi_old(a|s), from the distribution inputs the EnvRunner recorded.
+        dist = self.module.get_train_action_dist_cls()(
+            torch.from_numpy(flat[Columns.ACTION_DIST_INPUTS])
+        )
+        flat[Columns.ACTION_LOGP] = dist.logp(torch.from_numpy(flat[Columns.ACTIONS])).numpy()
         return flat
 
     def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:

@@ -1,0 +1,185 @@
+"""The `scalerl` command line: train -> checkpoint -> evaluate, config files, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from scalerl.cli import main
+
+# Tiny batches and one epoch: an iteration takes a fraction of a second.
+TINY = """\
+train_batch_size: 256
+minibatch_size: 64
+num_epochs: 1
+model_config:
+  fcnet_hiddens: [16]
+"""
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
+    """One `scalerl train` run shared by the tests below: (exit code, stdout, checkpoint)."""
+    tmp = tmp_path_factory.mktemp("train")
+    ckpt = tmp / "ckpt"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(
+            ["train", "--algo", "PPO", "--env", "CartPole-v1", "--config",
+             _write(tmp / "tiny.yaml", TINY), "--stop-iters", "1", "--seed", "0",
+             "--checkpoint-dir", str(ckpt), "--eval-episodes", "2"]
+        )  # fmt: skip
+    return rc, out.getvalue(), ckpt
+
+
+def test_train_writes_checkpoint_and_prints_evaluate_command(trained):
+    rc, out, ckpt = trained
+    assert rc == 0
+    assert (ckpt / "algorithm_state.json").is_file()
+    # Not a TTY here: one progress line per iteration, no carriage returns.
+    assert "iter    1 | return" in out and "\r" not in out
+    assert "Stopped: 1 iterations." in out
+    assert "Evaluation (explore=False, 2 episodes): mean return" in out
+    assert f"scalerl evaluate {ckpt.resolve()}" in out
+
+
+def test_evaluate_prints_returns_and_writes_gif(trained, tmp_path, capsys):
+    gif = tmp_path / "out" / "episode.gif"
+    rc = main(["evaluate", str(trained[2]), "--episodes", "3", "--render", str(gif), "--seed", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("episode")] == [
+        "episode   1", "episode   2", "episode   3"
+    ]  # fmt: skip
+    assert "mean return over 3 episodes" in out
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames > 1
+
+
+def test_evaluate_is_reproducible_with_seed(trained, capsys):
+    outputs = []
+    for _ in range(2):
+        assert main(["evaluate", str(trained[2]), "--episodes", "2", "--seed", "3"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+
+
+def test_tuned_example_yaml_default_checkpoint_dir_and_tty(tmp_path, monkeypatch, capsys):
+    cfg = _write(
+        tmp_path / "tuned.yaml",
+        "cartpole-ppo:\n  env: CartPole-v1\n  run: PPO\n  stop:\n"
+        "    training_iteration: 50\n    env_runners/episode_return_mean: 10000\n"
+        "  config:\n" + "".join(f"    {line}\n" for line in TINY.splitlines()),
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    # The flag overrides the file's `training_iteration: 50`.
+    assert main(["train", "--config", cfg, "--stop-iters", "2", "--eval-episodes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "until return >= 10000" in out and "or 2 iterations" in out
+    assert out.count("\r") == 2  # one redrawn progress line
+    assert "Evaluation" not in out
+    (ckpt,) = (tmp_path / "checkpoints").glob("PPO_CartPole-v1_*")
+    assert (ckpt / "algorithm_state.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ("lrr: 0.001\nenv: CartPole-v1\n", "Did you mean `lr`?"),
+        ("x:\n  run: PPO\n  stop: {training_iterations: 1}\n", "`training_iteration`?"),
+        ("x:\n  run: PPO\n  confg: {lr: 0.1}\n", "Did you mean `config`?"),
+    ],
+)
+def test_config_typo_exits_2_with_suggestion(tmp_path, capsys, text, suggestion):
+    cfg = _write(tmp_path / "bad.yaml", text)
+    assert main(["train", "--env", "CartPole-v1", "--config", cfg]) == 2
+    err = capsys.readouterr().err
+    assert suggestion in err and err.startswith("scalerl train: error:")
+    assert "Traceback" not in err
+
+
+def test_train_without_env_exits_2(capsys):
+    assert main(["train", "--algo", "PPO"]) == 2
+    assert "--env" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_checkpoint_and_exits_cleanly(tmp_path, monkeypatch, capsys):
+    from scalerl.algorithms.registry import get_algorithm_class
+
+    algo_cls = get_algorithm_class("PPO")
+    real_train = algo_cls.train
+
+    def train_then_interrupt(self):
+        if self.iteration >= 1:
+            raise KeyboardInterrupt
+        return real_train(self)
+
+    monkeypatch.setattr(algo_cls, "train", train_then_interrupt)
+    cfg = _write(tmp_path / "tiny.yaml", TINY)
+    ckpt = tmp_path / "ckpt"
+    rc = main(["train", "--env", "CartPole-v1", "--config", cfg, "--checkpoint-dir", str(ckpt)])
+    out = capsys.readouterr().out
+    assert rc == 130
+    assert "Stopped: interrupted (Ctrl-C)." in out and "Evaluation" not in out
+    assert (ckpt / "algorithm_state.json").is_file()
+    assert f"scalerl evaluate {ckpt.resolve()}" in out
+
+
+def test_evaluate_missing_checkpoint_exits_2(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+
+
+def test_evaluate_corrupt_checkpoint_exits_2(trained, tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(trained[2], ckpt)
+    weights = next(ckpt.rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"garbage!")
+    assert main(["evaluate", str(ckpt)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "x", "--episodes", "0"])
+    assert exc.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_console_script_entry_point(trained, tmp_path):
+    script = Path(sys.executable).with_name("scalerl")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "scalerl.cli"]
+    proc = subprocess.run(
+        [*cmd, "evaluate", str(trained[2]), "--episodes", "1"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "episode   1: return" in proc.stdout
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    # `python -m scalerl.cli --help` must work, and the module must not import torch or Ray.
+    proc = subprocess.run(
+        [sys.executable, "-m", "scalerl.cli", "train", "--help"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "--stop-reward" in proc.stdout
+    code = (
+        "import sys, scalerl.cli; sys.exit(' '.join({'torch', 'ray'} & set(sys.modules)) or None)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
