@@ -323,6 +323,7 @@ class Algorithm:
             return
         self._stopped = True
         self.env_runner_group.stop()
+        self.learner_group.stop()
         if self.eval_env_runner_group is not None:
             self.eval_env_runner_group.stop()
 

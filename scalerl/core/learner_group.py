@@ -10,6 +10,7 @@ local copy of the module, synced from learner 0 after every update.
 
 from __future__ import annotations
 
+import logging
 import math
 import socket
 from datetime import timedelta
@@ -28,6 +29,10 @@ from scalerl.utils.errors import CheckpointError, ConfigError
 _PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
 _TRUNC_KEYS = ("trunc_index", "trunc_obs")  # [K, 2] of (t, env), [K, ...]
 
+logger = logging.getLogger(__name__)
+
+# After this many seconds without all learner actors started, say why we are waiting.
+_START_WARNING_S = 60
 # How long a learner waits for the others in a collective call (the set-up included).
 _COLLECTIVE_TIMEOUT = timedelta(minutes=10)
 
@@ -94,10 +99,10 @@ def steps_per_epoch(shard_sizes: list[int], minibatch_size: int) -> int | None:
 class _EqualStepsMixin:
     """Lets the group fix the number of minibatches per epoch (see `steps_per_epoch`)."""
 
-    steps_per_epoch: int | None = None
+    fixed_steps_per_epoch: int | None = None
 
     def minibatches(self, size: int, minibatch_size: int, num_epochs: int):
-        k = self.steps_per_epoch
+        k = self.fixed_steps_per_epoch
         if k is None:
             yield from super().minibatches(size, minibatch_size, num_epochs)
             return
@@ -157,7 +162,9 @@ class LearnerWorker:
                 dist.broadcast(tensor, src=0)
 
     def update(self, shard: dict, timestep: int, steps: int | None) -> dict[str, float]:
-        self.learner.steps_per_epoch = steps
+        self.learner.fixed_steps_per_epoch = steps
+        # Arrays from Ray's object store are read-only; torch wants writable ones.
+        shard = {k: v if v.flags.writeable else v.copy() for k, v in shard.items()}
         metrics = self.learner.update(shard, timestep)
         self._sync_extra_state()
         return metrics
@@ -224,6 +231,26 @@ def validate_num_learners(config: Any) -> None:
         )
 
 
+def _check_cluster_capacity(config: Any) -> None:
+    """Fail now if the whole Ray cluster could never hold the learners (rather than wait
+    forever for resources); if it only lacks free resources, `_wait_started` warns."""
+    import ray
+
+    n = config.num_learners
+    total = ray.cluster_resources()
+    for name, per_learner, setting in (
+        ("CPU", config.num_cpus_per_learner, "num_cpus_per_learner"),
+        ("GPU", config.num_gpus_per_learner, "num_gpus_per_learner"),
+    ):
+        need, have = n * per_learner, total.get(name, 0.0)
+        if need > have:
+            raise ConfigError(
+                f"{n} learners x `{setting}={per_learner}` need {need:g} {name}s, but the Ray "
+                f"cluster has {have:g}. Lower `num_learners` or `{setting}`, or start Ray with "
+                f"more resources."
+            )
+
+
 class LearnerGroup:
     """One local Learner in the driver (`num_learners=0`) or N data-parallel Ray actors."""
 
@@ -242,6 +269,7 @@ class LearnerGroup:
         import ray
 
         n = config.num_learners
+        _check_cluster_capacity(config)
         self._module = module_spec.build()
         actor_cls = ray.remote(LearnerWorker).options(
             num_cpus=config.num_cpus_per_learner,
@@ -251,9 +279,32 @@ class LearnerGroup:
         self.remote_learners = [
             actor_cls.remote(config, learner_class, module_spec, rank, n) for rank in range(n)
         ]
+        self._wait_started(n)
         addr, port = ray.get(self.remote_learners[0].address.remote())
         self._get([w.setup.remote(addr, port) for w in self.remote_learners], fatal=True)
         self._set_local_weights(ray.get(self.remote_learners[0].get_weights.remote()))
+
+    def _wait_started(self, n: int) -> None:
+        """Warn (once) if Ray cannot place the learners yet, instead of waiting silently."""
+        import ray
+
+        refs = [w.__ray_ready__.remote() for w in self.remote_learners]
+        _, pending = ray.wait(refs, num_returns=n, timeout=_START_WARNING_S)
+        if pending:
+            cfg = self.config
+            logger.warning(
+                "%d of %d learner actors have not started after %d s. Each needs "
+                "num_cpus_per_learner=%s CPU(s) and num_gpus_per_learner=%s GPU(s); Ray has "
+                "%s available. Still waiting; lower `num_learners` or the EnvRunners' share, "
+                "or add resources.",
+                len(pending),
+                n,
+                _START_WARNING_S,
+                cfg.num_cpus_per_learner,
+                cfg.num_gpus_per_learner,
+                ray.available_resources(),
+            )
+        self._get(refs, fatal=True)
 
     @property
     def is_local(self) -> bool:
@@ -364,9 +415,12 @@ class LearnerGroup:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 ray.get(ready)
-        except Exception:
+        except Exception as e:
             if fatal:
                 self.stop()
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, (CheckpointError, ConfigError)):
+                raise cause from None  # the user's error, without the actor's traceback
             raise
         return ray.get(refs)
 

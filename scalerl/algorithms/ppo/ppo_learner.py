@@ -145,7 +145,7 @@ class PPOLearner(Learner):
             rows.append(row)
         metrics = self.mean_metrics(rows)
         if cfg.use_kl_loss:
-            self._adapt_kl_coeff(metrics["mean_kl_loss"])
+            self._adapt_kl_coeff(self.all_reduce_mean(metrics["mean_kl_loss"]))
         targets, values = flat[Columns.VALUE_TARGETS], flat[Columns.VF_PREDS]
         metrics.update(
             curr_lr=lr,

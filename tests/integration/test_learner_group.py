@@ -1,0 +1,149 @@
+"""Data-parallel Learners as Ray actors (`num_learners >= 1`), and the batch split they use."""
+
+import numpy as np
+import pytest
+import ray
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.ppo import PPOConfig
+from scalerl.core.learner_group import split_fragment, steps_per_epoch
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.batch import concat_fragments
+from scalerl.utils.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+def two_learner_config():
+    return (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=4)
+        .training(train_batch_size=512, minibatch_size=128, num_epochs=2)
+        .learners(num_learners=2)
+        .debugging(seed=0)
+    )
+
+
+def learner_weights(algo):
+    return ray.get([w.get_weights.remote() for w in algo.learner_group.remote_learners])
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def sorted_truncs(fragment):
+    order = np.lexsort((fragment["trunc_index"][:, 0], fragment["trunc_index"][:, 1]))
+    return fragment["trunc_index"][order], fragment["trunc_obs"][order]
+
+
+def test_split_fragment_reindexes_truncations_and_concats_back():
+    T, N = 6, 5
+    rng = np.random.default_rng(0)
+    trunc_index = np.array([[1, 0], [4, 3], [2, 4], [5, 2], [0, 4]])
+    fragment = {
+        "obs": rng.normal(size=(T, N, 3)).astype(np.float32),
+        "rewards": rng.normal(size=(T, N)).astype(np.float32),
+        "bootstrap_obs": rng.normal(size=(N, 3)).astype(np.float32),
+        "trunc_index": trunc_index,
+        "trunc_obs": rng.normal(size=(len(trunc_index), 3)).astype(np.float32),
+    }
+    shards = split_fragment(fragment, 2)
+    # Envs 0-2 and 3-4; env 3's truncation becomes column 0 of shard 1.
+    assert [s["obs"].shape[1] for s in shards] == [3, 2]
+    assert [s["bootstrap_obs"].shape[0] for s in shards] == [3, 2]
+    np.testing.assert_array_equal(shards[0]["trunc_index"], [[1, 0], [5, 2]])
+    np.testing.assert_array_equal(shards[1]["trunc_index"], [[4, 0], [2, 1], [0, 1]])
+    np.testing.assert_array_equal(shards[1]["trunc_obs"], fragment["trunc_obs"][[1, 2, 4]])
+    for n in (1, 2, 3, 5):
+        joined = concat_fragments(split_fragment(fragment, n))
+        for key in ("obs", "rewards", "bootstrap_obs"):
+            np.testing.assert_array_equal(joined[key], fragment[key])
+        for got, want in zip(sorted_truncs(joined), sorted_truncs(fragment)):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ConfigError, match="at least `num_learners` envs"):
+        split_fragment(fragment, 6)
+    # Equal shards: each learner's own minibatch count; unequal: one shared count.
+    assert steps_per_epoch([256, 256], 64) is None
+    assert steps_per_epoch([300, 200], 64) == 4
+
+
+def test_config_with_fewer_envs_than_learners_fails_early():
+    config = two_learner_config().env_runners(num_envs_per_env_runner=1)
+    with pytest.raises(ConfigError, match="num_envs_per_env_runner=2"):
+        config.build_algo()
+
+
+def test_more_learners_than_the_cluster_holds_fail_at_once(ray_local):
+    with pytest.raises(ConfigError, match="need 3 CPUs, but the Ray cluster has 2"):
+        two_learner_config().learners(num_learners=3).build_algo()
+    with pytest.raises(ConfigError, match="need 2 GPUs"):
+        two_learner_config().learners(num_gpus_per_learner=1).build_algo()
+
+
+def test_two_learners_train_in_lockstep(ray_local):
+    algo = two_learner_config().build_algo()
+    group = algo.learner_group
+    assert len(group.remote_learners) == 2
+    initial = learner_weights(algo)
+    assert_same_weights(initial[0], initial[1])  # rank 0's initial weights broadcast
+
+    algo.train()
+    result = algo.train()
+    metrics = result["learners"]["default_policy"]
+    for key in ("total_loss", "policy_loss", "vf_loss", "entropy", "mean_kl_loss"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["num_module_steps_trained"] == 512 * 2  # summed over the learners
+
+    # The gradient all-reduce keeps both learners identical; the driver copy, the
+    # EnvRunner and get_weights() all hold those weights.
+    w0, w1 = learner_weights(algo)
+    assert_same_weights(w0, w1)
+    assert any(not np.array_equal(w0[k], initial[0][k]) for k in w0)  # it trained
+    assert_same_weights(group.get_weights(), w0)
+    runner = algo.env_runner_group.local_runner.module.state_dict()
+    assert_same_weights({k: v.numpy() for k, v in runner.items()}, w0)
+    assert algo.compute_single_action(np.zeros(4, dtype=np.float32)) in (0, 1)
+
+    actors = list(group.remote_learners)
+    group.stop()
+    group.stop()  # idempotent
+    for actor in actors:
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.__ray_ready__.remote(), timeout=30)
+    algo.stop()
+
+
+def test_two_learner_checkpoint_round_trip(ray_local, tmp_path):
+    algo = two_learner_config().build_algo()
+    algo.train()
+    path = algo.save(tmp_path / "ckpt")
+    saved = algo.learner_group.get_weights()
+    # Two learners take both CPUs of this Ray instance: free them before the next build.
+    algo.learner_group.stop()
+    algo.stop()
+
+    # Written in the single-learner layout: the module loads on its own.
+    module = RLModule.from_checkpoint(path)
+    assert_same_weights({k: v.numpy() for k, v in module.state_dict().items()}, saved)
+
+    algo2 = Algorithm.from_checkpoint(path)
+    assert algo2.iteration == 1
+    w0, w1 = learner_weights(algo2)
+    assert_same_weights(w0, saved)
+    assert_same_weights(w1, saved)
+    states = ray.get([w.get_state.remote() for w in algo2.learner_group.remote_learners])
+    assert states[0]["learner_state"]["optimizer"] == states[1]["learner_state"]["optimizer"]
+    assert states[0]["learner_state"]["optimizer"]["t"] == 2 * 4  # epochs x minibatches
+    algo2.train()
+    assert_same_weights(*learner_weights(algo2))
+    algo2.learner_group.stop()
+    algo2.stop()
