@@ -153,19 +153,31 @@ class Learner:
         )
 
     def load(self, directory: Path, module_id: str) -> None:
-        module_dir = directory / "rl_module" / module_id
-        weights = ckpt.load_tensors(module_dir / ckpt.WEIGHTS_FILE, "module weights")
+        self.set_state(*read_learner_files(directory, module_id, self.module))
+
+    def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
+        """Weights, optimizer tensors and the JSON learner state, as `read_learner_files` gives."""
+        self.set_weights(weights)
         try:
-            self.module.load_state_dict(weights)
-        except RuntimeError as e:
-            raise CheckpointError(
-                f"`{module_dir / ckpt.WEIGHTS_FILE}` does not fit this algorithm's module "
-                f"(different model config or spaces?): {e}"
-            ) from None
-        state = ckpt.read_json(directory / "learner_state.json", "Learner state")
-        tensors = ckpt.load_tensors(directory / "optimizer.safetensors", "optimizer state")
-        try:
-            self.optimizer.load_state(tensors, state["optimizer"])
-            self.set_extra_state(state["extra"])
+            self.optimizer.load_state(tensors, learner_state["optimizer"])
+            self.set_extra_state(learner_state["extra"])
         except (KeyError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"`{directory}` holds a corrupt learner state: {e}") from None
+            raise CheckpointError(f"The checkpoint holds a corrupt learner state: {e}") from None
+
+
+def read_learner_files(
+    directory: Path, module_id: str, module: RLModule
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
+    """Read a learner's checkpoint files; check the weights fit `module` (loading them into it)."""
+    module_dir = directory / "rl_module" / module_id
+    weights = ckpt.load_tensors(module_dir / ckpt.WEIGHTS_FILE, "module weights")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"`{module_dir / ckpt.WEIGHTS_FILE}` does not fit this algorithm's module "
+            f"(different model config or spaces?): {e}"
+        ) from None
+    state = ckpt.read_json(directory / "learner_state.json", "Learner state")
+    tensors = ckpt.load_tensors(directory / "optimizer.safetensors", "optimizer state")
+    return weights, tensors, state

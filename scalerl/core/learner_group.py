@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerl.core.learner import Learner
+from scalerl.core.learner import Learner, read_learner_files
 from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError, ConfigError
@@ -200,12 +200,7 @@ class LearnerWorker:
         }
 
     def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
-        self.learner.set_weights(weights)
-        try:
-            self.learner.optimizer.load_state(tensors, learner_state["optimizer"])
-            self.learner.set_extra_state(learner_state["extra"])
-        except (KeyError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"The checkpoint holds a corrupt learner state: {e}") from None
+        self.learner.set_state(weights, tensors, learner_state)
         if self.rank > 0:  # rank 0's RNG state was saved; derive a distinct stream from it
             seed = int(self.learner.rng.integers(2**62))
             self.learner.rng = np.random.default_rng([seed, self.rank])
@@ -375,18 +370,9 @@ class LearnerGroup:
         self._check_running()
         import ray
 
-        src = directory / "learner"
-        module_dir = src / "rl_module" / module_id
-        weights = ckpt.load_tensors(module_dir / ckpt.WEIGHTS_FILE, "module weights")
-        try:
-            self._module.load_state_dict(weights)
-        except RuntimeError as e:
-            raise CheckpointError(
-                f"`{module_dir / ckpt.WEIGHTS_FILE}` does not fit this algorithm's module "
-                f"(different model config or spaces?): {e}"
-            ) from None
-        learner_state = ckpt.read_json(src / "learner_state.json", "Learner state")
-        tensors = ckpt.load_tensors(src / "optimizer.safetensors", "optimizer state")
+        _, tensors, learner_state = read_learner_files(
+            directory / "learner", module_id, self._module
+        )
         args = [ray.put(x) for x in (self.get_weights(), tensors, learner_state)]
         self._get([w.set_state.remote(*args) for w in self.remote_learners])
 
