@@ -182,7 +182,7 @@ def train(args: argparse.Namespace) -> int:
             )
     finally:
         algo.stop()
-    print(f"Try it: scalerl evaluate {shlex.quote(path)}")
+    print(f"Try it: {_command_name()} evaluate {shlex.quote(path)} --render episode.gif")
     return 130 if interrupted else 0
 
 
@@ -324,6 +324,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=_count(0), metavar="N", help="seed of the first env reset")
     e.set_defaults(func=evaluate)
     return parser
+
+
+def _command_name() -> str:
+    """`scalerl` if that is on PATH, else the full path of this venv's script."""
+    import shutil
+
+    script = Path(sys.executable).with_name("scalerl")
+    if shutil.which("scalerl") == str(script) or not script.exists():
+        return "scalerl"
+    return shlex.quote(str(script))
 
 
 def main(argv: list[str] | None = None) -> int:
