@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +46,30 @@ class Learner:
         self.optimizer.lr = lr
         return lr
 
-    def apply_loss(self, loss: torch.Tensor) -> float:
-        """Backprop `loss`, clip gradients by the configured rule, and take one step."""
+    def apply_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        """Backprop `loss`, clip gradients by the configured rule, and take one step.
+
+        Returns the gradient's global norm before clipping (a tensor: converting it to a
+        float every minibatch would cost more than it is worth).
+        """
         self.optimizer.zero_grad()
         loss.backward()
+        grad = self.optimizer.flat_grad
         # Data-parallel learners: average the gradients first, so that clipping and the
         # step see the same global gradient on every learner and their weights stay equal.
-        self.all_reduce_gradients()
-        params = [p for p in self.optimizer.params if p.grad is not None]
+        world = self.world_size()
+        if world > 1:
+            torch.distributed.all_reduce(grad)
+            grad.div_(world)
+        norm = grad.norm()
         clip = self.config.grad_clip
-        if clip is None:
-            norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        elif self.config.grad_clip_by == "value":
-            torch.nn.utils.clip_grad_value_(params, clip)
-            norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
-        else:
-            norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        if clip is not None:
+            if self.config.grad_clip_by == "value":
+                grad.clamp_(-clip, clip)
+            else:
+                grad.mul_((clip / (norm + 1e-6)).clamp(max=1.0))
         self.optimizer.step()
-        return float(norm)
+        return norm
 
     # -- data-parallel helpers (no-ops unless torch.distributed is initialized) ------------
     @staticmethod
@@ -72,33 +77,6 @@ class Learner:
         """How many learners train this module together (1 without torch.distributed)."""
         dist = torch.distributed
         return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-    def all_reduce_gradients(self) -> None:
-        """Replace every gradient by its mean over all learners, in one collective call.
-
-        A parameter has a gradient afterwards if any learner computed one for it (the
-        others count as zero), so every learner then takes the same optimizer step.
-        """
-        world = self.world_size()
-        if world == 1:
-            return
-        params = self.optimizer.params
-        flags = torch.tensor(
-            [float(p.grad is not None) for p in params], dtype=params[0].dtype, device=self.device
-        )
-        flat = torch.cat(
-            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
-            + [flags]
-        )
-        torch.distributed.all_reduce(flat)
-        flat.div_(world)
-        offset = 0
-        grads = []
-        for p in params:
-            grads.append(flat[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
-        for p, g, has_grad in zip(params, grads, flat[offset:].tolist()):
-            p.grad = g if has_grad > 0 else None
 
     def all_reduce_mean(self, value: float) -> float:
         """The mean of a scalar over all learners (for decisions that must agree, e.g. an
@@ -110,25 +88,30 @@ class Learner:
         torch.distributed.all_reduce(t)
         return float(t.item()) / world
 
-    def minibatches(self, size: int, minibatch_size: int, num_epochs: int):
-        """Yield index tensors: `num_epochs` (shuffled) passes in minibatches."""
+    def minibatch_bounds(self, size: int, minibatch_size: int) -> list[tuple[int, int]]:
+        """(start, end) of each minibatch within one epoch's (shuffled) batch."""
+        return [(s, min(s + minibatch_size, size)) for s in range(0, size, minibatch_size)]
+
+    def minibatches(self, batch: dict[str, torch.Tensor], minibatch_size: int, num_epochs: int):
+        """Yield `num_epochs` passes over `batch` in minibatches, reshuffled every epoch.
+
+        Each epoch gathers the whole batch once in a new order; its minibatches are then
+        free contiguous slices (one gather per column per minibatch would cost more).
+        """
+        size = len(next(iter(batch.values())))
+        bounds = self.minibatch_bounds(size, minibatch_size)
         for _ in range(num_epochs):
-            perm = (
-                self.rng.permutation(size)
-                if self.config.shuffle_batch_per_epoch
-                else (np.arange(size))
-            )
-            perm = torch.from_numpy(perm).to(self.device)
-            for start in range(0, size, minibatch_size):
-                yield perm[start : start + minibatch_size]
+            epoch = batch
+            if self.config.shuffle_batch_per_epoch:
+                perm = torch.from_numpy(self.rng.permutation(size)).to(self.device)
+                epoch = {k: v[perm] for k, v in batch.items()}
+            for start, end in bounds:
+                yield {k: v[start:end] for k, v in epoch.items()}
 
     @staticmethod
-    def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-        sums: dict[str, float] = defaultdict(float)
-        for row in rows:
-            for k, v in row.items():
-                sums[k] += v
-        return {k: v / len(rows) for k, v in sums.items()}
+    def mean_metrics(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Means over minibatches of scalar tensors, converted to floats once per update."""
+        return {k: float(torch.stack([r[k] for r in rows]).mean()) for k in rows[0]}
 
     # -- weights and state ---------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:

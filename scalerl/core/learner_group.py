@@ -101,16 +101,13 @@ class _EqualStepsMixin:
 
     fixed_steps_per_epoch: int | None = None
 
-    def minibatches(self, size: int, minibatch_size: int, num_epochs: int):
+    def minibatch_bounds(self, size: int, minibatch_size: int) -> list[tuple[int, int]]:
         k = self.fixed_steps_per_epoch
         if k is None:
-            yield from super().minibatches(size, minibatch_size, num_epochs)
-            return
-        for _ in range(num_epochs):
-            perm = self.rng.permutation(size) if self.config.shuffle_batch_per_epoch else None
-            perm = np.arange(size) if perm is None else perm
-            for idx in np.array_split(perm, k):
-                yield torch.from_numpy(idx).to(self.device)
+            return super().minibatch_bounds(size, minibatch_size)
+        edges = [len(part) for part in np.array_split(np.arange(size), k)]
+        ends = np.cumsum(edges).tolist()
+        return list(zip([0] + ends[:-1], ends))
 
 
 class LearnerWorker:

@@ -1,7 +1,10 @@
-"""Adam (Kingma & Ba, 2015), written out so its state is plain named tensors.
+"""Adam (Kingma & Ba, 2015) over one flat parameter buffer.
 
 `torch.optim` imports `torch._dynamo` on first use, which costs over a second of
-start-up; this optimizer avoids that and checkpoints without pickle.
+start-up. Here the module's parameters and gradients are views into two flat
+buffers, so a step is a handful of whole-buffer ops instead of several per
+parameter tensor (the fixed cost dominates for the small networks of RL), and the
+state checkpoints as plain named tensors.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import torch
 
 class Adam:
     """m_t = b1 m + (1-b1) g;  v_t = b2 v + (1-b2) g^2;
-    theta -= lr * (m_t / (1-b1^t)) / (sqrt(v_t / (1-b2^t)) + eps)."""
+    theta -= lr * (m_t / (1-b1^t)) / (sqrt(v_t / (1-b2^t)) + eps).
+
+    Parameters become views into `flat_param` and their `.grad` views into `flat_grad`;
+    a parameter that gets no gradient in a step counts as having a zero gradient.
+    """
 
     def __init__(
         self,
@@ -28,56 +35,50 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.t = 0
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        with torch.no_grad():
+            self.flat_param = torch.cat([p.detach().reshape(-1) for p in self.params])
+        self.flat_grad = torch.zeros_like(self.flat_param)
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.data = self.flat_param[offset : offset + n].view_as(p)
+            p.grad = self.flat_grad[offset : offset + n].view_as(p)
+            offset += n
+        self.exp_avg = torch.zeros_like(self.flat_param)
+        self.exp_avg_sq = torch.zeros_like(self.flat_param)
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+        # Autograd accumulates into the existing `.grad` views, so zeroing the buffer suffices.
+        self.flat_grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
-        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if not idx:
-            return
-        params = [self.params[i] for i in idx]
-        grads = [p.grad for p in params]
-        m = [self.exp_avg[i] for i in idx]
-        v = [self.exp_avg_sq[i] for i in idx]
         b1, b2 = self.betas
         self.t += 1
-        torch._foreach_lerp_(m, grads, 1 - b1)
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, grads, grads, 1 - b2)
-        denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, m, denom, -self.lr / (1 - b1**self.t))
+        g = self.flat_grad
+        self.exp_avg.lerp_(g, 1 - b1)
+        self.exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = self.exp_avg_sq.sqrt().div_(math.sqrt(1 - b2**self.t)).add_(self.eps)
+        self.flat_param.addcdiv_(self.exp_avg, denom, value=-self.lr / (1 - b1**self.t))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"exp_avg.{i}": t for i, t in enumerate(self.exp_avg)}
-        out.update({f"exp_avg_sq.{i}": t for i, t in enumerate(self.exp_avg_sq)})
-        return out
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
     def hyperparameters(self) -> dict:
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "t": self.t}
 
     def load_state(self, tensors: dict[str, torch.Tensor], hyper: dict) -> None:
-        n = len(self.params)
-        expected = {f"{k}.{i}" for k in ("exp_avg", "exp_avg_sq") for i in range(n)}
-        if set(tensors) != expected:
+        if set(tensors) != {"exp_avg", "exp_avg_sq"}:
             raise ValueError(
-                f"optimizer state has tensors {sorted(tensors)[:4]}..., expected "
-                f"{n} parameters' exp_avg and exp_avg_sq"
+                f"optimizer state has tensors {sorted(tensors)}, expected ['exp_avg', 'exp_avg_sq']"
             )
-        for i, p in enumerate(self.params):
-            for name, store in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
-                t = tensors[f"{name}.{i}"]
-                if t.shape != p.shape:
-                    raise ValueError(
-                        f"optimizer `{name}.{i}` has shape {tuple(t.shape)}, "
-                        f"parameter has {tuple(p.shape)}"
-                    )
-                store[i] = t.to(p.device).clone()
+        for name in ("exp_avg", "exp_avg_sq"):
+            t = tensors[name]
+            if t.shape != self.flat_param.shape:
+                raise ValueError(
+                    f"optimizer `{name}` has shape {tuple(t.shape)}, the module's "
+                    f"parameters have {self.flat_param.numel()} elements"
+                )
+            getattr(self, name).copy_(t)
         self.lr, self.betas, self.eps = hyper["lr"], tuple(hyper["betas"]), hyper["eps"]
         self.t = int(hyper["t"])

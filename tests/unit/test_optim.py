@@ -54,11 +54,10 @@ def test_matches_torch_adam(lr, betas, eps):
     assert ours.t == 20
     for (name, p), q in zip(ours_model.named_parameters(), ref_model.parameters()):
         torch.testing.assert_close(p, q, atol=1e-6, rtol=1e-5, msg=f"parameter {name}")
-    # Moments agree too.
-    for i, q in enumerate(ref_model.parameters()):
-        state = ref.state[q]
-        torch.testing.assert_close(ours.exp_avg[i], state["exp_avg"], atol=1e-7, rtol=1e-5)
-        torch.testing.assert_close(ours.exp_avg_sq[i], state["exp_avg_sq"], atol=1e-9, rtol=1e-5)
+    # Moments agree too (ours are flat, in parameter order).
+    for name, atol in (("exp_avg", 1e-7), ("exp_avg_sq", 1e-9)):
+        ref_flat = torch.cat([ref.state[q][name].reshape(-1) for q in ref_model.parameters()])
+        torch.testing.assert_close(getattr(ours, name), ref_flat, atol=atol, rtol=1e-5)
 
 
 def test_parameters_actually_move():
@@ -73,14 +72,27 @@ def test_parameters_actually_move():
         assert delta.max() == pytest.approx(1e-2, rel=1e-3)
 
 
-def test_zero_grad_and_step_without_grads_is_noop():
+def test_step_with_zero_gradients_leaves_parameters_unchanged():
     model = make_model()
     opt = Adam(model.parameters(), lr=1e-2)
     before = [p.detach().clone() for p in model.parameters()]
     opt.zero_grad()
     opt.step()
-    assert opt.t == 0
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
+def test_parameters_and_grads_are_views_of_the_flat_buffers():
+    model = make_model()
+    opt = Adam(model.parameters(), lr=1e-2)
+    assert opt.flat_param.numel() == sum(p.numel() for p in model.parameters())
+    # load_state_dict copies in place: the optimizer keeps training the module's weights.
+    model.load_state_dict({k: torch.zeros_like(v) for k, v in model.state_dict().items()})
+    assert torch.count_nonzero(opt.flat_param) == 0
+    x, y = make_data()
+    step_ours(model, opt, x, y, 0)
+    assert torch.count_nonzero(opt.flat_grad) > 0
+    assert torch.count_nonzero(opt.flat_param) > 0
+    assert torch.count_nonzero(model[2].bias) > 0  # the step reached the module's own tensors
 
 
 def test_frozen_parameters_are_excluded():
@@ -88,7 +100,11 @@ def test_frozen_parameters_are_excluded():
     model[0].weight.requires_grad_(False)
     opt = Adam(model.parameters(), lr=1e-2)
     assert len(opt.params) == 3
-    assert len(opt.state_tensors()) == 6
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert {k: v.numel() for k, v in opt.state_tensors().items()} == {
+        "exp_avg": trainable,
+        "exp_avg_sq": trainable,
+    }
 
 
 def _snapshot(opt: Adam) -> tuple[dict[str, torch.Tensor], dict]:
@@ -102,7 +118,7 @@ def test_state_round_trip_resumes_identically():
     for step in range(10):
         step_ours(model_a, opt_a, x, y, step)
     tensors, hyper = _snapshot(opt_a)
-    assert set(tensors) == {f"{k}.{i}" for k in ("exp_avg", "exp_avg_sq") for i in range(4)}
+    assert set(tensors) == {"exp_avg", "exp_avg_sq"}
     assert hyper == {"lr": 1e-2, "betas": [0.85, 0.995], "eps": 1e-6, "t": 10}
 
     # A fresh optimizer (default hyperparameters) on a copy of the model, loaded from the state.
@@ -131,8 +147,8 @@ def test_loaded_state_does_not_alias_the_source_tensors():
     saved = {k: v.clone() for k, v in tensors.items()}
     other = Adam(copy.deepcopy(model).parameters(), lr=1e-2)
     other.load_state(tensors, hyper)
-    other.exp_avg[0].add_(1.0)
-    assert torch.equal(tensors["exp_avg.0"], saved["exp_avg.0"])
+    other.exp_avg.add_(1.0)
+    assert torch.equal(tensors["exp_avg"], saved["exp_avg"])
 
 
 def test_state_round_trip_through_safetensors(tmp_path):
@@ -147,8 +163,8 @@ def test_state_round_trip_through_safetensors(tmp_path):
     loaded = load_tensors(tmp_path / "opt.safetensors", "optimizer state")
     other = Adam(copy.deepcopy(model).parameters(), lr=1e-2)
     other.load_state(loaded, opt.hyperparameters())
-    for a, b in zip(opt.exp_avg + opt.exp_avg_sq, other.exp_avg + other.exp_avg_sq):
-        assert torch.equal(a, b)
+    for name in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(getattr(opt, name), getattr(other, name))
 
 
 def test_load_state_rejects_wrong_keys_and_shapes():
@@ -156,10 +172,10 @@ def test_load_state_rejects_wrong_keys_and_shapes():
     opt = Adam(model.parameters(), lr=1e-2)
     tensors, hyper = _snapshot(opt)
     missing = dict(tensors)
-    del missing["exp_avg_sq.3"]
+    del missing["exp_avg_sq"]
     with pytest.raises(ValueError, match="exp_avg"):
         opt.load_state(missing, hyper)
     wrong_shape = dict(tensors)
-    wrong_shape["exp_avg.0"] = torch.zeros(2, 2)
+    wrong_shape["exp_avg"] = torch.zeros(2, 2)
     with pytest.raises(ValueError, match="shape"):
         opt.load_state(wrong_shape, hyper)

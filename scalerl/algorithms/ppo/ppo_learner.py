@@ -51,8 +51,11 @@ def ppo_loss(
         vf_loss = vf_loss.clamp(max=vf_clip_param)
     vf_loss = vf_loss.mean()
 
-    entropy = pi.entropy().mean()
-    mean_kl = pi_old.kl(pi).mean()
+    # Entropy and KL need gradients only when they are part of the loss.
+    with torch.set_grad_enabled(torch.is_grad_enabled() and entropy_coeff != 0):
+        entropy = pi.entropy().mean()
+    with torch.set_grad_enabled(torch.is_grad_enabled() and use_kl_loss):
+        mean_kl = pi_old.kl(pi).mean()
     total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * entropy
     if use_kl_loss:
         total = total + kl_coeff * mean_kl
@@ -119,14 +122,12 @@ class PPOLearner(Learner):
         adv = flat[Columns.ADVANTAGES]
         flat[Columns.ADVANTAGES] = (adv - adv.mean()) / (adv.std() + 1e-8)
         batch = {k: torch.from_numpy(v).to(self.device) for k, v in flat.items()}
-        size = len(adv)
 
         lr = self.set_lr(timestep)
         entropy_coeff = self.entropy_schedule.value(timestep)
         dist_cls = self.module.get_train_action_dist_cls()
         rows = []
-        for idx in self.minibatches(size, cfg.minibatch_size, cfg.num_epochs):
-            mb = {k: v[idx] for k, v in batch.items()}
+        for mb in self.minibatches(batch, cfg.minibatch_size, cfg.num_epochs):
             fwd_out = self.module.forward_train(mb)
             loss, stats = ppo_loss(
                 dist_cls,
@@ -139,10 +140,8 @@ class PPOLearner(Learner):
                 kl_coeff=self.kl_coeff,
                 use_kl_loss=cfg.use_kl_loss,
             )
-            grad_norm = self.apply_loss(loss)
-            row = {k: float(v.detach()) for k, v in stats.items()}
-            row["gradients_default_optimizer_global_norm"] = grad_norm
-            rows.append(row)
+            stats["gradients_default_optimizer_global_norm"] = self.apply_loss(loss)
+            rows.append({k: v.detach() for k, v in stats.items()})
         metrics = self.mean_metrics(rows)
         if cfg.use_kl_loss:
             self._adapt_kl_coeff(self.all_reduce_mean(metrics["mean_kl_loss"]))
@@ -152,7 +151,7 @@ class PPOLearner(Learner):
             curr_entropy_coeff=entropy_coeff,
             curr_kl_coeff=self.kl_coeff,
             vf_explained_var=float(1 - np.var(targets - values) / (np.var(targets) + 1e-8)),
-            num_module_steps_trained=size * cfg.num_epochs,
+            num_module_steps_trained=len(adv) * cfg.num_epochs,
         )
         return metrics
 
