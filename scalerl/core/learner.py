@@ -118,7 +118,7 @@ class Learner:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.module.state_dict().items()}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
-        self.module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        self.module.set_state(weights)
 
     def get_extra_state(self) -> dict:
         """JSON-able state beyond weights and optimizer (subclasses extend)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -108,7 +109,13 @@ class RLModule(nn.Module):
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
+        """Load weights given as tensors or numpy arrays (read-only ones from Ray included)."""
+        self.load_state_dict(
+            {
+                k: v if torch.is_tensor(v) else torch.from_numpy(np.array(v))
+                for k, v in state.items()
+            }
+        )
 
     def save_to_path(self, path: str | Path) -> Path:
         """Write this module alone (spaces, model config, weights) to directory `path`."""

@@ -63,7 +63,7 @@ class SingleAgentEnvRunner:
 
     # -- weights ------------------------------------------------------------------
     def set_weights(self, weights: dict[str, Any]) -> None:
-        self.module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+        self.module.set_state(weights)
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self) -> None:
