@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,14 @@ class RLModule(nn.Module):
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return dist_class_for(self.action_space)
+
+    def get_numpy_exploration_fn(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Optional fast path for EnvRunners: a numpy function from an observation batch to
+        the `ACTION_DIST_INPUTS` that `forward_exploration` would return, using the current
+        weights. EnvRunners call it again after every weight sync. None (the default) means
+        EnvRunners use `forward_exploration`.
+        """
+        return None
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
         return {}

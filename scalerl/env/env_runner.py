@@ -50,6 +50,7 @@ class SingleAgentEnvRunner:
             for i in range(n)
         ]
         self.module = module_spec.build().eval()
+        self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
         self.obs_space = module_spec.observation_space
         self.act_space = module_spec.action_space
         seed = config.seed
@@ -64,6 +65,7 @@ class SingleAgentEnvRunner:
     # -- weights ------------------------------------------------------------------
     def set_weights(self, weights: dict[str, Any]) -> None:
         self.module.set_state(weights)
+        self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self) -> None:
@@ -92,6 +94,10 @@ class SingleAgentEnvRunner:
 
     def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray]:
         """One batched forward pass for all envs: (actions, action_dist_inputs)."""
+        if explore and self.numpy_exploration_fn is not None:
+            dist_inputs = self.numpy_exploration_fn(self.obs).astype(np.float32, copy=False)
+            dist_cls = self.module.get_exploration_action_dist_cls()
+            return dist_cls.sample_numpy(dist_inputs, self.rng), dist_inputs
         with torch.inference_mode():
             batch = {Columns.OBS: torch.from_numpy(self.obs)}
             if explore:

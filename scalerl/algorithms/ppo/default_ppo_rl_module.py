@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,6 +46,22 @@ class DefaultPPOTorchRLModule(RLModule):
         if self.continuous:
             out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
         return out
+
+    def get_numpy_exploration_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+        pre, encoder, head = (
+            self.pre.numpy_fn(),
+            self.pi_encoder.numpy_fn(),
+            self.pi_head.numpy_fn(),
+        )
+        if not self.continuous:
+            return lambda obs: head(encoder(pre(obs)))
+        log_std = self.log_std.detach().cpu().numpy().copy()
+
+        def dist_inputs(obs: np.ndarray) -> np.ndarray:
+            mean = head(encoder(pre(obs)))
+            return np.concatenate([mean, np.broadcast_to(log_std, mean.shape)], axis=-1)
+
+        return dist_inputs
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         x = self.pre(batch[Columns.OBS])
