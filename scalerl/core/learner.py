@@ -152,15 +152,7 @@ def read_learner_files(
     directory: Path, module_id: str, module: RLModule
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
     """Read a learner's checkpoint files; check the weights fit `module` (loading them into it)."""
-    module_dir = directory / "rl_module" / module_id
-    weights = ckpt.load_tensors(module_dir / ckpt.WEIGHTS_FILE, "module weights")
-    try:
-        module.load_state_dict(weights)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"`{module_dir / ckpt.WEIGHTS_FILE}` does not fit this algorithm's module "
-            f"(different model config or spaces?): {e}"
-        ) from None
+    weights = module.load_weights_file(directory / "rl_module" / module_id / ckpt.WEIGHTS_FILE)
     state = ckpt.read_json(directory / "learner_state.json", "Learner state")
     tensors = ckpt.load_tensors(directory / "optimizer.safetensors", "optimizer state")
     return weights, tensors, state

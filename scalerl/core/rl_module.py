@@ -164,14 +164,20 @@ class RLModule(nn.Module):
             action_space=space_from_dict(meta["action_space"]),
             model_config=meta["model_config"],
         )
-        weights = ckpt.load_tensors(path / ckpt.WEIGHTS_FILE, "RLModule weights")
+        module.load_weights_file(path / ckpt.WEIGHTS_FILE)
+        return module
+
+    def load_weights_file(self, file: Path) -> dict[str, torch.Tensor]:
+        """Load a `module_state.safetensors` into this module; return the tensors read."""
+        weights = ckpt.load_tensors(file, "RLModule weights")
         try:
-            module.load_state_dict(weights)
+            self.load_state_dict(weights)
         except RuntimeError as e:
             raise CheckpointError(
-                f"`{path / ckpt.WEIGHTS_FILE}` does not match {module_cls.__name__}: {e}"
+                f"`{file}` does not fit {type(self).__name__} (different model config or "
+                f"spaces?): {e}"
             ) from None
-        return module
+        return weights
 
 
 def import_class(name: str, base: type) -> type:
