@@ -23,11 +23,8 @@ import torch
 from scalerl.core.learner import Learner, read_learner_files
 from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
+from scalerl.utils.batch import split_fragment
 from scalerl.utils.errors import CheckpointError, ConfigError
-
-# Fragment keys that are not time-major [T, N, ...] arrays.
-_PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
-_TRUNC_KEYS = ("trunc_index", "trunc_obs")  # [K, 2] of (t, env), [K, ...]
 
 logger = logging.getLogger(__name__)
 
@@ -35,43 +32,6 @@ logger = logging.getLogger(__name__)
 _START_WARNING_S = 60
 # How long a learner waits for the others in a collective call (the set-up included).
 _COLLECTIVE_TIMEOUT = timedelta(minutes=10)
-
-
-def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
-    """Split a [T, N] fragment along the env axis into `n` [T, N_i] fragments.
-
-    The inverse of `concat_fragments` (up to the order of the truncation rows). Shard i
-    gets envs [lo_i, hi_i), as even as possible (sizes differ by at most one env); each
-    shard keeps the truncations of its envs, with `trunc_index` re-indexed to its columns.
-    Splitting along time instead would cut GAE's backward recursion, so it is not offered.
-    """
-    num_envs = fragment["bootstrap_obs"].shape[0]
-    if not 1 <= n <= num_envs:
-        raise ConfigError(
-            f"Cannot split a batch of {num_envs} env(s) over {n} learners: each learner "
-            "needs whole env columns (GAE runs along time). Use at least `num_learners` envs "
-            "in total (num_env_runners * num_envs_per_env_runner), or fewer learners."
-        )
-    if n == 1:
-        return [fragment]
-    sizes = [num_envs // n + (i < num_envs % n) for i in range(n)]
-    bounds = np.cumsum([0, *sizes])
-    trunc_env = fragment["trunc_index"][:, 1]
-    shards = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = (trunc_env >= lo) & (trunc_env < hi)
-        shard: dict[str, np.ndarray] = {}
-        for key, value in fragment.items():
-            if key == "trunc_index":
-                shard[key] = (value[rows] - np.array([0, lo], dtype=value.dtype)).reshape(-1, 2)
-            elif key in _TRUNC_KEYS:
-                shard[key] = value[rows]
-            elif key in _PER_ENV_KEYS:
-                shard[key] = value[lo:hi]
-            else:
-                shard[key] = value[:, lo:hi]
-        shards.append(shard)
-    return shards
 
 
 def per_learner_minibatch_size(config: Any) -> int:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from scalerl.utils.errors import ConfigError
+
+# Fragment keys that are not time-major [T, N, ...] arrays.
+_PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
+_TRUNC_KEYS = ("trunc_index", "trunc_obs")  # [K, 2] of (t, env), [K, ...]
+
 
 def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join [T, N_i] fragments of equal T along the env axis into one [T, sum N_i] fragment."""
@@ -16,8 +22,45 @@ def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.nda
             out[key] = np.concatenate(
                 [f[key] + np.array([0, off]) for f, off in zip(fragments, offsets)]
             ).reshape(-1, 2)
-        elif key in ("bootstrap_obs", "trunc_obs"):
+        elif key in _PER_ENV_KEYS or key in _TRUNC_KEYS:
             out[key] = np.concatenate([f[key] for f in fragments], axis=0)
         else:
             out[key] = np.concatenate([f[key] for f in fragments], axis=1)
     return out
+
+
+def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+    """Split a [T, N] fragment along the env axis into `n` [T, N_i] fragments.
+
+    The inverse of `concat_fragments` (up to the order of the truncation rows). Shard i
+    gets envs [lo_i, hi_i), as even as possible (sizes differ by at most one env); each
+    shard keeps the truncations of its envs, with `trunc_index` re-indexed to its columns.
+    Splitting along time instead would cut GAE's backward recursion, so it is not offered.
+    """
+    num_envs = fragment["bootstrap_obs"].shape[0]
+    if not 1 <= n <= num_envs:
+        raise ConfigError(
+            f"Cannot split a batch of {num_envs} env(s) over {n} learners: each learner "
+            "needs whole env columns (GAE runs along time). Use at least `num_learners` envs "
+            "in total (num_env_runners * num_envs_per_env_runner), or fewer learners."
+        )
+    if n == 1:
+        return [fragment]
+    sizes = [num_envs // n + (i < num_envs % n) for i in range(n)]
+    bounds = np.cumsum([0, *sizes])
+    trunc_env = fragment["trunc_index"][:, 1]
+    shards = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rows = (trunc_env >= lo) & (trunc_env < hi)
+        shard: dict[str, np.ndarray] = {}
+        for key, value in fragment.items():
+            if key == "trunc_index":
+                shard[key] = (value[rows] - np.array([0, lo], dtype=value.dtype)).reshape(-1, 2)
+            elif key in _TRUNC_KEYS:
+                shard[key] = value[rows]
+            elif key in _PER_ENV_KEYS:
+                shard[key] = value[lo:hi]
+            else:
+                shard[key] = value[:, lo:hi]
+        shards.append(shard)
+    return shards

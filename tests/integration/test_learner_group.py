@@ -6,9 +6,9 @@ import ray
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.ppo import PPOConfig
-from scalerl.core.learner_group import split_fragment, steps_per_epoch
+from scalerl.core.learner_group import steps_per_epoch
 from scalerl.core.rl_module import RLModule
-from scalerl.utils.batch import concat_fragments
+from scalerl.utils.batch import concat_fragments, split_fragment
 from scalerl.utils.errors import ConfigError
 
 
