@@ -20,7 +20,7 @@ def test_too_many_runners_for_the_cpus_is_a_clear_error(ray_local):
         config.build_algo()
 
 
-def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path):
+def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path, assert_actor_dead):
     config = (
         PPOConfig()
         .environment("CartPole-v1")
@@ -55,6 +55,5 @@ def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path):
     algo.stop()
     algo.stop()
     for actor in actors:
-        with pytest.raises(ray.exceptions.RayActorError):
-            ray.get(actor.__ray_ready__.remote(), timeout=30)
+        assert_actor_dead(actor)
     algo2.stop()
