@@ -10,7 +10,13 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.core.models.encoders import ACTIVATIONS
-from scalerl.core.rl_module import RLModule, RLModuleSpec, import_class, import_object
+from scalerl.core.rl_module import (
+    DefaultModelConfig,
+    RLModule,
+    RLModuleSpec,
+    import_class,
+    import_object,
+)
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 from scalerl.utils.spaces import space_from_dict, space_to_dict
@@ -66,7 +72,7 @@ ATTRIBUTE = {"framework": "framework_str"}
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
 
-MODEL_CONFIG_KEYS = ("fcnet_hiddens", "fcnet_activation", "vf_share_layers", "log_std_init")
+MODEL_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
 
 
 def import_env(name: str) -> Any:

@@ -331,3 +331,22 @@ def test_env_obs_not_matching_space_raises_env_error_naming_env(env_cls):
         assert "observation" in str(info.value)
     finally:
         algo.stop()
+
+
+def test_default_model_config_dataclass_and_rllib_import_paths():
+    # RLlib's module paths, with `ray.rllib` replaced by `scalerl`.
+    from scalerl.core.columns import Columns
+    from scalerl.core.rl_module.default_model_config import DefaultModelConfig
+    from scalerl.core.rl_module.rl_module import RLModule, RLModuleSpec
+
+    assert Columns.OBS == "obs" and RLModule and RLModuleSpec
+    algo = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[32], fcnet_activation="relu"))
+        .build_algo()
+    )
+    assert algo.config.model_config["fcnet_hiddens"] == [32]
+    assert algo.get_module().pi_encoder.layers[0].out_features == 32
+    assert algo.config.to_dict()["model_config"]["fcnet_activation"] == "relu"
+    algo.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -11,14 +12,9 @@ import torch
 from torch import nn
 
 from scalerl.core.models import ObsPreprocessor, mlp
-from scalerl.core.rl_module import Columns, RLModule
+from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
 
-DEFAULT_MODEL_CONFIG: dict[str, Any] = {
-    "fcnet_hiddens": [64, 64],
-    "fcnet_activation": "tanh",
-    "vf_share_layers": False,
-    "log_std_init": 0.0,
-}
+DEFAULT_MODEL_CONFIG: dict[str, Any] = dataclasses.asdict(DefaultModelConfig())
 
 
 class DefaultPPOTorchRLModule(RLModule):

@@ -19,21 +19,6 @@ from scalerl.utils.errors import CheckpointError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 
 
-class Columns:
-    """Names of the batch columns shared by EnvRunners, modules and learners."""
-
-    OBS = "obs"
-    ACTIONS = "actions"
-    REWARDS = "rewards"
-    TERMINATEDS = "terminateds"
-    TRUNCATEDS = "truncateds"
-    ACTION_DIST_INPUTS = "action_dist_inputs"
-    ACTION_LOGP = "action_logp"
-    VF_PREDS = "vf_preds"
-    ADVANTAGES = "advantages"
-    VALUE_TARGETS = "value_targets"
-
-
 class RLModule(nn.Module):
     """Base class of all modules (RLlib's `TorchRLModule`).
 

@@ -1,0 +1,16 @@
+"""Batch column names (RLlib's `ray.rllib.core.columns.Columns`)."""
+
+
+class Columns:
+    """Names of the batch columns shared by EnvRunners, modules and learners."""
+
+    OBS = "obs"
+    ACTIONS = "actions"
+    REWARDS = "rewards"
+    TERMINATEDS = "terminateds"
+    TRUNCATEDS = "truncateds"
+    ACTION_DIST_INPUTS = "action_dist_inputs"
+    ACTION_LOGP = "action_logp"
+    VF_PREDS = "vf_preds"
+    ADVANTAGES = "advantages"
+    VALUE_TARGETS = "value_targets"

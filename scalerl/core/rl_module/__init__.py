@@ -1,0 +1,14 @@
+"""RLModules (RLlib's `ray.rllib.core.rl_module`)."""
+
+from scalerl.core.columns import Columns
+from scalerl.core.rl_module.default_model_config import DefaultModelConfig
+from scalerl.core.rl_module.rl_module import RLModule, RLModuleSpec, import_class, import_object
+
+__all__ = [
+    "Columns",
+    "DefaultModelConfig",
+    "RLModule",
+    "RLModuleSpec",
+    "import_class",
+    "import_object",
+]
