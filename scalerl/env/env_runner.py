@@ -94,26 +94,27 @@ class SingleAgentEnvRunner:
 
     def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray]:
         """One batched forward pass for all envs: (actions, action_dist_inputs)."""
+        actions = None
         if explore and self.numpy_exploration_fn is not None:
             dist_inputs = self.numpy_exploration_fn(self.obs).astype(np.float32, copy=False)
-            dist_cls = self.module.get_exploration_action_dist_cls()
-            return dist_cls.sample_numpy(dist_inputs, self.rng), dist_inputs
-        with torch.inference_mode():
-            batch = {Columns.OBS: torch.from_numpy(self.obs)}
-            if explore:
-                out = self.module.forward_exploration(batch)
-            else:
-                out = self.module.forward_inference(batch)
-            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
-            actions = out.get(Columns.ACTIONS)
-            if actions is None and not explore:
-                dist = self.module.get_inference_action_dist_cls()(dist_inputs)
-                actions = dist.deterministic_sample()
-        dist_inputs = dist_inputs.numpy()
+        else:
+            with torch.inference_mode():
+                batch = {Columns.OBS: torch.from_numpy(self.obs)}
+                if explore:
+                    out = self.module.forward_exploration(batch)
+                else:
+                    out = self.module.forward_inference(batch)
+                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+                actions = out.get(Columns.ACTIONS)
+                if actions is None and not explore:
+                    dist = self.module.get_inference_action_dist_cls()(dist_inputs)
+                    actions = dist.deterministic_sample()
+            dist_inputs = dist_inputs.numpy()
+            actions = None if actions is None else actions.numpy()
         if actions is None:
             dist_cls = self.module.get_exploration_action_dist_cls()
-            return dist_cls.sample_numpy(dist_inputs, self.rng), dist_inputs
-        return actions.numpy(), dist_inputs
+            actions = dist_cls.sample_numpy(dist_inputs, self.rng)
+        return actions, dist_inputs
 
     def _step_envs(self, actions: np.ndarray, t: int, record: dict | None, finished: list):
         """Step every env; reset the ones that end. Returns (rewards, terminateds, truncateds)."""
