@@ -45,6 +45,20 @@ class Distribution:
     def kl(self, other: Distribution) -> torch.Tensor:
         raise NotImplementedError
 
+    # Gradients with respect to this distribution's inputs, for learners that backpropagate
+    # by hand (see `scalerl.algorithms.ppo.manual_gradients`). Each is per sample: [B, D].
+    def logp_grad(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log pi(a), d log pi(a) / d inputs)."""
+        raise NotImplementedError
+
+    def entropy_grad(self) -> torch.Tensor:
+        """d H[pi] / d inputs."""
+        raise NotImplementedError
+
+    def kl_grad(self, old: Distribution) -> torch.Tensor:
+        """d KL[old || self] / d (self's inputs)."""
+        raise NotImplementedError
+
 
 class Categorical(Distribution):
     """Categorical over `n` actions from unnormalized logits."""
@@ -84,6 +98,22 @@ class Categorical(Distribution):
         p, q = self.logits.clamp(min=lo), other.logits.clamp(min=lo)
         return (p.exp() * (p - q)).sum(dim=-1)
 
+    def logp_grad(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # log p_a = z_a - logsumexp(z), so d/dz = onehot(a) - softmax(z).
+        onehot = torch.zeros_like(self.logits).scatter_(-1, actions.long().unsqueeze(-1), 1.0)
+        return (self.logits * onehot).sum(dim=-1), onehot.sub_(self.logits.exp())
+
+    def entropy_grad(self) -> torch.Tensor:
+        # H = -sum_j p_j log p_j, so dH/dz_k = -p_k (log p_k + H).
+        logits = self.logits.clamp(min=torch.finfo(self.logits.dtype).min)
+        p = logits.exp()
+        entropy = -(p * logits).sum(dim=-1, keepdim=True)
+        return -p * (logits + entropy)
+
+    def kl_grad(self, old: Categorical) -> torch.Tensor:
+        # KL = sum_j q_j (log q_j - log p_j) with q fixed, so d/dz_k = p_k - q_k.
+        return self.logits.exp() - old.logits.exp()
+
 
 class DiagGaussian(Distribution):
     """Diagonal Gaussian; inputs are [mean, log_std] concatenated on the last axis."""
@@ -119,6 +149,26 @@ class DiagGaussian(Distribution):
         var_ratio = (self.std / other.std).pow(2)
         mean_term = ((self.mean - other.mean) / other.std).pow(2)
         return 0.5 * (var_ratio + mean_term - 1.0 - var_ratio.log()).sum(dim=-1)
+
+    def logp_grad(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # With z = (a - mu) / std: d log p / d mu = z / std, d log p / d log_std = z^2 - 1.
+        z = (actions - self.mean) / self.std
+        z2 = z * z
+        logp = (-0.5 * z2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+        return logp, torch.cat([z / self.std, z2 - 1.0], dim=-1)
+
+    def entropy_grad(self) -> torch.Tensor:
+        # H = sum(log_std) + const: no dependence on the mean.
+        return torch.cat([torch.zeros_like(self.mean), torch.ones_like(self.log_std)], dim=-1)
+
+    def kl_grad(self, old: DiagGaussian) -> torch.Tensor:
+        # KL[old || self] = 0.5 sum(r + m - 1 - log r), r = old.std^2 / std^2,
+        # m = (old.mean - mean)^2 / std^2: d/d mean = (mean - old.mean) / std^2 and
+        # d/d log_std = 1 - r - m.
+        var = self.std * self.std
+        diff = self.mean - old.mean
+        r_plus_m = (old.std * old.std + diff * diff) / var
+        return torch.cat([diff / var, 1.0 - r_plus_m], dim=-1)
 
 
 def dist_class_for(space: gym.Space) -> type[Distribution]:

@@ -54,6 +54,14 @@ class Learner:
         """
         self.optimizer.zero_grad()
         loss.backward()
+        return self.apply_gradients()
+
+    def apply_gradients(self) -> torch.Tensor:
+        """Clip the gradients in the parameters' `.grad` and take one optimizer step.
+
+        For updates that write the gradients themselves; returns the global norm before
+        clipping, as `apply_loss`.
+        """
         grad = self.optimizer.flat_grad
         # Data-parallel learners: average the gradients first, so that clipping and the
         # step see the same global gradient on every learner and their weights stay equal.

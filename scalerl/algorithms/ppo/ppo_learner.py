@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scalerl.algorithms.ppo import manual_gradients
 from scalerl.core.distributions import Distribution
 from scalerl.core.learner import Learner
 from scalerl.core.rl_module import Columns, RLModuleSpec
@@ -69,6 +70,10 @@ def ppo_loss(
 
 
 class PPOLearner(Learner):
+    # Backpropagate by hand through the default module (see `manual_gradients`); False
+    # makes every module train through autograd.
+    manual_gradients = True
+
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         super().__init__(config, module_spec)
         self.kl_coeff = float(config.kl_coeff)
@@ -127,20 +132,23 @@ class PPOLearner(Learner):
         entropy_coeff = self.entropy_schedule.value(timestep)
         dist_cls = self.module.get_train_action_dist_cls()
         rows = []
+        coeffs = dict(
+            clip_param=cfg.clip_param,
+            vf_clip_param=cfg.vf_clip_param,
+            vf_loss_coeff=cfg.vf_loss_coeff,
+            entropy_coeff=entropy_coeff,
+            kl_coeff=self.kl_coeff,
+            use_kl_loss=cfg.use_kl_loss,
+        )
+        by_hand = self.manual_gradients and manual_gradients.supported(self.module, dist_cls)
         for mb in self.minibatches(batch, cfg.minibatch_size, cfg.num_epochs):
-            fwd_out = self.module.forward_train(mb)
-            loss, stats = ppo_loss(
-                dist_cls,
-                mb,
-                fwd_out,
-                clip_param=cfg.clip_param,
-                vf_clip_param=cfg.vf_clip_param,
-                vf_loss_coeff=cfg.vf_loss_coeff,
-                entropy_coeff=entropy_coeff,
-                kl_coeff=self.kl_coeff,
-                use_kl_loss=cfg.use_kl_loss,
-            )
-            stats["gradients_default_optimizer_global_norm"] = self.apply_loss(loss)
+            if by_hand:
+                stats = manual_gradients.ppo_gradients(self.module, dist_cls, mb, **coeffs)
+                norm = self.apply_gradients()
+            else:
+                loss, stats = ppo_loss(dist_cls, mb, self.module.forward_train(mb), **coeffs)
+                norm = self.apply_loss(loss)
+            stats["gradients_default_optimizer_global_norm"] = norm
             rows.append({k: v.detach() for k, v in stats.items()})
         metrics = self.mean_metrics(rows)
         if cfg.use_kl_loss:
