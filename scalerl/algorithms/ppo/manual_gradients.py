@@ -54,7 +54,7 @@ def ppo_gradients(
     use_kl_loss: bool,
 ) -> dict[str, Any]:
     """Write dL/d theta into every parameter's `.grad`; return the loss terms as
-    `ppo_loss` reports them."""
+    `ppo_loss` reports them (entropy and KL only where they are part of the loss)."""
     # Forward pass, keeping each layer's activations.
     x = module.pre(batch[Columns.OBS])
     pi_features, pi_enc_cache = module.pi_encoder.forward_cached(x)
@@ -68,7 +68,6 @@ def ppo_gradients(
     if module.continuous:
         head_out = torch.cat([head_out, module.log_std.expand_as(head_out)], dim=-1)
     pi = dist_cls(head_out)
-    pi_old = dist_cls(batch[Columns.ACTION_DIST_INPUTS])
     A = batch[Columns.ADVANTAGES]
     n = A.shape[0]
 
@@ -92,14 +91,19 @@ def ppo_gradients(
         vf_loss = sq_err.mean()
         grad_values = err.mul_(scale)
 
-    entropy = pi.entropy().mean()
+    # Entropy and KL only when they are loss terms: the learner reports both once per
+    # update, so computing them per minibatch would be wasted work.
+    stats = {"policy_loss": policy_loss, "vf_loss": vf_loss}
+    total = policy_loss + vf_loss_coeff * vf_loss
     if entropy_coeff != 0:
+        stats["entropy"] = pi.entropy().mean()
+        total = total - entropy_coeff * stats["entropy"]
         grad_inputs.sub_(pi.entropy_grad(), alpha=entropy_coeff / n)
-    mean_kl = pi_old.kl(pi).mean()
-    total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * entropy
     if use_kl_loss:
+        pi_old = dist_cls(batch[Columns.ACTION_DIST_INPUTS])
+        stats["mean_kl_loss"] = pi_old.kl(pi).mean()
+        total = total + kl_coeff * stats["mean_kl_loss"]
         grad_inputs.add_(pi.kl_grad(pi_old), alpha=kl_coeff / n)
-        total = total + kl_coeff * mean_kl
 
     # Backward pass through the heads, the log-std parameter and the encoders.
     if module.continuous:
@@ -112,10 +116,4 @@ def ppo_gradients(
     else:
         module.pi_encoder.backward(pi_enc_cache, grad_pi_features, False)
         module.vf_encoder.backward(vf_enc_cache, grad_vf_features, False)
-    return {
-        "total_loss": total,
-        "policy_loss": policy_loss,
-        "vf_loss": vf_loss,
-        "entropy": entropy,
-        "mean_kl_loss": mean_kl,
-    }
+    return {"total_loss": total, **stats}

@@ -151,6 +151,7 @@ class PPOLearner(Learner):
             stats["gradients_default_optimizer_global_norm"] = norm
             rows.append({k: v.detach() for k, v in stats.items()})
         metrics = self.mean_metrics(rows)
+        metrics["entropy"], metrics["mean_kl_loss"] = self.policy_change(batch, dist_cls)
         if cfg.use_kl_loss:
             self._adapt_kl_coeff(self.all_reduce_mean(metrics["mean_kl_loss"]))
         targets, values = flat[Columns.VALUE_TARGETS], flat[Columns.VF_PREDS]
@@ -162,6 +163,19 @@ class PPOLearner(Learner):
             num_module_steps_trained=len(adv) * cfg.num_epochs,
         )
         return metrics
+
+    @torch.no_grad()
+    def policy_change(
+        self, batch: dict[str, torch.Tensor], dist_cls: type[Distribution]
+    ) -> tuple[float, float]:
+        """H[pi] and KL[pi_old || pi] of the updated policy, averaged over the train batch.
+
+        Measured once after the epochs, as the PPO paper's adaptive-KL rule does (the
+        minibatch losses carry these terms only when they have a coefficient).
+        """
+        inputs = self.module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+        pi, pi_old = dist_cls(inputs), dist_cls(batch[Columns.ACTION_DIST_INPUTS])
+        return float(pi.entropy().mean()), float(pi_old.kl(pi).mean())
 
     def _adapt_kl_coeff(self, mean_kl: float) -> None:
         """RLlib's rule: raise beta when KL overshoots the target by 2x, lower it below half."""

@@ -112,7 +112,7 @@ class MLP(nn.Module):
         and output. Call it under `torch.no_grad()`: the gradient comes from `backward`."""
         cache = []
         for i, layer in enumerate(self.layers):
-            z = torch.addmm(layer.bias, x, layer.weight.t())
+            z = nn.functional.linear(x, layer.weight, layer.bias)
             y = self.activation(z) if i < self.num_activated else z
             cache.append((x, z, y))
             x = y
