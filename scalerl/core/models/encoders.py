@@ -111,9 +111,10 @@ class MLP(nn.Module):
         """`forward(x)`, keeping what `backward` needs: each layer's input, pre-activation
         and output. Call it under `torch.no_grad()`: the gradient comes from `backward`."""
         cache = []
+        activation, num_activated = self.activation, self.num_activated
         for i, layer in enumerate(self.layers):
             z = nn.functional.linear(x, layer.weight, layer.bias)
-            y = self.activation(z) if i < self.num_activated else z
+            y = activation(z) if i < num_activated else z
             cache.append((x, z, y))
             x = y
         return x, cache
@@ -128,14 +129,16 @@ class MLP(nn.Module):
         """
         act_grad = ACTIVATION_GRADS[self.activation_name]
         g = grad_out
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer, (x, z, y) = self.layers[i], cache[i]
+        for i, layer, (x, z, y) in zip(
+            range(len(cache) - 1, -1, -1), reversed(self.layers), reversed(cache)
+        ):
+            weight, bias = layer.weight, layer.bias
             if i < self.num_activated:
                 g = act_grad(g, z, y)
-            torch.mm(g.t(), x, out=layer.weight.grad)
-            torch.sum(g, 0, out=layer.bias.grad)
+            torch.mm(g.t(), x, out=weight.grad)
+            torch.sum(g, 0, out=bias.grad)
             if i > 0 or input_grad:
-                g = torch.mm(g, layer.weight)
+                g = torch.mm(g, weight)
         return g if input_grad else None
 
     def numpy_fn(self) -> NumpyFn:
