@@ -23,6 +23,7 @@ from scalerl.env.env_runner import to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import checkpoints as ckpt
+from scalerl.utils import nested
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats
 
@@ -49,6 +50,15 @@ class SaveResult:
 
     def __fspath__(self) -> str:
         return self.checkpoint.path
+
+
+def obs_to_tensors(obs: Any, space: gym.Space, device: torch.device) -> Any:
+    """A batch of observations (nested like `space`) as tensors of the space's dtypes."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: obs_to_tensors(obs[k], s, device) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(obs_to_tensors(o, s, device) for o, s in zip(obs, space.spaces))
+    return torch.as_tensor(np.asarray(obs, dtype=space.dtype), device=device)
 
 
 class Algorithm:
@@ -194,16 +204,21 @@ class Algorithm:
         return self.learner_group.module
 
     def compute_actions(self, observations: Any, explore: bool = False) -> Any:
-        """Actions for a batch of observations (array-like, first axis = batch), or for a
-        dict {key: observation} (returns {key: action})."""
-        if isinstance(observations, dict):
-            keys = list(observations)
-            actions = self.compute_actions(np.stack([observations[k] for k in keys]), explore)
-            return dict(zip(keys, actions))
+        """Actions for a batch of observations (first axis = batch; for Dict/Tuple spaces a
+        dict/tuple of batched arrays), or for a dict {key: observation} (returns
+        {key: action})."""
         module = self.get_module()
         space = module.observation_space
+        keyed = isinstance(observations, dict) and not (
+            isinstance(space, gym.spaces.Dict) and set(observations) == set(space.spaces)
+        )
+        if keyed:
+            keys = list(observations)
+            batch = nested.stack([observations[k] for k in keys])
+            actions = self.compute_actions(batch, explore)
+            return {k: nested.index(actions, i) for i, k in enumerate(keys)}
         device = next(module.parameters()).device
-        obs = torch.as_tensor(np.asarray(observations, dtype=space.dtype), device=device)
+        obs = obs_to_tensors(observations, space, device)
         with torch.no_grad():
             if explore:
                 out = module.forward_exploration({Columns.OBS: obs})
@@ -216,17 +231,17 @@ class Algorithm:
                 dist = dist_cls(out[Columns.ACTION_DIST_INPUTS])
                 actions = dist.sample() if explore else dist.deterministic_sample()
         cfg = self.config
-        return to_env_actions(
-            actions.cpu().numpy(), module.action_space, cfg.normalize_actions, cfg.clip_actions
-        )
+        actions = nested.map_structure(lambda a: a.cpu().numpy(), actions)
+        return to_env_actions(actions, module.action_space, cfg.normalize_actions, cfg.clip_actions)
 
     def compute_single_action(
         self, observation: Any, explore: bool = False, policy_id: str = DEFAULT_MODULE_ID
     ) -> Any:
         """The action for one observation; deterministic (greedy/mean) unless `explore=True`."""
         self.get_module(policy_id)
-        action = self.compute_actions(np.asarray(observation)[None], explore=explore)[0]
-        return action.item() if np.ndim(action) == 0 else action
+        batch = nested.map_structure(lambda x: np.asarray(x)[None], observation)
+        actions = self.compute_actions(batch, explore=explore)
+        return nested.map_structure(lambda a: a[0].item() if np.ndim(a[0]) == 0 else a[0], actions)
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, dict[str, np.ndarray]]:

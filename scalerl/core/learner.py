@@ -12,6 +12,7 @@ from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
+from scalerl.utils.nested import first_leaf, index, map_structure
 from scalerl.utils.schedules import Scheduler
 
 
@@ -106,15 +107,19 @@ class Learner:
         Each epoch gathers the whole batch once in a new order; its minibatches are then
         free contiguous slices (one gather per column per minibatch would cost more).
         """
-        size = len(next(iter(batch.values())))
+        size = len(first_leaf(batch))
         bounds = self.minibatch_bounds(size, minibatch_size)
         for _ in range(num_epochs):
             epoch = batch
             if self.config.shuffle_batch_per_epoch:
                 perm = torch.from_numpy(self.rng.permutation(size)).to(self.device)
-                epoch = {k: v[perm] for k, v in batch.items()}
+                epoch = {k: index(v, perm) for k, v in batch.items()}
             for start, end in bounds:
-                yield {k: v[start:end] for k, v in epoch.items()}
+                yield {k: index(v, slice(start, end)) for k, v in epoch.items()}
+
+    def to_tensors(self, arrays: Any) -> Any:
+        """numpy arrays (nested like the spaces) -> tensors on this learner's device."""
+        return map_structure(lambda x: torch.from_numpy(x).to(self.device), arrays)
 
     @staticmethod
     def mean_metrics(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:

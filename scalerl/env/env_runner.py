@@ -10,11 +10,18 @@ import torch
 
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.registry import EnvContext, env_name
+from scalerl.utils import nested
 from scalerl.utils.errors import EnvError
 
 
-def to_env_actions(actions: np.ndarray, space: gym.Space, normalize: bool, clip: bool):
-    """Map module actions to env actions: unsquash [-1, 1] to the Box bounds, or clip."""
+def to_env_actions(actions: Any, space: gym.Space, normalize: bool, clip: bool) -> Any:
+    """Map module actions to env actions: unsquash [-1, 1] to the Box bounds, or clip.
+
+    Nested (Tuple/Dict) actions are mapped leaf by leaf."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: to_env_actions(actions[k], s, normalize, clip) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(to_env_actions(a, s, normalize, clip) for a, s in zip(actions, space.spaces))
     if not isinstance(space, gym.spaces.Box):
         return actions
     if normalize and space.is_bounded():
@@ -22,6 +29,39 @@ def to_env_actions(actions: np.ndarray, space: gym.Space, normalize: bool, clip:
     elif clip or normalize:
         actions = np.clip(actions, space.low, space.high)
     return actions.astype(space.dtype, copy=False)
+
+
+def action_buffer(space: gym.Space, leading: tuple[int, ...]) -> Any:
+    """Arrays for module actions (Box leaves as float32, as the distributions sample them)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: action_buffer(s, leading) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(action_buffer(s, leading) for s in space.spaces)
+    if isinstance(space, gym.spaces.Box):
+        return np.empty((*leading, *space.shape), dtype=np.float32)
+    return nested.empty_like_space(space, leading)
+
+
+def check_obs(obs: Any, space: gym.Space, where: str) -> Any:
+    """The observation with the space's dtypes, or an EnvError saying what does not match."""
+    if isinstance(space, gym.spaces.Dict):
+        if not isinstance(obs, dict) or set(obs) != set(space.spaces):
+            got = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+            raise EnvError(f"{where}: expected a dict with keys {sorted(space.spaces)}, got {got}")
+        return {k: check_obs(obs[k], s, f"{where}[{k!r}]") for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        if not isinstance(obs, (tuple, list)) or len(obs) != len(space.spaces):
+            raise EnvError(f"{where}: expected a tuple of {len(space.spaces)}, got {obs!r:.80}")
+        return tuple(check_obs(o, s, f"{where}[{i}]") for i, (o, s) in enumerate(zip(obs, space)))
+    arr = np.asarray(obs)
+    ok = arr.shape == space.shape
+    if isinstance(space, gym.spaces.Discrete):
+        ok = ok and space.start <= int(arr) < space.start + space.n
+    if not ok:
+        raise EnvError(
+            f"{where}: got shape {arr.shape}, dtype {arr.dtype}, which does not fit {space}"
+        )
+    return arr.astype(space.dtype, copy=False)
 
 
 class SingleAgentEnvRunner:
@@ -58,7 +98,7 @@ class SingleAgentEnvRunner:
             [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
         )
         self.rng = np.random.default_rng(None if seed is None else [seed, worker_index])
-        self.obs: np.ndarray | None = None
+        self.obs: Any = None  # [N, ...] arrays, nested like the observation space
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)
 
@@ -73,24 +113,20 @@ class SingleAgentEnvRunner:
             self._checked_obs(env.reset(seed=s)[0], "reset()")
             for env, s in zip(self.envs, self._env_seeds)
         ]
-        self.obs = np.stack(first)
+        self.obs = nested.stack(first)
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         self._checked_first_step = False
 
-    def _checked_obs(self, obs: Any, where: str) -> np.ndarray:
-        space = self.obs_space
-        arr = np.asarray(obs)
-        ok = arr.shape == space.shape
-        if isinstance(space, gym.spaces.Discrete):
-            ok = ok and space.start <= int(arr) < space.start + space.n
-        if not ok:
+    def _checked_obs(self, obs: Any, where: str) -> Any:
+        try:
+            return check_obs(obs, self.obs_space, "observation")
+        except EnvError as e:
             raise EnvError(
                 f"Env `{self.env_id}` returned an observation from {where} that does not match "
-                f"its observation space {space}: got shape {arr.shape}, dtype {arr.dtype}. Fix "
-                "the env's `observation_space`, or set `config.environment(observation_space=...)`."
-            )
-        return arr.astype(space.dtype, copy=False)
+                f"its observation space {self.obs_space} ({e}). Fix the env's "
+                "`observation_space`, or set `config.environment(observation_space=...)`."
+            ) from None
 
     def _act(self, explore: bool) -> tuple[np.ndarray, np.ndarray]:
         """One batched forward pass for all envs: (actions, action_dist_inputs)."""
@@ -99,7 +135,7 @@ class SingleAgentEnvRunner:
             dist_inputs = self.numpy_exploration_fn(self.obs).astype(np.float32, copy=False)
         else:
             with torch.inference_mode():
-                batch = {Columns.OBS: torch.from_numpy(self.obs)}
+                batch = {Columns.OBS: nested.map_structure(torch.from_numpy, self.obs)}
                 if explore:
                     out = self.module.forward_exploration(batch)
                 else:
@@ -110,7 +146,8 @@ class SingleAgentEnvRunner:
                     dist = self.module.get_inference_action_dist_cls()(dist_inputs)
                     actions = dist.deterministic_sample()
             dist_inputs = dist_inputs.numpy()
-            actions = None if actions is None else actions.numpy()
+            if actions is not None:
+                actions = nested.map_structure(lambda a: a.numpy(), actions)
         if actions is None:
             dist_cls = self.module.get_exploration_action_dist_cls()
             actions = dist_cls.sample_numpy(dist_inputs, self.rng)
@@ -126,7 +163,10 @@ class SingleAgentEnvRunner:
         rewards = np.empty(n, dtype=np.float32)
         terms = np.zeros(n, dtype=bool)
         truncs = np.zeros(n, dtype=bool)
-        next_obs = np.empty_like(self.obs)
+        flat = isinstance(self.obs, np.ndarray)
+        next_obs = nested.map_structure(np.empty_like, self.obs)
+        if not isinstance(env_actions, np.ndarray):  # nested: one structure per env
+            env_actions = [nested.index(env_actions, i) for i in range(n)]
         check = not self._checked_first_step
         for i, env in enumerate(self.envs):
             obs, r, term, trunc, _ = env.step(env_actions[i])
@@ -142,7 +182,10 @@ class SingleAgentEnvRunner:
                 finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
                 obs, _ = env.reset()
-            next_obs[i] = obs
+            if flat:
+                next_obs[i] = obs
+            else:
+                nested.assign(next_obs, i, obs)
         self._checked_first_step = True
         self.obs = next_obs
         return rewards, terms, truncs
@@ -156,10 +199,8 @@ class SingleAgentEnvRunner:
         if self.obs is None:
             self._reset_all()
         n = len(self.envs)
-        obs_buf = np.empty((T, n, *self.obs.shape[1:]), dtype=self.obs.dtype)
-        act_shape = self.act_space.shape
-        act_dtype = np.int64 if isinstance(self.act_space, gym.spaces.Discrete) else np.float32
-        act_buf = np.empty((T, n, *act_shape), dtype=act_dtype)
+        obs_buf = nested.map_structure(lambda o: np.empty((T, *o.shape), o.dtype), self.obs)
+        act_buf = action_buffer(self.act_space, (T, n))
         rew_buf = np.empty((T, n), dtype=np.float32)
         term_buf = np.empty((T, n), dtype=bool)
         trunc_buf = np.empty((T, n), dtype=bool)
@@ -167,12 +208,18 @@ class SingleAgentEnvRunner:
         record: dict[str, list] = {"trunc_index": [], "trunc_obs": []}
         finished: list[tuple[float, int]] = []
         for t in range(T):
-            obs_buf[t] = self.obs
+            nested.assign(obs_buf, t, self.obs)
             actions, dist_inputs = self._act(explore=self.config.explore)
             if dist_buf is None:
                 dist_buf = np.empty((T, n, dist_inputs.shape[-1]), dtype=np.float32)
-            act_buf[t], dist_buf[t] = actions, dist_inputs
+            nested.assign(act_buf, t, actions)
+            dist_buf[t] = dist_inputs
             rew_buf[t], term_buf[t], trunc_buf[t] = self._step_envs(actions, t, record, finished)
+        trunc_obs = (
+            nested.stack(record["trunc_obs"])
+            if record["trunc_obs"]
+            else nested.map_structure(lambda o: np.empty((0, *o.shape[1:]), o.dtype), self.obs)
+        )
         batch = {
             Columns.OBS: obs_buf,
             Columns.ACTIONS: act_buf,
@@ -180,11 +227,9 @@ class SingleAgentEnvRunner:
             Columns.TERMINATEDS: term_buf,
             Columns.TRUNCATEDS: trunc_buf,
             Columns.ACTION_DIST_INPUTS: dist_buf,
-            "bootstrap_obs": self.obs.copy(),
+            "bootstrap_obs": nested.map_structure(np.copy, self.obs),
             "trunc_index": np.array(record["trunc_index"], dtype=np.int64).reshape(-1, 2),
-            "trunc_obs": np.array(record["trunc_obs"], dtype=self.obs.dtype).reshape(
-                -1, *self.obs.shape[1:]
-            ),
+            "trunc_obs": trunc_obs,
         }
         return batch, self._episode_metrics(finished, T * n)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from scalerl.core.columns import Columns
 from scalerl.utils.errors import ConfigError
+from scalerl.utils.nested import index, map_structure
 
 # Fragment keys that are not time-major [T, N, ...] arrays.
 _PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
@@ -16,17 +18,21 @@ def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.nda
     if len(fragments) == 1:
         return fragments[0]
     out: dict[str, np.ndarray] = {}
-    offsets = np.cumsum([0] + [f["bootstrap_obs"].shape[0] for f in fragments[:-1]])
+    offsets = np.cumsum([0] + [num_envs(f) for f in fragments[:-1]])
     for key in fragments[0]:
+        parts = [f[key] for f in fragments]
         if key == "trunc_index":
             out[key] = np.concatenate(
-                [f[key] + np.array([0, off]) for f, off in zip(fragments, offsets)]
+                [p + np.array([0, off]) for p, off in zip(parts, offsets)]
             ).reshape(-1, 2)
-        elif key in _PER_ENV_KEYS or key in _TRUNC_KEYS:
-            out[key] = np.concatenate([f[key] for f in fragments], axis=0)
         else:
-            out[key] = np.concatenate([f[key] for f in fragments], axis=1)
+            axis = 0 if key in _PER_ENV_KEYS or key in _TRUNC_KEYS else 1
+            out[key] = map_structure(lambda *xs, a=axis: np.concatenate(xs, axis=a), *parts)
     return out
+
+
+def num_envs(fragment: dict) -> int:
+    return fragment[Columns.REWARDS].shape[1]
 
 
 def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
@@ -37,16 +43,16 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
     shard keeps the truncations of its envs, with `trunc_index` re-indexed to its columns.
     Splitting along time instead would cut GAE's backward recursion, so it is not offered.
     """
-    num_envs = fragment["bootstrap_obs"].shape[0]
-    if not 1 <= n <= num_envs:
+    total = num_envs(fragment)
+    if not 1 <= n <= total:
         raise ConfigError(
-            f"Cannot split a batch of {num_envs} env(s) over {n} learners: each learner "
+            f"Cannot split a batch of {total} env(s) over {n} learners: each learner "
             "needs whole env columns (GAE runs along time). Use at least `num_learners` envs "
             "in total (num_env_runners * num_envs_per_env_runner), or fewer learners."
         )
     if n == 1:
         return [fragment]
-    sizes = [num_envs // n + (i < num_envs % n) for i in range(n)]
+    sizes = [total // n + (i < total % n) for i in range(n)]
     bounds = np.cumsum([0, *sizes])
     trunc_env = fragment["trunc_index"][:, 1]
     shards = []
@@ -57,10 +63,10 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
             if key == "trunc_index":
                 shard[key] = (value[rows] - np.array([0, lo], dtype=value.dtype)).reshape(-1, 2)
             elif key in _TRUNC_KEYS:
-                shard[key] = value[rows]
+                shard[key] = index(value, rows)
             elif key in _PER_ENV_KEYS:
-                shard[key] = value[lo:hi]
+                shard[key] = index(value, slice(lo, hi))
             else:
-                shard[key] = value[:, lo:hi]
+                shard[key] = index(value, (slice(None), slice(lo, hi)))
         shards.append(shard)
     return shards

@@ -1,4 +1,5 @@
-"""The default actor-critic module for PPO: an MLP policy and an MLP value function."""
+"""The default actor-critic module for PPO: an encoder per observation space, MLP policy and
+value heads, and the action distribution of the action space."""
 
 from __future__ import annotations
 
@@ -6,73 +7,129 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
+from scalerl.core.distributions import DiagGaussian
 from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.observations import (
+    FLOAT_MIN,
+    MASK_KEY,
+    MASKED_OBS_KEY,
+    is_action_mask_space,
+)
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
+from scalerl.utils.errors import ConfigError
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = dataclasses.asdict(DefaultModelConfig())
 
 
 class DefaultPPOTorchRLModule(RLModule):
-    """pi(a|s) and V(s). Discrete actions get logits; Box actions a Gaussian mean and a
-    state-independent learned log-std."""
+    """pi(a|s) and V(s) over features of the observation (`ObsPreprocessor`: one-hots,
+    flattening, a CNN for images).
+
+    A Gaussian over a Box gets a state-independent learned log-std; every other
+    distribution's inputs come from the policy head. An observation
+    `Dict(action_mask=..., observations=...)` masks the logits of invalid actions.
+    """
 
     def setup(self) -> None:
         cfg = {**DEFAULT_MODEL_CONFIG, **self.model_config}
         hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
-        self.pre = ObsPreprocessor(self.observation_space)
+        self.masked = is_action_mask_space(self.observation_space)
+        enc_space = self.observation_space
+        if self.masked:
+            self._check_mask_space()
+            enc_space = self.observation_space[MASKED_OBS_KEY]
+        self.vf_share_layers = bool(cfg["vf_share_layers"])
+        self.pre = ObsPreprocessor(enc_space, cfg)
+        # A CNN has weights: the value function gets its own unless layers are shared.
+        self.vf_pre = (
+            ObsPreprocessor(enc_space, cfg)
+            if self.pre.has_params and not self.vf_share_layers
+            else None
+        )
         in_dim = self.pre.out_dim
         feat = hiddens[-1] if hiddens else in_dim
-        self.continuous = isinstance(self.action_space, gym.spaces.Box)
-        out_dim = int(self.action_space.shape[0]) if self.continuous else int(self.action_space.n)
-        self.vf_share_layers = bool(cfg["vf_share_layers"])
+        dist_cls = self.get_train_action_dist_cls()
+        self.free_log_std = issubclass(dist_cls, DiagGaussian)
+        out_dim = dist_cls.input_dim(self.action_space)
+        if self.free_log_std:
+            out_dim //= 2
         self.pi_encoder = mlp(in_dim, hiddens, act)
         self.vf_encoder = None if self.vf_share_layers else mlp(in_dim, hiddens, act)
         self.pi_head = mlp(feat, [], out_dim=out_dim, out_gain=0.01)
         self.vf_head = mlp(feat, [], out_dim=1, out_gain=1.0)
-        if self.continuous:
+        if self.free_log_std:
             self.log_std = nn.Parameter(torch.full((out_dim,), float(cfg["log_std_init"])))
 
-    def _dist_inputs(self, features: torch.Tensor) -> torch.Tensor:
+    def _check_mask_space(self) -> None:
+        mask_space = self.observation_space[MASK_KEY]
+        n = getattr(self.action_space, "n", None)
+        if n is None or getattr(mask_space, "shape", None) != (int(n),):
+            raise ConfigError(
+                f"An `{MASK_KEY}` observation masks a Discrete(n) action space with a Box of "
+                f"shape (n,); got action space {self.action_space} and mask space {mask_space}."
+            )
+
+    def encoder_obs(self, obs: Any) -> Any:
+        """The part of the observation the encoders see (all of it, unless masked)."""
+        return obs[MASKED_OBS_KEY] if self.masked else obs
+
+    def mask_dist_inputs(self, inputs: torch.Tensor, obs: Any, fill: float = FLOAT_MIN):
+        """Logits of masked actions -> the lowest float: never sampled, never greedy.
+        (`fill=0` zeroes their gradient instead.)"""
+        if not self.masked:
+            return inputs
+        return inputs.masked_fill(obs[MASK_KEY] < 0.5, fill)
+
+    def _dist_inputs(self, features: torch.Tensor, obs: Any) -> torch.Tensor:
         out = self.pi_head(features)
-        if self.continuous:
+        if self.free_log_std:
             out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
-        return out
+        return self.mask_dist_inputs(out, obs)
 
-    def get_numpy_exploration_fn(self) -> Callable[[np.ndarray], np.ndarray]:
-        pre, encoder, head = (
-            self.pre.numpy_fn(),
-            self.pi_encoder.numpy_fn(),
-            self.pi_head.numpy_fn(),
-        )
-        if not self.continuous:
-            return lambda obs: head(encoder(pre(obs)))
-        log_std = self.log_std.detach().cpu().numpy().copy()
+    def get_numpy_exploration_fn(self) -> Callable[[Any], np.ndarray] | None:
+        pre = self.pre.numpy_fn()
+        if pre is None:
+            return None  # a CNN: EnvRunners use the torch forward pass
+        encoder, head = self.pi_encoder.numpy_fn(), self.pi_head.numpy_fn()
+        log_std = self.log_std.detach().cpu().numpy().copy() if self.free_log_std else None
+        masked = self.masked
 
-        def dist_inputs(obs: np.ndarray) -> np.ndarray:
-            mean = head(encoder(pre(obs)))
-            return np.concatenate([mean, np.broadcast_to(log_std, mean.shape)], axis=-1)
+        def dist_inputs(obs: Any) -> np.ndarray:
+            out = head(encoder(pre(obs[MASKED_OBS_KEY] if masked else obs)))
+            if log_std is not None:
+                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], axis=-1)
+            if masked:
+                out = np.where(obs[MASK_KEY] < 0.5, np.float32(FLOAT_MIN), out)
+            return out
 
         return dist_inputs
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        x = self.pre(batch[Columns.OBS])
-        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(self.pi_encoder(x))}
+        obs = batch[Columns.OBS]
+        features = self.pi_encoder(self.pre(self.encoder_obs(obs)))
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(features, obs)}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        x = self.pre(batch[Columns.OBS])
+        obs = batch[Columns.OBS]
+        x = self.pre(self.encoder_obs(obs))
         pi_features = self.pi_encoder(x)
-        vf_features = pi_features if self.vf_encoder is None else self.vf_encoder(x)
         return {
-            Columns.ACTION_DIST_INPUTS: self._dist_inputs(pi_features),
-            Columns.VF_PREDS: self.vf_head(vf_features).squeeze(-1),
+            Columns.ACTION_DIST_INPUTS: self._dist_inputs(pi_features, obs),
+            Columns.VF_PREDS: self._values(obs, x, pi_features),
         }
 
     def compute_values(self, batch: dict[str, Any]) -> torch.Tensor:
-        x = self.pre(batch[Columns.OBS])
-        encoder = self.pi_encoder if self.vf_encoder is None else self.vf_encoder
-        return self.vf_head(encoder(x)).squeeze(-1)
+        obs = batch[Columns.OBS]
+        x = self.pre(self.encoder_obs(obs))
+        return self._values(obs, x, self.pi_encoder(x) if self.vf_encoder is None else None)
+
+    def _values(self, obs: Any, x: torch.Tensor, pi_features: torch.Tensor | None):
+        if self.vf_encoder is None:
+            return self.vf_head(pi_features).squeeze(-1)
+        if self.vf_pre is not None:
+            x = self.vf_pre(self.encoder_obs(obs))
+        return self.vf_head(self.vf_encoder(x)).squeeze(-1)

@@ -35,6 +35,7 @@ def supported(module: RLModule, dist_cls: type[Distribution]) -> bool:
     parameter a `.grad` buffer to write into."""
     return (
         type(module) is DefaultPPOTorchRLModule
+        and not module.pre.has_params  # a CNN encoder trains through autograd
         and dist_cls in (Categorical, DiagGaussian)
         and all(p.grad is not None for p in module.parameters())
     )
@@ -56,7 +57,8 @@ def ppo_gradients(
     """Write dL/d theta into every parameter's `.grad`; return the loss terms as
     `ppo_loss` reports them (entropy and KL only where they are part of the loss)."""
     # Forward pass, keeping each layer's activations.
-    x = module.pre(batch[Columns.OBS])
+    obs = batch[Columns.OBS]
+    x = module.pre(module.encoder_obs(obs))
     pi_features, pi_enc_cache = module.pi_encoder.forward_cached(x)
     if module.vf_encoder is None:
         vf_features, vf_enc_cache = pi_features, None
@@ -65,9 +67,9 @@ def ppo_gradients(
     head_out, pi_head_cache = module.pi_head.forward_cached(pi_features)
     values, vf_head_cache = module.vf_head.forward_cached(vf_features)
     values = values.squeeze(-1)
-    if module.continuous:
+    if module.free_log_std:
         head_out = torch.cat([head_out, module.log_std.expand_as(head_out)], dim=-1)
-    pi = dist_cls(head_out)
+    pi = dist_cls(module.mask_dist_inputs(head_out, obs))
     A = batch[Columns.ADVANTAGES]
     n = A.shape[0]
 
@@ -105,8 +107,9 @@ def ppo_gradients(
         total = total + kl_coeff * stats["mean_kl_loss"]
         grad_inputs.add_(pi.kl_grad(pi_old), alpha=kl_coeff / n)
 
-    # Backward pass through the heads, the log-std parameter and the encoders.
-    if module.continuous:
+    # Backward pass through the mask, the heads, the log-std parameter and the encoders.
+    grad_inputs = module.mask_dist_inputs(grad_inputs, obs, fill=0.0)
+    if module.free_log_std:
         grad_inputs, grad_log_std = grad_inputs.chunk(2, dim=-1)
         torch.sum(grad_log_std, 0, out=module.log_std.grad)
     grad_pi_features = module.pi_head.backward(pi_head_cache, grad_inputs)

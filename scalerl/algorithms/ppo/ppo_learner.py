@@ -12,6 +12,7 @@ from scalerl.core.distributions import Distribution
 from scalerl.core.learner import Learner
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.utils.advantages import compute_gae, next_values_for
+from scalerl.utils.nested import map_structure
 from scalerl.utils.schedules import Scheduler
 
 TRAIN_COLUMNS = (
@@ -83,16 +84,14 @@ class PPOLearner(Learner):
         """Add advantages and value targets to a [T, N] fragment; return it flattened to [T*N]."""
         cfg = self.config
         T, N = fragment[Columns.REWARDS].shape
-        obs = fragment[Columns.OBS]
-        all_obs = np.concatenate(
-            [obs.reshape(T * N, *obs.shape[2:]), fragment["bootstrap_obs"], fragment["trunc_obs"]]
+        all_obs = map_structure(
+            lambda o, b, t: np.concatenate([o.reshape(T * N, *o.shape[2:]), b, t]),
+            fragment[Columns.OBS],
+            fragment["bootstrap_obs"],
+            fragment["trunc_obs"],
         )
         with torch.no_grad():
-            v = (
-                self.module.compute_values({Columns.OBS: torch.from_numpy(all_obs).to(self.device)})
-                .cpu()
-                .numpy()
-            )
+            v = self.module.compute_values({Columns.OBS: self.to_tensors(all_obs)}).cpu().numpy()
         values = v[: T * N].reshape(T, N)
         next_values = next_values_for(
             values, v[T * N : T * N + N], fragment["trunc_index"], v[T * N + N :]
@@ -107,7 +106,7 @@ class PPOLearner(Learner):
             cfg.lambda_,
         )
         flat = {
-            k: fragment[k].reshape(T * N, *fragment[k].shape[2:])
+            k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), fragment[k])
             for k in TRAIN_COLUMNS
             if k in fragment
         }
@@ -118,7 +117,8 @@ class PPOLearner(Learner):
         dist = self.module.get_train_action_dist_cls()(
             torch.from_numpy(flat[Columns.ACTION_DIST_INPUTS])
         )
-        flat[Columns.ACTION_LOGP] = dist.logp(torch.from_numpy(flat[Columns.ACTIONS])).numpy()
+        actions = map_structure(torch.from_numpy, flat[Columns.ACTIONS])
+        flat[Columns.ACTION_LOGP] = dist.logp(actions).numpy()
         return flat
 
     def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:
@@ -126,7 +126,7 @@ class PPOLearner(Learner):
         flat = self.compute_advantages(fragment)
         adv = flat[Columns.ADVANTAGES]
         flat[Columns.ADVANTAGES] = (adv - adv.mean()) / (adv.std() + 1e-8)
-        batch = {k: torch.from_numpy(v).to(self.device) for k, v in flat.items()}
+        batch = {k: self.to_tensors(v) for k, v in flat.items()}
 
         lr = self.set_lr(timestep)
         entropy_coeff = self.entropy_schedule.value(timestep)

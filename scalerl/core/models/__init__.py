@@ -1,3 +1,4 @@
-from scalerl.core.models.encoders import MLP, ObsPreprocessor, mlp
+from scalerl.core.models.encoders import MLP, mlp
+from scalerl.core.models.observations import CNN, ObsPreprocessor
 
-__all__ = ["MLP", "ObsPreprocessor", "mlp"]
+__all__ = ["CNN", "MLP", "ObsPreprocessor", "mlp"]

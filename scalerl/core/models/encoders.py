@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -42,36 +41,6 @@ ACTIVATION_GRADS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor],
 def _silu_grad(z: torch.Tensor) -> torch.Tensor:
     s = torch.sigmoid(z)
     return s * (1.0 + z * (1.0 - s))
-
-
-class ObsPreprocessor(nn.Module):
-    """Turns raw observations into flat float features: Box is flattened, Discrete one-hot."""
-
-    def __init__(self, space: gym.Space):
-        super().__init__()
-        if isinstance(space, gym.spaces.Discrete):
-            self.n = int(space.n)
-            self.start = int(space.start)
-            self.out_dim = self.n
-        elif isinstance(space, gym.spaces.Box):
-            self.n = 0
-            self.out_dim = int(math.prod(space.shape))
-        else:
-            raise ValueError(
-                f"Observation space {space} is not supported yet: use Box or Discrete."
-            )
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.n:
-            return nn.functional.one_hot(obs.long() - self.start, self.n).float()
-        return obs.reshape(obs.shape[0], -1).float()
-
-    def numpy_fn(self) -> NumpyFn:
-        """The same mapping in numpy (see `MLP.numpy_fn`)."""
-        if self.n:
-            eye, start = np.eye(self.n, dtype=np.float32), self.start
-            return lambda obs: eye[np.asarray(obs, dtype=np.int64) - start]
-        return lambda obs: obs.reshape(obs.shape[0], -1).astype(np.float32, copy=False)
 
 
 class MLP(nn.Module):

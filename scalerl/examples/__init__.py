@@ -1,0 +1,1 @@
+"""Example environments and helpers used by tests, learning tests and benchmarks."""

@@ -1,0 +1,71 @@
+"""Nested structures of arrays: what Dict and Tuple spaces give and take.
+
+An observation of a `Dict` space is a dict of arrays, of a `Tuple` space a tuple; both
+nest. Batches keep that structure (a dict of stacked arrays, ...), so these helpers map a
+function over the leaves. A plain array is a structure with one leaf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def map_structure(fn: Callable[..., Any], *structs: Any) -> Any:
+    """`fn` applied leaf-wise to structures of the same shape (dicts, tuples/lists, leaves)."""
+    first = structs[0]
+    if isinstance(first, dict):
+        return {k: map_structure(fn, *(s[k] for s in structs)) for k in first}
+    if isinstance(first, (tuple, list)):
+        return tuple(map_structure(fn, *parts) for parts in zip(*structs))
+    return fn(*structs)
+
+
+def leaves(struct: Any) -> list[Any]:
+    """The leaves, depth first (dicts in their key order)."""
+    if isinstance(struct, dict):
+        return [x for v in struct.values() for x in leaves(v)]
+    if isinstance(struct, (tuple, list)):
+        return [x for v in struct for x in leaves(v)]
+    return [struct]
+
+
+def first_leaf(struct: Any) -> Any:
+    while isinstance(struct, (dict, tuple, list)):
+        struct = next(iter(struct.values())) if isinstance(struct, dict) else struct[0]
+    return struct
+
+
+def stack(structs: list[Any]) -> Any:
+    """A list of same-shaped structures -> one structure of stacked arrays."""
+    return map_structure(lambda *xs: np.stack(xs), *structs)
+
+
+def empty_like_space(space: gym.Space, leading: tuple[int, ...]) -> Any:
+    """Uninitialized arrays for `leading` + one element of `space` (nested like the space)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: empty_like_space(s, leading) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(empty_like_space(s, leading) for s in space.spaces)
+    shape = () if isinstance(space, gym.spaces.Discrete) else tuple(space.shape)
+    return np.empty((*leading, *shape), dtype=space.dtype)
+
+
+def assign(dst: Any, index: Any, src: Any) -> None:
+    """dst[index] = src, leaf-wise."""
+    if isinstance(dst, dict):
+        for k in dst:
+            assign(dst[k], index, src[k])
+    elif isinstance(dst, tuple):
+        for d, s in zip(dst, src):
+            assign(d, index, s)
+    else:
+        dst[index] = src
+
+
+def index(struct: Any, i: Any) -> Any:
+    """struct[i], leaf-wise."""
+    return map_structure(lambda x: x[i], struct)
