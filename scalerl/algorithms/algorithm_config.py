@@ -89,6 +89,28 @@ def import_env(name: str) -> Any:
     return env
 
 
+def encode_spaces(value: Any) -> Any:
+    """Gymnasium spaces anywhere in `value` (e.g. inside `env_config`) -> JSON-able dicts."""
+    if isinstance(value, gym.Space):
+        return {"__space__": space_to_dict(value)}
+    if isinstance(value, dict):
+        return {k: encode_spaces(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(encode_spaces(v) for v in value)
+    return value
+
+
+def decode_spaces(value: Any) -> Any:
+    """The inverse of `encode_spaces`."""
+    if isinstance(value, dict):
+        if set(value) == {"__space__"}:
+            return space_from_dict(value["__space__"])
+        return {k: decode_spaces(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(decode_spaces(v) for v in value)
+    return value
+
+
 class AlgorithmConfig:
     """Base config. Call builder methods (`.environment()`, `.training()`, ...) then
     `.build_algo()`. Every setting is also a plain attribute."""
@@ -319,11 +341,21 @@ class AlgorithmConfig:
             isinstance(hiddens, list | tuple) and all(isinstance(h, int) and h > 0 for h in hiddens)
         ):
             raise ConfigError(f"`fcnet_hiddens` must be a list of positive ints, got {hiddens!r}.")
-        act = mc.get("fcnet_activation", "tanh")
-        if act not in ACTIVATIONS:
+        for key, default in (("fcnet_activation", "tanh"), ("conv_activation", "relu")):
+            act = mc.get(key, default)
+            if act not in ACTIVATIONS:
+                raise ConfigError(
+                    f"`{key}` {act!r} is unknown.{did_you_mean(str(act), ACTIVATIONS)}"
+                    f" Valid: {', '.join(ACTIVATIONS)}."
+                )
+        filters = mc.get("conv_filters")
+        if filters is not None and not (
+            isinstance(filters, list | tuple)
+            and all(isinstance(f, list | tuple) and len(f) == 3 for f in filters)
+        ):
             raise ConfigError(
-                f"`fcnet_activation` {act!r} is unknown.{did_you_mean(act, ACTIVATIONS)}"
-                f" Valid: {', '.join(ACTIVATIONS)}."
+                "`conv_filters` must be a list of [out_channels, kernel, stride] entries, e.g. "
+                f"[[16, 4, 2], [32, 4, 2]]; got {filters!r}."
             )
 
     def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
@@ -368,15 +400,13 @@ class AlgorithmConfig:
             value = getattr(self, ATTRIBUTE.get(key, key))
             if key == "env" and not isinstance(value, str) and value is not None:
                 value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
-            elif isinstance(value, gym.Space):
-                value = {"__space__": space_to_dict(value)}
             elif isinstance(value, RLModuleSpec):
                 value = {
                     "module_class": f"{value.module_class.__module__}:"
                     f"{value.module_class.__qualname__}",
                     "model_config": value.model_config,
                 }
-            out[key] = copy.deepcopy(value)
+            out[key] = encode_spaces(copy.deepcopy(value))
         return out
 
     def update_from_dict(self, settings: dict[str, Any]) -> AlgorithmConfig:
@@ -387,9 +417,8 @@ class AlgorithmConfig:
         for key, value in settings.items():
             if key in IGNORED:
                 continue
-            if isinstance(value, dict) and "__space__" in value:
-                value = space_from_dict(value["__space__"])
-            elif key == "env" and isinstance(value, dict) and "__callable__" in value:
+            value = decode_spaces(value)
+            if key == "env" and isinstance(value, dict) and "__callable__" in value:
                 value = import_env(value["__callable__"])
             elif key == "rl_module_spec" and isinstance(value, dict):
                 value = RLModuleSpec(
