@@ -19,7 +19,7 @@ from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
-from scalerl.env.env_runner import to_env_actions
+from scalerl.env.env_runner import action_buffer, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import checkpoints as ckpt
@@ -59,6 +59,36 @@ def obs_to_tensors(obs: Any, space: gym.Space, device: torch.device) -> Any:
     if isinstance(space, gym.spaces.Tuple):
         return tuple(obs_to_tensors(o, s, device) for o, s in zip(obs, space.spaces))
     return torch.as_tensor(np.asarray(obs, dtype=space.dtype), device=device)
+
+
+def recurrent_batch(
+    module: RLModule, batch: dict[str, Any], state: Any, prev_action: Any, prev_reward: Any
+) -> dict[str, Any]:
+    """One step (T = 1) of a batch for a stateful module: state, a_{t-1} and r_{t-1} (zeros
+    where not given), as the EnvRunner feeds them."""
+    obs = batch[Columns.OBS]
+    B = len(nested.first_leaf(obs))
+    device = nested.first_leaf(obs).device
+    if state is None:
+        state = {k: v.expand(B, *v.shape) for k, v in module.get_initial_state().items()}
+    if prev_action is None:
+        prev_action = nested.map_structure(
+            lambda a: np.zeros_like(a), action_buffer(module.action_space, (B,))
+        )
+    if prev_reward is None:
+        prev_reward = np.zeros(B, dtype=np.float32)
+    return {
+        Columns.OBS: nested.map_structure(lambda x: x[:, None], obs),
+        Columns.STATE_IN: {
+            k: torch.as_tensor(np.asarray(v), device=device) for k, v in state.items()
+        },
+        Columns.PREV_ACTIONS: nested.map_structure(
+            lambda a: torch.as_tensor(np.asarray(a), device=device)[:, None], prev_action
+        ),
+        Columns.PREV_REWARDS: torch.as_tensor(
+            np.asarray(prev_reward, dtype=np.float32), device=device
+        )[:, None],
+    }
 
 
 class Algorithm:
@@ -203,45 +233,99 @@ class Algorithm:
             )
         return self.learner_group.module
 
-    def compute_actions(self, observations: Any, explore: bool = False) -> Any:
+    def compute_actions(
+        self,
+        observations: Any,
+        state: dict[str, Any] | None = None,
+        *,
+        prev_action: Any = None,
+        prev_reward: Any = None,
+        explore: bool = False,
+    ) -> Any:
         """Actions for a batch of observations (first axis = batch; for Dict/Tuple spaces a
         dict/tuple of batched arrays), or for a dict {key: observation} (returns
-        {key: action})."""
+        {key: action}).
+
+        A recurrent module takes `state` (batched; None starts from its initial state) and,
+        if it uses them, `prev_action` / `prev_reward` (None = zeros); with `state` given the
+        result is `(actions, state_out, {})`.
+        """
         module = self.get_module()
         space = module.observation_space
         keyed = isinstance(observations, dict) and not (
             isinstance(space, gym.spaces.Dict) and set(observations) == set(space.spaces)
         )
         if keyed:
+            if state is not None:
+                raise ValueError("Pass a batch (not a dict of observations) with `state`.")
             keys = list(observations)
             batch = nested.stack([observations[k] for k in keys])
-            actions = self.compute_actions(batch, explore)
+            actions = self.compute_actions(batch, explore=explore)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
         device = next(module.parameters()).device
-        obs = obs_to_tensors(observations, space, device)
+        batch = {Columns.OBS: obs_to_tensors(observations, space, device)}
+        stateful = module.is_stateful()
+        if stateful:
+            batch = recurrent_batch(module, batch, state, prev_action, prev_reward)
         with torch.no_grad():
             if explore:
-                out = module.forward_exploration({Columns.OBS: obs})
+                out = module.forward_exploration(batch)
                 dist_cls = module.get_exploration_action_dist_cls()
             else:
-                out = module.forward_inference({Columns.OBS: obs})
+                out = module.forward_inference(batch)
                 dist_cls = module.get_inference_action_dist_cls()
             actions = out.get(Columns.ACTIONS)
             if actions is None:
-                dist = dist_cls(out[Columns.ACTION_DIST_INPUTS])
+                inputs = out[Columns.ACTION_DIST_INPUTS]
+                dist = dist_cls(inputs[:, 0] if stateful else inputs)
                 actions = dist.sample() if explore else dist.deterministic_sample()
+            elif stateful:
+                actions = nested.map_structure(lambda a: a[:, 0], actions)
         cfg = self.config
         actions = nested.map_structure(lambda a: a.cpu().numpy(), actions)
-        return to_env_actions(actions, module.action_space, cfg.normalize_actions, cfg.clip_actions)
+        actions = to_env_actions(
+            actions, module.action_space, cfg.normalize_actions, cfg.clip_actions
+        )
+        if state is None:
+            return actions
+        return actions, {k: v.cpu().numpy() for k, v in out[Columns.STATE_OUT].items()}, {}
 
     def compute_single_action(
-        self, observation: Any, explore: bool = False, policy_id: str = DEFAULT_MODULE_ID
+        self,
+        observation: Any = None,
+        state: dict[str, Any] | None = None,
+        *,
+        prev_action: Any = None,
+        prev_reward: float | None = None,
+        explore: bool = False,
+        policy_id: str = DEFAULT_MODULE_ID,
     ) -> Any:
-        """The action for one observation; deterministic (greedy/mean) unless `explore=True`."""
+        """The action for one observation; deterministic (greedy/mean) unless `explore=True`.
+
+        Recurrent modules: pass `state` (start with `algo.get_module().get_initial_state()`)
+        and get `(action, state_out, extra)` back; feed `state_out` in at the next step, and
+        `prev_action` / `prev_reward` if the module uses them. Without `state` every call
+        starts from the initial state and returns only the action.
+        """
         self.get_module(policy_id)
-        batch = nested.map_structure(lambda x: np.asarray(x)[None], observation)
-        actions = self.compute_actions(batch, explore=explore)
-        return nested.map_structure(lambda a: a[0].item() if np.ndim(a[0]) == 0 else a[0], actions)
+
+        def batched(x: Any) -> Any:
+            return nested.map_structure(lambda v: np.asarray(v)[None], x)
+
+        def single(a: np.ndarray) -> Any:
+            return a[0].item() if np.ndim(a[0]) == 0 else a[0]
+
+        out = self.compute_actions(
+            batched(observation),
+            None if state is None else batched(state),
+            prev_action=None if prev_action is None else batched(prev_action),
+            prev_reward=None if prev_reward is None else [prev_reward],
+            explore=explore,
+        )
+        if state is None:
+            return nested.map_structure(single, out)
+        actions, state_out, extra = out
+        return nested.map_structure(single, actions), {k: v[0] for k, v in state_out.items()}, extra
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, dict[str, np.ndarray]]:

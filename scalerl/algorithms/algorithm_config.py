@@ -73,6 +73,17 @@ ATTRIBUTE = {"framework": "framework_str"}
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
 
 MODEL_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
+MEMORY_SIZE_KEYS = (
+    "lstm_cell_size",
+    "max_seq_len",
+    "attention_num_transformer_units",
+    "attention_dim",
+    "attention_num_heads",
+    "attention_head_dim",
+    "attention_position_wise_mlp_dim",
+    "attention_memory_inference",
+    "attention_memory_training",
+)
 
 
 def import_env(name: str) -> Any:
@@ -237,7 +248,8 @@ class AlgorithmConfig:
         envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
         return max(1, math.ceil(self.total_train_batch_size / envs))
 
-    def get_default_rl_module_class(self) -> type[RLModule]:
+    def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        """The module class built when no `rl_module_spec.module_class` is given."""
         raise NotImplementedError
 
     def get_rl_module_spec(
@@ -246,7 +258,7 @@ class AlgorithmConfig:
         spec = self.rl_module_spec or RLModuleSpec()
         model_config = {**self.model_config, **(spec.model_config or {})}
         return RLModuleSpec(
-            module_class=spec.module_class or self.get_default_rl_module_class(),
+            module_class=spec.module_class or self.get_default_rl_module_class(model_config),
             observation_space=spec.observation_space or observation_space,
             action_space=spec.action_space or action_space,
             model_config=model_config,
@@ -357,6 +369,16 @@ class AlgorithmConfig:
                 "`conv_filters` must be a list of [out_channels, kernel, stride] entries, e.g. "
                 f"[[16, 4, 2], [32, 4, 2]]; got {filters!r}."
             )
+        if mc.get("use_lstm") and mc.get("use_attention"):
+            raise ConfigError(
+                "`use_lstm` and `use_attention` are both set: pick one memory for the module."
+            )
+        for key in MEMORY_SIZE_KEYS:
+            value = mc.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"`model_config[{key!r}]` must be an integer >= 1, got {value!r}."
+                )
 
     def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
         value = getattr(self, name)

@@ -14,3 +14,9 @@ class Columns:
     VF_PREDS = "vf_preds"
     ADVANTAGES = "advantages"
     VALUE_TARGETS = "value_targets"
+    # Recurrent modules.
+    STATE_IN = "state_in"
+    STATE_OUT = "state_out"
+    PREV_ACTIONS = "prev_actions"
+    PREV_REWARDS = "prev_rewards"
+    LOSS_MASK = "loss_mask"

@@ -12,6 +12,7 @@ from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.registry import EnvContext, env_name
 from scalerl.utils import nested
 from scalerl.utils.errors import EnvError
+from scalerl.utils.sequences import sequence_starts
 
 
 def to_env_actions(actions: Any, space: gym.Space, normalize: bool, clip: bool) -> Any:
@@ -101,6 +102,16 @@ class SingleAgentEnvRunner:
         self.obs: Any = None  # [N, ...] arrays, nested like the observation space
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)
+        # A stateful (recurrent) module: its state, a_{t-1} and r_{t-1} per env.
+        self.stateful = self.module.is_stateful()
+        if self.stateful:
+            self.initial_state = {k: v.numpy() for k, v in self.module.get_initial_state().items()}
+            self.max_seq_len = int(self.module.model_config.get("max_seq_len", 20))
+            self.state: dict[str, np.ndarray] = {}
+            self.prev_actions = action_buffer(self.act_space, (n,))
+            self.prev_rewards = np.zeros(n, dtype=np.float32)
+            self.steps_in_sequence = np.zeros(n, dtype=np.int64)
+            self._state_out: dict[str, np.ndarray] = {}
 
     # -- weights ------------------------------------------------------------------
     def set_weights(self, weights: dict[str, Any]) -> None:
@@ -117,6 +128,12 @@ class SingleAgentEnvRunner:
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         self._checked_first_step = False
+        if self.stateful:
+            n = len(self.envs)
+            self.state = {k: np.repeat(v[None], n, axis=0) for k, v in self.initial_state.items()}
+            nested.map_structure(lambda a: a.fill(0), self.prev_actions)
+            self.prev_rewards[:] = 0.0
+            self.steps_in_sequence[:] = 0
 
     def _checked_obs(self, obs: Any, where: str) -> Any:
         try:
@@ -136,12 +153,19 @@ class SingleAgentEnvRunner:
         else:
             with torch.inference_mode():
                 batch = {Columns.OBS: nested.map_structure(torch.from_numpy, self.obs)}
+                if self.stateful:
+                    batch = self._recurrent_inputs(batch)
                 if explore:
                     out = self.module.forward_exploration(batch)
                 else:
                     out = self.module.forward_inference(batch)
                 dist_inputs = out[Columns.ACTION_DIST_INPUTS]
                 actions = out.get(Columns.ACTIONS)
+                if self.stateful:  # drop the time axis of length 1
+                    self._state_out = {k: v.numpy() for k, v in out[Columns.STATE_OUT].items()}
+                    dist_inputs = dist_inputs[:, 0]
+                    if actions is not None:
+                        actions = nested.map_structure(lambda a: a[:, 0], actions)
                 if actions is None and not explore:
                     dist = self.module.get_inference_action_dist_cls()(dist_inputs)
                     actions = dist.deterministic_sample()
@@ -152,6 +176,30 @@ class SingleAgentEnvRunner:
             dist_cls = self.module.get_exploration_action_dist_cls()
             actions = dist_cls.sample_numpy(dist_inputs, self.rng)
         return actions, dist_inputs
+
+    def _recurrent_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Add a time axis of 1, the state and the previous action and reward."""
+        batch = {Columns.OBS: nested.map_structure(lambda x: x[:, None], batch[Columns.OBS])}
+        batch[Columns.STATE_IN] = {k: torch.from_numpy(v) for k, v in self.state.items()}
+        batch[Columns.PREV_ACTIONS] = nested.map_structure(
+            lambda a: torch.from_numpy(a)[:, None], self.prev_actions
+        )
+        batch[Columns.PREV_REWARDS] = torch.from_numpy(self.prev_rewards)[:, None]
+        return batch
+
+    def _advance_state(self, actions: Any, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """After a step: the module's state out becomes the state in; envs whose episode
+        ended start the next one from the initial state with a_{t-1} = 0, r_{t-1} = 0."""
+        self.state = self._state_out
+        nested.assign(self.prev_actions, slice(None), actions)
+        self.prev_rewards[:] = rewards
+        self.steps_in_sequence += 1
+        if dones.any():
+            for k, v in self.initial_state.items():
+                self.state[k][dones] = v
+            nested.map_structure(lambda a: a.__setitem__(dones, 0), self.prev_actions)
+            self.prev_rewards[dones] = 0.0
+            self.steps_in_sequence[dones] = 0
 
     def _step_envs(self, actions: np.ndarray, t: int, record: dict | None, finished: list):
         """Step every env; reset the ones that end. Returns (rewards, terminateds, truncateds)."""
@@ -207,14 +255,21 @@ class SingleAgentEnvRunner:
         dist_buf = None
         record: dict[str, list] = {"trunc_index": [], "trunc_obs": []}
         finished: list[tuple[float, int]] = []
+        memory = _MemoryRecord(self, T) if self.stateful else None
         for t in range(T):
             nested.assign(obs_buf, t, self.obs)
+            if memory is not None:
+                memory.before_step(t)
             actions, dist_inputs = self._act(explore=self.config.explore)
             if dist_buf is None:
                 dist_buf = np.empty((T, n, dist_inputs.shape[-1]), dtype=np.float32)
             nested.assign(act_buf, t, actions)
             dist_buf[t] = dist_inputs
             rew_buf[t], term_buf[t], trunc_buf[t] = self._step_envs(actions, t, record, finished)
+            if memory is not None:
+                memory.after_step(
+                    actions, self._clip_rewards(rew_buf[t]), term_buf[t], trunc_buf[t]
+                )
         trunc_obs = (
             nested.stack(record["trunc_obs"])
             if record["trunc_obs"]
@@ -231,6 +286,8 @@ class SingleAgentEnvRunner:
             "trunc_index": np.array(record["trunc_index"], dtype=np.int64).reshape(-1, 2),
             "trunc_obs": trunc_obs,
         }
+        if memory is not None:
+            batch.update(memory.columns())
         return batch, self._episode_metrics(finished, T * n)
 
     def sample_episodes(
@@ -250,7 +307,9 @@ class SingleAgentEnvRunner:
             num_timesteps is not None and steps < num_timesteps
         ):
             actions, _ = self._act(explore)
-            self._step_envs(actions, 0, None, finished)
+            rewards, terms, truncs = self._step_envs(actions, 0, None, finished)
+            if self.stateful:
+                self._advance_state(actions, self._clip_rewards(rewards), terms | truncs)
             steps += len(self.envs)
         self.obs = None  # the next training sample starts fresh episodes
         if num_episodes is not None:
@@ -276,3 +335,60 @@ class SingleAgentEnvRunner:
     def stop(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class _MemoryRecord:
+    """What a fragment of a stateful module adds for the learner (see `utils.sequences`):
+
+    seq_index [S, 2] / state_in [S, ...]: each sequence's first step (t, n) and the state
+    there; prev_actions / prev_rewards [T, N]: the module's a_{t-1}, r_{t-1} inputs;
+    trunc_state [K, ...]: the state after each truncated episode's last step (rows match
+    `trunc_index`); bootstrap_state [N, ...]: the state for `bootstrap_obs`.
+    """
+
+    def __init__(self, runner: SingleAgentEnvRunner, T: int):
+        self.runner = runner
+        n = len(runner.envs)
+        self.seq_index: list[np.ndarray] = []
+        self.state_in: list[dict[str, np.ndarray]] = []
+        self.trunc_state: list[dict[str, np.ndarray]] = []
+        self.prev_actions = action_buffer(runner.act_space, (T, n))
+        self.prev_rewards = np.empty((T, n), dtype=np.float32)
+        self.t = 0
+
+    def before_step(self, t: int) -> None:
+        r = self.runner
+        self.t = t
+        starts = sequence_starts(t, r.steps_in_sequence, r.max_seq_len)
+        if starts.any():
+            envs = np.flatnonzero(starts)
+            self.seq_index.append(np.stack([np.full_like(envs, t), envs], axis=1))
+            self.state_in.append({k: v[envs] for k, v in r.state.items()})
+            r.steps_in_sequence[starts] = 0
+        nested.assign(self.prev_actions, t, r.prev_actions)
+        self.prev_rewards[t] = r.prev_rewards
+
+    def after_step(self, actions: Any, rewards: np.ndarray, terms: np.ndarray, truncs: np.ndarray):
+        r = self.runner
+        cut = truncs & ~terms  # rows in the order `_step_envs` appended to trunc_index
+        if cut.any():
+            self.trunc_state.append({k: v[cut] for k, v in r._state_out.items()})
+        r._advance_state(actions, rewards, terms | truncs)
+
+    def columns(self) -> dict[str, Any]:
+        def cat(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+            if not rows:
+                return {
+                    k: np.empty((0, *v.shape), v.dtype)
+                    for k, v in self.runner.initial_state.items()
+                }
+            return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
+
+        return {
+            "seq_index": np.concatenate(self.seq_index).astype(np.int64),
+            Columns.STATE_IN: cat(self.state_in),
+            Columns.PREV_ACTIONS: self.prev_actions,
+            Columns.PREV_REWARDS: self.prev_rewards,
+            "trunc_state": cat(self.trunc_state),
+            "bootstrap_state": {k: v.copy() for k, v in self.runner.state.items()},
+        }

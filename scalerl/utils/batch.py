@@ -9,8 +9,13 @@ from scalerl.utils.errors import ConfigError
 from scalerl.utils.nested import index, map_structure
 
 # Fragment keys that are not time-major [T, N, ...] arrays.
-_PER_ENV_KEYS = ("bootstrap_obs",)  # [N, ...]
-_TRUNC_KEYS = ("trunc_index", "trunc_obs")  # [K, 2] of (t, env), [K, ...]
+_PER_ENV_KEYS = ("bootstrap_obs", "bootstrap_state")  # [N, ...]
+# Index keys [K, 2] of (t, env) rows, and the keys whose rows [K, ...] they index.
+_ROWS_OF = {
+    "trunc_index": ("trunc_obs", "trunc_state"),
+    "seq_index": (Columns.STATE_IN,),
+}
+_ROW_KEYS = {key: idx for idx, keys in _ROWS_OF.items() for key in keys}
 
 
 def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -21,12 +26,12 @@ def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.nda
     offsets = np.cumsum([0] + [num_envs(f) for f in fragments[:-1]])
     for key in fragments[0]:
         parts = [f[key] for f in fragments]
-        if key == "trunc_index":
+        if key in _ROWS_OF:
             out[key] = np.concatenate(
                 [p + np.array([0, off]) for p, off in zip(parts, offsets)]
             ).reshape(-1, 2)
         else:
-            axis = 0 if key in _PER_ENV_KEYS or key in _TRUNC_KEYS else 1
+            axis = 0 if key in _PER_ENV_KEYS or key in _ROW_KEYS else 1
             out[key] = map_structure(lambda *xs, a=axis: np.concatenate(xs, axis=a), *parts)
     return out
 
@@ -40,7 +45,8 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
 
     The inverse of `concat_fragments` (up to the order of the truncation rows). Shard i
     gets envs [lo_i, hi_i), as even as possible (sizes differ by at most one env); each
-    shard keeps the truncations of its envs, with `trunc_index` re-indexed to its columns.
+    shard keeps the truncations (and sequence starts) of its envs, with `trunc_index` (and
+    `seq_index`) re-indexed to its columns.
     Splitting along time instead would cut GAE's backward recursion, so it is not offered.
     """
     total = num_envs(fragment)
@@ -54,16 +60,21 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
         return [fragment]
     sizes = [total // n + (i < total % n) for i in range(n)]
     bounds = np.cumsum([0, *sizes])
-    trunc_env = fragment["trunc_index"][:, 1]
     shards = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = (trunc_env >= lo) & (trunc_env < hi)
+        rows = {
+            idx: (fragment[idx][:, 1] >= lo) & (fragment[idx][:, 1] < hi)
+            for idx in _ROWS_OF
+            if idx in fragment
+        }
         shard: dict[str, np.ndarray] = {}
         for key, value in fragment.items():
-            if key == "trunc_index":
-                shard[key] = (value[rows] - np.array([0, lo], dtype=value.dtype)).reshape(-1, 2)
-            elif key in _TRUNC_KEYS:
-                shard[key] = index(value, rows)
+            if key in _ROWS_OF:
+                shard[key] = (value[rows[key]] - np.array([0, lo], dtype=value.dtype)).reshape(
+                    -1, 2
+                )
+            elif key in _ROW_KEYS:
+                shard[key] = index(value, rows[_ROW_KEYS[key]])
             elif key in _PER_ENV_KEYS:
                 shard[key] = index(value, slice(lo, hi))
             else:

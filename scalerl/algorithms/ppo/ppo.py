@@ -8,6 +8,10 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
 from scalerl.algorithms.ppo.ppo_learner import PPOLearner
+from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
+    RecurrentPPOTorchRLModule,
+    is_recurrent_config,
+)
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.batch import concat_fragments
@@ -56,7 +60,9 @@ class PPOConfig(AlgorithmConfig):
         self.use_critic = True
         self.use_gae = True
 
-    def get_default_rl_module_class(self) -> type[RLModule]:
+    def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        if is_recurrent_config(self.model_config if model_config is None else model_config):
+            return RecurrentPPOTorchRLModule
         return DefaultPPOTorchRLModule
 
     def validate(self) -> None:

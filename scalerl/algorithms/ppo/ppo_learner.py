@@ -12,8 +12,9 @@ from scalerl.core.distributions import Distribution
 from scalerl.core.learner import Learner
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.utils.advantages import compute_gae, next_values_for
-from scalerl.utils.nested import map_structure
+from scalerl.utils.nested import index, map_structure
 from scalerl.utils.schedules import Scheduler
+from scalerl.utils.sequences import SequenceLayout, recurrent_values, sequence_batch
 
 TRAIN_COLUMNS = (
     Columns.OBS,
@@ -23,6 +24,8 @@ TRAIN_COLUMNS = (
     Columns.ADVANTAGES,
     Columns.VALUE_TARGETS,
 )
+# Per-step columns of a train batch (those that sequences pad and the loss mask selects).
+TRAIN_STEP_COLUMNS = (*TRAIN_COLUMNS, Columns.ACTION_LOGP, Columns.VF_PREDS)
 
 
 def ppo_loss(
@@ -81,20 +84,27 @@ class PPOLearner(Learner):
         self.entropy_schedule = Scheduler(config.entropy_coeff)
 
     def compute_advantages(self, fragment: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Add advantages and value targets to a [T, N] fragment; return it flattened to [T*N]."""
+        """Add advantages and value targets to a [T, N] fragment; return it as the train
+        batch: flattened to [T*N], or cut into padded sequences [S, L] for a stateful module."""
         cfg = self.config
         T, N = fragment[Columns.REWARDS].shape
-        all_obs = map_structure(
-            lambda o, b, t: np.concatenate([o.reshape(T * N, *o.shape[2:]), b, t]),
-            fragment[Columns.OBS],
-            fragment["bootstrap_obs"],
-            fragment["trunc_obs"],
-        )
-        with torch.no_grad():
-            v = self.module.compute_values({Columns.OBS: self.to_tensors(all_obs)}).cpu().numpy()
-        values = v[: T * N].reshape(T, N)
+        if self.module.is_stateful():
+            values, bootstrap_values, trunc_values = recurrent_values(self._values, fragment)
+        else:
+            all_obs = map_structure(
+                lambda o, b, t: np.concatenate([o.reshape(T * N, *o.shape[2:]), b, t]),
+                fragment[Columns.OBS],
+                fragment["bootstrap_obs"],
+                fragment["trunc_obs"],
+            )
+            v = self._values({Columns.OBS: all_obs})
+            values, bootstrap_values, trunc_values = (
+                v[: T * N].reshape(T, N),
+                v[T * N : T * N + N],
+                v[T * N + N :],
+            )
         next_values = next_values_for(
-            values, v[T * N : T * N + N], fragment["trunc_index"], v[T * N + N :]
+            values, bootstrap_values, fragment["trunc_index"], trunc_values
         )
         advantages, targets = compute_gae(
             fragment[Columns.REWARDS],
@@ -105,28 +115,52 @@ class PPOLearner(Learner):
             cfg.gamma,
             cfg.lambda_,
         )
-        flat = {
-            k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), fragment[k])
-            for k in TRAIN_COLUMNS
-            if k in fragment
-        }
-        flat[Columns.ADVANTAGES] = advantages.reshape(-1)
-        flat[Columns.VALUE_TARGETS] = targets.reshape(-1)
-        flat[Columns.VF_PREDS] = values.reshape(-1)
+        columns = {k: fragment[k] for k in TRAIN_COLUMNS if k in fragment}
+        columns[Columns.ADVANTAGES] = advantages
+        columns[Columns.VALUE_TARGETS] = targets
+        columns[Columns.VF_PREDS] = values
         # log pi_old(a|s), from the distribution inputs the EnvRunner recorded.
+        flat = {
+            k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), columns[k])
+            for k in (Columns.ACTION_DIST_INPUTS, Columns.ACTIONS)
+        }
         dist = self.module.get_train_action_dist_cls()(
             torch.from_numpy(flat[Columns.ACTION_DIST_INPUTS])
         )
-        actions = map_structure(torch.from_numpy, flat[Columns.ACTIONS])
-        flat[Columns.ACTION_LOGP] = dist.logp(actions).numpy()
-        return flat
+        logp = dist.logp(map_structure(torch.from_numpy, flat[Columns.ACTIONS])).numpy()
+        columns[Columns.ACTION_LOGP] = logp.reshape(T, N)
+        if self.module.is_stateful():
+            layout = SequenceLayout.from_starts(fragment["seq_index"], T)
+            return sequence_batch({**fragment, **columns}, layout, list(columns))
+        return {
+            k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), v)
+            for k, v in columns.items()
+        }
+
+    @torch.no_grad()
+    def _values(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.module.compute_values(self.to_tensors(batch)).cpu().numpy()
+
+    def _valid_steps(self, batch: dict[str, Any], fwd_out: dict[str, Any]) -> tuple[dict, dict]:
+        """A sequence batch and its forward outputs reduced to the valid (unpadded) steps,
+        so the loss is the same per-step mean as for a flat batch."""
+        if Columns.LOSS_MASK not in batch:
+            return batch, fwd_out
+        mask = batch[Columns.LOSS_MASK]
+        steps = {k: index(batch[k], mask) for k in TRAIN_STEP_COLUMNS if k in batch}
+        out = {k: fwd_out[k][mask] for k in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS)}
+        return steps, out
 
     def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:
         cfg = self.config
         flat = self.compute_advantages(fragment)
+        valid = flat.get(Columns.LOSS_MASK, slice(None))  # sequences: the unpadded steps
         adv = flat[Columns.ADVANTAGES]
-        flat[Columns.ADVANTAGES] = (adv - adv.mean()) / (adv.std() + 1e-8)
+        flat[Columns.ADVANTAGES] = (adv - adv[valid].mean()) / (adv[valid].std() + 1e-8)
         batch = {k: self.to_tensors(v) for k, v in flat.items()}
+        minibatch_size = cfg.minibatch_size
+        if Columns.LOSS_MASK in flat:  # minibatches of about `minibatch_size` steps
+            minibatch_size = max(1, round(cfg.minibatch_size / self.module.max_seq_len))
 
         lr = self.set_lr(timestep)
         entropy_coeff = self.entropy_schedule.value(timestep)
@@ -141,12 +175,13 @@ class PPOLearner(Learner):
             use_kl_loss=cfg.use_kl_loss,
         )
         by_hand = self.manual_gradients and manual_gradients.supported(self.module, dist_cls)
-        for mb in self.minibatches(batch, cfg.minibatch_size, cfg.num_epochs):
+        for mb in self.minibatches(batch, minibatch_size, cfg.num_epochs):
             if by_hand:
                 stats = manual_gradients.ppo_gradients(self.module, dist_cls, mb, **coeffs)
                 norm = self.apply_gradients()
             else:
-                loss, stats = ppo_loss(dist_cls, mb, self.module.forward_train(mb), **coeffs)
+                steps, fwd_out = self._valid_steps(mb, self.module.forward_train(mb))
+                loss, stats = ppo_loss(dist_cls, steps, fwd_out, **coeffs)
                 norm = self.apply_loss(loss)
             stats["gradients_default_optimizer_global_norm"] = norm
             rows.append({k: v.detach() for k, v in stats.items()})
@@ -154,13 +189,13 @@ class PPOLearner(Learner):
         metrics["entropy"], metrics["mean_kl_loss"] = self.policy_change(batch, dist_cls)
         if cfg.use_kl_loss:
             self._adapt_kl_coeff(self.all_reduce_mean(metrics["mean_kl_loss"]))
-        targets, values = flat[Columns.VALUE_TARGETS], flat[Columns.VF_PREDS]
+        targets, values = flat[Columns.VALUE_TARGETS][valid], flat[Columns.VF_PREDS][valid]
         metrics.update(
             curr_lr=lr,
             curr_entropy_coeff=entropy_coeff,
             curr_kl_coeff=self.kl_coeff,
             vf_explained_var=float(1 - np.var(targets - values) / (np.var(targets) + 1e-8)),
-            num_module_steps_trained=len(adv) * cfg.num_epochs,
+            num_module_steps_trained=len(targets) * cfg.num_epochs,
         )
         return metrics
 
@@ -173,8 +208,9 @@ class PPOLearner(Learner):
         Measured once after the epochs, as the PPO paper's adaptive-KL rule does (the
         minibatch losses carry these terms only when they have a coefficient).
         """
-        inputs = self.module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
-        pi, pi_old = dist_cls(inputs), dist_cls(batch[Columns.ACTION_DIST_INPUTS])
+        batch, fwd_out = self._valid_steps(batch, self.module.forward_train(batch))
+        pi = dist_cls(fwd_out[Columns.ACTION_DIST_INPUTS])
+        pi_old = dist_cls(batch[Columns.ACTION_DIST_INPUTS])
         return float(pi.entropy().mean()), float(pi_old.kl(pi).mean())
 
     def _adapt_kl_coeff(self, mean_kl: float) -> None:

@@ -22,6 +22,22 @@ class DefaultModelConfig:
             [out_channels, kernel, stride] (kernel may be [k, k]); None picks
             [[16, 4, 2], [32, 4, 2], [64, 3, 2]].
         conv_activation: Activation after each conv layer.
+        use_lstm: Put an LSTM between the encoder MLP and the heads (policy and value share
+            it). EnvRunners carry its state per env and reset it at episode starts.
+        lstm_cell_size: The LSTM's hidden and cell size.
+        max_seq_len: Length of the training sequences (recurrent and attention modules).
+        lstm_use_prev_action: Also feed the previous action (one-hot or flat) to the encoder.
+        lstm_use_prev_reward: Also feed the previous reward to the encoder.
+        use_attention: Put a GTrXL (gated transformer-XL) memory there instead.
+        attention_num_transformer_units: Number of GTrXL units (layers).
+        attention_dim: Width of the GTrXL's inputs and outputs.
+        attention_num_heads: Attention heads per unit.
+        attention_head_dim: Width of each head.
+        attention_position_wise_mlp_dim: Hidden width of each unit's position-wise MLP.
+        attention_memory_inference: Past steps each unit attends to when acting.
+        attention_memory_training: Past steps each unit attends to in training.
+        attention_init_gru_gate_bias: Initial bias of the GRU gates (higher: closer to
+            identity at the start, which stabilizes early training).
     """
 
     fcnet_hiddens: list[int] = field(default_factory=lambda: [64, 64])
@@ -30,3 +46,17 @@ class DefaultModelConfig:
     log_std_init: float = 0.0
     conv_filters: list | None = None
     conv_activation: str = "relu"
+    use_lstm: bool = False
+    lstm_cell_size: int = 256
+    max_seq_len: int = 20
+    lstm_use_prev_action: bool = False
+    lstm_use_prev_reward: bool = False
+    use_attention: bool = False
+    attention_num_transformer_units: int = 1
+    attention_dim: int = 64
+    attention_num_heads: int = 1
+    attention_head_dim: int = 32
+    attention_position_wise_mlp_dim: int = 32
+    attention_memory_inference: int = 50
+    attention_memory_training: int = 50
+    attention_init_gru_gate_bias: float = 2.0

@@ -1,0 +1,116 @@
+"""The default PPO module with memory: `use_lstm=True` (an LSTM) or `use_attention=True`
+(a GTrXL), between the observation encoder and the policy and value heads.
+
+    x_t         = MLP(features(o_t) [, a_{t-1}] [, r_{t-1}])     (fcnet_hiddens)
+    y_t, s_t    = core(x_t, s_{t-1})                             (LSTM or GTrXL)
+    pi(a|.), V  = heads(y_t)
+
+The policy and the value function share the core (one state per env). Every forward
+pass takes time-major-within-sequence batches: observations [B, T, ...], `state_in` at the
+sequences' first steps [B, ...] and, when configured, the previous actions and rewards
+[B, T, ...]. EnvRunners call it with T = 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from scalerl.algorithms.ppo.default_ppo_rl_module import (
+    DEFAULT_MODEL_CONFIG,
+    DefaultPPOTorchRLModule,
+)
+from scalerl.core.distributions import DiagGaussian
+from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.observations import MASKED_OBS_KEY, is_action_mask_space
+from scalerl.core.models.recurrent import LSTMCore
+from scalerl.core.rl_module import Columns
+from scalerl.utils.nested import first_leaf, map_structure
+
+
+def is_recurrent_config(model_config: dict[str, Any]) -> bool:
+    return bool(model_config.get("use_lstm") or model_config.get("use_attention"))
+
+
+def build_core(in_dim: int, cfg: dict[str, Any]) -> nn.Module:
+    if cfg.get("use_attention"):
+        from scalerl.core.models.attention import gtrxl_from_model_config
+
+        return gtrxl_from_model_config(in_dim, cfg)
+    return LSTMCore(in_dim, int(cfg["lstm_cell_size"]))
+
+
+class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
+    """Actor-critic with a memory core; action masking works as in the default module."""
+
+    def setup(self) -> None:
+        cfg = {**DEFAULT_MODEL_CONFIG, **self.model_config}
+        self.masked = is_action_mask_space(self.observation_space)
+        enc_space = self.observation_space
+        if self.masked:
+            self._check_mask_space()
+            enc_space = self.observation_space[MASKED_OBS_KEY]
+        self.max_seq_len = int(cfg["max_seq_len"])
+        self.use_prev_action = bool(cfg["lstm_use_prev_action"])
+        self.use_prev_reward = bool(cfg["lstm_use_prev_reward"])
+        self.pre = ObsPreprocessor(enc_space, cfg)
+        self.prev_action_pre = (
+            ObsPreprocessor(self.action_space, cfg) if self.use_prev_action else None
+        )
+        in_dim = self.pre.out_dim + int(self.use_prev_reward)
+        if self.prev_action_pre is not None:
+            in_dim += self.prev_action_pre.out_dim
+        self.encoder = mlp(in_dim, list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"])
+        self.core = build_core(self.encoder.out_dim, cfg)
+        dist_cls = self.get_train_action_dist_cls()
+        self.free_log_std = issubclass(dist_cls, DiagGaussian)
+        out_dim = dist_cls.input_dim(self.action_space)
+        if self.free_log_std:
+            out_dim //= 2
+            self.log_std = nn.Parameter(torch.full((out_dim,), float(cfg["log_std_init"])))
+        self.pi_head = mlp(self.core.out_dim, [], out_dim=out_dim, out_gain=0.01)
+        self.vf_head = mlp(self.core.out_dim, [], out_dim=1, out_gain=1.0)
+
+    def get_initial_state(self) -> dict[str, torch.Tensor]:
+        return self.core.initial_state()
+
+    def get_numpy_exploration_fn(self) -> None:
+        return None  # EnvRunners step the core in torch
+
+    def _core_outputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+        """features [B, T, core.out_dim] and the state after the last step."""
+        obs = self.encoder_obs(batch[Columns.OBS])
+        B, T = first_leaf(obs).shape[:2]
+        flat = map_structure(lambda x: x.reshape(B * T, *x.shape[2:]), obs)
+        parts = [self.pre(flat)]
+        if self.prev_action_pre is not None:
+            prev = map_structure(
+                lambda x: x.reshape(B * T, *x.shape[2:]), batch[Columns.PREV_ACTIONS]
+            )
+            parts.append(self.prev_action_pre(prev))
+        if self.use_prev_reward:
+            parts.append(batch[Columns.PREV_REWARDS].reshape(B * T, 1).float())
+        x = self.encoder(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
+        return self.core(x.reshape(B, T, -1), batch[Columns.STATE_IN], batch.get(Columns.LOSS_MASK))
+
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        y, state_out = self._core_outputs(batch)
+        return {
+            Columns.ACTION_DIST_INPUTS: self._dist_inputs(y, batch[Columns.OBS]),
+            Columns.STATE_OUT: state_out,
+        }
+
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        y, state_out = self._core_outputs(batch)
+        return {
+            Columns.ACTION_DIST_INPUTS: self._dist_inputs(y, batch[Columns.OBS]),
+            Columns.VF_PREDS: self.vf_head(y).squeeze(-1),
+            Columns.STATE_OUT: state_out,
+        }
+
+    def compute_values(self, batch: dict[str, Any]) -> torch.Tensor:
+        """V for every step: [B, T]."""
+        y, _ = self._core_outputs(batch)
+        return self.vf_head(y).squeeze(-1)

@@ -1,0 +1,158 @@
+"""Recurrent PPO (`use_lstm`): the EnvRunner carries state, the learner replays it on
+padded sequences, and acting, evaluation and checkpoints take the state path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.ppo import PPOConfig
+from scalerl.algorithms.ppo.recurrent_ppo_rl_module import RecurrentPPOTorchRLModule
+from scalerl.core.columns import Columns
+from scalerl.examples.envs import StatelessCartPole
+from scalerl.utils.errors import ConfigError
+from scalerl.utils.sequences import SequenceLayout, recurrent_values
+
+LSTM = {
+    "use_lstm": True,
+    "lstm_cell_size": 8,
+    "max_seq_len": 4,
+    "fcnet_hiddens": [8],
+    "lstm_use_prev_action": True,
+    "lstm_use_prev_reward": True,
+}
+
+
+def build(model_config=None, **env_config) -> Algorithm:
+    return (
+        PPOConfig()
+        .environment(StatelessCartPole, env_config=env_config)
+        .env_runners(num_envs_per_env_runner=3, rollout_fragment_length=25)
+        .training(train_batch_size=75, minibatch_size=16, num_epochs=2)
+        .rl_module(model_config=model_config or LSTM)
+        .evaluation(evaluation_interval=1, evaluation_duration=2)
+        .debugging(seed=0)
+        .build_algo()
+    )
+
+
+def step_by_step(module, fragment):
+    """Replay a fragment one step at a time from the first recorded state, resetting the
+    state at episode ends as the EnvRunner does: (dist inputs [T, N, D], values [T, N])."""
+    T, N = fragment[Columns.REWARDS].shape
+    starts = fragment["seq_index"]
+    first = starts[:, 0] == 0
+    order = np.argsort(starts[first, 1])
+    state = {k: torch.from_numpy(v[first][order]) for k, v in fragment[Columns.STATE_IN].items()}
+    initial = module.get_initial_state()
+    inputs, values = [], []
+    with torch.no_grad():
+        for t in range(T):
+            batch = {
+                Columns.OBS: torch.from_numpy(fragment[Columns.OBS][t])[:, None],
+                Columns.STATE_IN: state,
+                Columns.PREV_ACTIONS: torch.from_numpy(fragment[Columns.PREV_ACTIONS][t])[:, None],
+                Columns.PREV_REWARDS: torch.from_numpy(fragment[Columns.PREV_REWARDS][t])[:, None],
+            }
+            out = module.forward_train(batch)
+            inputs.append(out[Columns.ACTION_DIST_INPUTS][:, 0])
+            values.append(out[Columns.VF_PREDS][:, 0])
+            state = out[Columns.STATE_OUT]
+            done = torch.from_numpy(
+                fragment[Columns.TERMINATEDS][t] | fragment[Columns.TRUNCATEDS][t]
+            )
+            state = {k: torch.where(done[:, None], initial[k], v) for k, v in state.items()}
+    return torch.stack(inputs).numpy(), torch.stack(values).numpy()
+
+
+def test_runner_records_what_sequences_replay():
+    """The learner's sequence forward reproduces the runner's step-by-step forward: same
+    action-distribution inputs at every step, and the same values (truncations included)."""
+    algo = build(max_episode_steps=7)  # truncations inside the fragment
+    runner = algo.env_runner_group.local_runner
+    fragment, _ = runner.sample()
+    module = algo.learner_group.module
+    assert isinstance(module, RecurrentPPOTorchRLModule)
+    T, N = fragment[Columns.REWARDS].shape
+    assert len(fragment["trunc_index"]) > 0
+    # Sequences break at episode starts and every max_seq_len steps.
+    layout = SequenceLayout.from_starts(fragment["seq_index"], T)
+    assert layout.mask.sum() == T * N and layout.mask.shape[1] <= LSTM["max_seq_len"]
+    inputs, values = step_by_step(module, fragment)
+    np.testing.assert_allclose(inputs, fragment[Columns.ACTION_DIST_INPUTS], atol=1e-5)
+
+    def compute_values(batch):
+        with torch.no_grad():
+            tensors = {k: _tensors(v) for k, v in batch.items()}
+            return module.compute_values(tensors).numpy()
+
+    v, v_boot, v_trunc = recurrent_values(compute_values, fragment)
+    np.testing.assert_allclose(v, values, atol=1e-5)
+    assert v_boot.shape == (N,) and v_trunc.shape == (len(fragment["trunc_index"]),)
+    # The runner resets state and previous inputs after each episode end.
+    done = fragment[Columns.TERMINATEDS] | fragment[Columns.TRUNCATEDS]
+    t, n = np.nonzero(done[:-1])
+    assert (fragment[Columns.PREV_REWARDS][t + 1, n] == 0).all()
+    assert (fragment[Columns.PREV_ACTIONS][t + 1, n] == 0).all()
+    algo.stop()
+
+
+def _tensors(x):
+    if isinstance(x, dict):
+        return {k: _tensors(v) for k, v in x.items()}
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def test_train_evaluate_checkpoint_and_act_with_state(tmp_path):
+    algo = build()
+    for _ in range(2):
+        result = algo.train()
+    stats = result["learners"]["default_policy"]
+    assert np.isfinite(stats["total_loss"]) and stats["num_module_steps_trained"] == 75 * 2
+    assert result["evaluation"]["env_runners"]["num_episodes"] >= 2
+    module = algo.get_module()
+    state = module.get_initial_state()
+    assert set(state) == {"h", "c"} and state["h"].shape == (8,)
+    obs = np.array([0.05, -0.02], np.float32)
+    action, state_out, extra = algo.compute_single_action(
+        obs, state, prev_action=1, prev_reward=1.0
+    )
+    assert action in (0, 1) and state_out["h"].shape == (8,) and extra == {}
+    assert not np.allclose(state_out["h"], 0.0)  # the state moved
+    restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
+    assert isinstance(restored.get_module(), RecurrentPPOTorchRLModule)
+    s1, s2 = state, module.get_initial_state()
+    for obs in np.random.default_rng(0).normal(0, 0.1, (10, 2)).astype(np.float32):
+        a1, s1, _ = algo.compute_single_action(obs, s1)
+        a2, s2, _ = restored.compute_single_action(obs, s2)
+        assert a1 == a2
+        np.testing.assert_allclose(s1["h"], s2["h"], atol=1e-6)
+    # Without a state: the initial one each call, and only the action back.
+    assert algo.compute_single_action(obs) in (0, 1)
+    restored.stop()
+    algo.stop()
+
+
+def test_memory_carries_history():
+    """The same observation after different histories leaves different states."""
+    algo = build()
+    initial = algo.get_module().get_initial_state()
+    obs = np.zeros(2, np.float32)
+    states = []
+    for first in (0.2, -0.2):
+        _, state, _ = algo.compute_single_action(np.full(2, first, np.float32), initial)
+        _, state, _ = algo.compute_single_action(obs, state)
+        states.append(state["h"])
+    assert not np.allclose(*states)
+    algo.stop()
+
+
+def test_config_errors_for_memory_settings():
+    with pytest.raises(ConfigError, match="use_lstm.*use_attention"):
+        build({"use_lstm": True, "use_attention": True})
+    with pytest.raises(ConfigError, match="max_seq_len"):
+        build({"use_lstm": True, "max_seq_len": 0})
+    with pytest.raises(ConfigError, match="lstm_cel"):
+        build({"use_lstm": True, "lstm_cel_size": 8})
