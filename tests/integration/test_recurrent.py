@@ -114,7 +114,7 @@ def test_train_evaluate_checkpoint_and_act_with_state(tmp_path):
     assert result["evaluation"]["env_runners"]["num_episodes"] >= 2
     module = algo.get_module()
     state = module.get_initial_state()
-    assert set(state) == {"h", "c"} and state["h"].shape == (8,)
+    assert set(state) == {"h", "c", "vf_h", "vf_c"} and state["h"].shape == (8,)
     obs = np.array([0.05, -0.02], np.float32)
     action, state_out, extra = algo.compute_single_action(
         obs, state, prev_action=1, prev_reward=1.0

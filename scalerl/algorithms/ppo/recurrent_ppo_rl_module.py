@@ -5,7 +5,9 @@
     y_t, s_t    = core(x_t, s_{t-1})                             (LSTM or GTrXL)
     pi(a|.), V  = heads(y_t)
 
-The policy and the value function share the core (one state per env). Every forward
+The value function has its own encoder and core (state keys prefixed `vf_`) unless
+`vf_share_layers=True`: sharing one core made the value loss, whose scale is that of the
+returns, drown the policy gradient under the gradient-norm clip. Every forward
 pass takes time-major-within-sequence batches: observations [B, T, ...], `state_in` at the
 sequences' first steps [B, ...] and, when configured, the previous actions and rewards
 [B, T, ...]. EnvRunners call it with T = 1.
@@ -28,6 +30,8 @@ from scalerl.core.models.observations import MASKED_OBS_KEY, is_action_mask_spac
 from scalerl.core.models.recurrent import LSTMCore
 from scalerl.core.rl_module import Columns
 from scalerl.utils.nested import first_leaf, map_structure
+
+VF = "vf_"  # prefix of the value core's state keys
 
 
 def is_recurrent_config(model_config: dict[str, Any]) -> bool:
@@ -62,8 +66,13 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
         in_dim = self.pre.out_dim + int(self.use_prev_reward)
         if self.prev_action_pre is not None:
             in_dim += self.prev_action_pre.out_dim
-        self.encoder = mlp(in_dim, list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"])
+        hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
+        self.encoder = mlp(in_dim, hiddens, act)
         self.core = build_core(self.encoder.out_dim, cfg)
+        self.vf_share_layers = bool(cfg["vf_share_layers"])
+        if not self.vf_share_layers:
+            self.vf_encoder = mlp(in_dim, hiddens, act)
+            self.vf_core = build_core(self.vf_encoder.out_dim, cfg)
         dist_cls = self.get_train_action_dist_cls()
         self.free_log_std = issubclass(dist_cls, DiagGaussian)
         out_dim = dist_cls.input_dim(self.action_space)
@@ -74,43 +83,64 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
         self.vf_head = mlp(self.core.out_dim, [], out_dim=1, out_gain=1.0)
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
-        return self.core.initial_state()
+        state = self.core.initial_state()
+        if not self.vf_share_layers:
+            state.update({VF + k: v for k, v in self.vf_core.initial_state().items()})
+        return state
 
     def get_numpy_exploration_fn(self) -> None:
         return None  # EnvRunners step the core in torch
 
-    def _core_outputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
-        """features [B, T, core.out_dim] and the state after the last step."""
+    def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int, int]:
+        """The encoders' input [B*T, in_dim]: observation features [, a_{t-1}] [, r_{t-1}]."""
         obs = self.encoder_obs(batch[Columns.OBS])
         B, T = first_leaf(obs).shape[:2]
-        flat = map_structure(lambda x: x.reshape(B * T, *x.shape[2:]), obs)
-        parts = [self.pre(flat)]
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(B * T, *x.shape[2:])
+
+        parts = [self.pre(map_structure(flat, obs))]
         if self.prev_action_pre is not None:
-            prev = map_structure(
-                lambda x: x.reshape(B * T, *x.shape[2:]), batch[Columns.PREV_ACTIONS]
-            )
-            parts.append(self.prev_action_pre(prev))
+            parts.append(self.prev_action_pre(map_structure(flat, batch[Columns.PREV_ACTIONS])))
         if self.use_prev_reward:
             parts.append(batch[Columns.PREV_REWARDS].reshape(B * T, 1).float())
-        x = self.encoder(torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0])
-        return self.core(x.reshape(B, T, -1), batch[Columns.STATE_IN], batch.get(Columns.LOSS_MASK))
+        return (torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]), B, T
+
+    def _memory(self, batch: dict[str, Any], policy: bool = True, value: bool = True):
+        """(policy features [B, T, D], value features [B, T, D], state_out); a side not
+        asked for is None (and its state passes through unchanged)."""
+        x, B, T = self._inputs(batch)
+        state, mask = batch[Columns.STATE_IN], batch.get(Columns.LOSS_MASK)
+        state_out = dict(state)
+        y = vy = None
+        if policy or self.vf_share_layers:
+            own = {k: v for k, v in state.items() if not k.startswith(VF)}
+            y, out = self.core(self.encoder(x).reshape(B, T, -1), own, mask)
+            state_out.update(out)
+            vy = y if self.vf_share_layers else None
+        if value and not self.vf_share_layers:
+            own = {k[len(VF) :]: v for k, v in state.items() if k.startswith(VF)}
+            vy, out = self.vf_core(self.vf_encoder(x).reshape(B, T, -1), own, mask)
+            state_out.update({VF + k: v for k, v in out.items()})
+        return y, vy, state_out
 
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        y, state_out = self._core_outputs(batch)
+        # The value core runs too: its state must follow the episode.
+        y, _, state_out = self._memory(batch)
         return {
             Columns.ACTION_DIST_INPUTS: self._dist_inputs(y, batch[Columns.OBS]),
             Columns.STATE_OUT: state_out,
         }
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        y, state_out = self._core_outputs(batch)
+        y, vy, state_out = self._memory(batch)
         return {
             Columns.ACTION_DIST_INPUTS: self._dist_inputs(y, batch[Columns.OBS]),
-            Columns.VF_PREDS: self.vf_head(y).squeeze(-1),
+            Columns.VF_PREDS: self.vf_head(vy).squeeze(-1),
             Columns.STATE_OUT: state_out,
         }
 
     def compute_values(self, batch: dict[str, Any]) -> torch.Tensor:
         """V for every step: [B, T]."""
-        y, _ = self._core_outputs(batch)
-        return self.vf_head(y).squeeze(-1)
+        _, vy, _ = self._memory(batch, policy=False)
+        return self.vf_head(vy).squeeze(-1)
