@@ -24,7 +24,8 @@ def to_env_actions(actions: Any, space: gym.Space, normalize: bool, clip: bool) 
     if isinstance(space, gym.spaces.Tuple):
         return tuple(to_env_actions(a, s, normalize, clip) for a, s in zip(actions, space.spaces))
     if not isinstance(space, gym.spaces.Box):
-        return actions
+        # Discrete, MultiDiscrete, MultiBinary: the space's dtype (torch samples int64).
+        return np.asarray(actions).astype(space.dtype, copy=False)
     if normalize and space.is_bounded():
         actions = space.low + (np.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (space.high - space.low)
     elif clip or normalize:

@@ -20,7 +20,12 @@ def space_to_dict(space: gym.Space) -> dict[str, Any]:
     if isinstance(space, gym.spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym.spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "dtype": str(space.dtype)}
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+            "dtype": str(space.dtype),
+        }
     if isinstance(space, gym.spaces.MultiBinary):
         return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
     if isinstance(space, gym.spaces.Tuple):
@@ -45,7 +50,7 @@ def space_from_dict(d: dict[str, Any]) -> gym.Space:
     if kind == "Discrete":
         return gym.spaces.Discrete(d["n"], start=d.get("start", 0))
     if kind == "MultiDiscrete":
-        return gym.spaces.MultiDiscrete(d["nvec"], dtype=d["dtype"])
+        return gym.spaces.MultiDiscrete(d["nvec"], dtype=d["dtype"], start=d.get("start"))
     if kind == "MultiBinary":
         return gym.spaces.MultiBinary(d["n"])
     if kind == "Tuple":

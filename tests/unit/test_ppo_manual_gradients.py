@@ -15,10 +15,18 @@ import torch
 from scalerl.algorithms.ppo import PPOConfig, manual_gradients
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
 from scalerl.algorithms.ppo.ppo_learner import PPOLearner, ppo_loss
-from scalerl.core.distributions import Categorical, DiagGaussian
+from scalerl.core.distributions import (
+    Bernoulli,
+    Categorical,
+    DiagGaussian,
+    MultiCategorical,
+    SquashedGaussian,
+    dist_class_for,
+)
 from scalerl.core.models.encoders import ACTIVATIONS
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.utils import nested
 
 SPACES = {
     "box-obs/discrete-act": (gym.spaces.Box(-1, 1, (3, 2), np.float32), gym.spaces.Discrete(4)),
@@ -26,6 +34,29 @@ SPACES = {
     "box-obs/box-act": (
         gym.spaces.Box(-1, 1, (4,), np.float32),
         gym.spaces.Box(-2, 2, (2,), np.float32),
+    ),
+    "box-obs/multi-discrete-act": (
+        gym.spaces.Box(-1, 1, (4,), np.float32),
+        gym.spaces.MultiDiscrete([3, 2, 4], start=[1, 0, -2]),
+    ),
+    "box-obs/multi-binary-act": (
+        gym.spaces.Box(-1, 1, (4,), np.float32),
+        gym.spaces.MultiBinary((2, 3)),
+    ),
+    "box-obs/box-rank2-act": (
+        gym.spaces.Box(-1, 1, (4,), np.float32),
+        gym.spaces.Box(-1, 1, (2, 2), np.float32),
+    ),
+    "box-obs/nested-act": (
+        gym.spaces.Box(-1, 1, (4,), np.float32),
+        gym.spaces.Dict(
+            {
+                "d": gym.spaces.Discrete(3, start=1),
+                "t": gym.spaces.Tuple(
+                    (gym.spaces.Box(-1, 1, (2,), np.float32), gym.spaces.MultiBinary(2))
+                ),
+            }
+        ),
     ),
 }
 LOSS_TERMS = {
@@ -47,7 +78,9 @@ def make_case(spaces, model_config, seed=0, n=37):
     obs_space.seed(seed)
     act_space.seed(seed)
     obs = torch.as_tensor(np.stack([np.asarray(obs_space.sample()) for _ in range(n)]))
-    actions = torch.as_tensor(np.stack([np.asarray(act_space.sample()) for _ in range(n)]))
+    actions = nested.map_structure(
+        torch.as_tensor, nested.stack([act_space.sample() for _ in range(n)])
+    )
     dist_cls = module.get_train_action_dist_cls()
     with torch.no_grad():
         old_inputs = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
@@ -106,12 +139,34 @@ def test_manual_gradient_every_activation_and_depth(activation, hiddens):
     torch.testing.assert_close(manual_grad, auto_grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("dist_cls", [Categorical, DiagGaussian])
-def test_distribution_gradients_match_autograd(dist_cls):
+GRADIENT_SPACES = {
+    "categorical": gym.spaces.Discrete(6),
+    "categorical-start": gym.spaces.Discrete(6, start=-3),
+    "gaussian": gym.spaces.Box(-1, 1, (3,), np.float32),
+    "gaussian-rank2": gym.spaces.Box(-1, 1, (1, 3), np.float32),
+    "multi-categorical": gym.spaces.MultiDiscrete([[2, 4]], start=[[1, 0]]),
+    "bernoulli": gym.spaces.MultiBinary(6),
+    "tuple-dict": gym.spaces.Tuple(
+        (
+            gym.spaces.Dict({"a": gym.spaces.Discrete(3), "b": gym.spaces.MultiBinary(1)}),
+            gym.spaces.Box(-1, 1, (1,), np.float32),
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("space", GRADIENT_SPACES.values(), ids=GRADIENT_SPACES.keys())
+def test_distribution_gradients_match_autograd(space):
+    dist_cls = dist_class_for(space)
+    assert dist_cls.has_hand_gradients()
+    assert dist_cls.input_dim(space) == 6
     torch.manual_seed(0)
     inputs = torch.randn(9, 6, requires_grad=True)
     old = dist_cls(torch.randn(9, 6))
-    actions = torch.randint(0, 6, (9,)) if dist_cls is Categorical else torch.randn(9, 3)
+    space.seed(0)
+    actions = nested.map_structure(
+        torch.as_tensor, nested.stack([space.sample() for _ in range(9)])
+    )
     fixed = dist_cls(inputs.detach())
     logp, dlogp = fixed.logp_grad(actions)
     torch.testing.assert_close(logp, dist_cls(inputs).logp(actions).detach())
@@ -122,6 +177,25 @@ def test_distribution_gradients_match_autograd(dist_cls):
     ]:
         (auto,) = torch.autograd.grad(value_fn(dist_cls(inputs)).sum(), inputs)
         torch.testing.assert_close(manual, auto, rtol=1e-5, atol=1e-6)
+
+
+def test_hand_gradients_only_for_classes_that_write_them_out():
+    for cls in (Categorical, DiagGaussian, MultiCategorical, Bernoulli):
+        assert cls.has_hand_gradients()
+    assert not SquashedGaussian.has_hand_gradients()
+
+    class MyCategorical(Categorical):  # may change logp: autograd, unless it says so
+        pass
+
+    assert not MyCategorical.has_hand_gradients()
+    module = DefaultPPOTorchRLModule(*SPACES["box-obs/discrete-act"])
+    Adam(module.parameters(), lr=1e-3)
+    assert manual_gradients.supported(module, Categorical)
+    assert not manual_gradients.supported(module, MyCategorical)
+    tuple_space = gym.spaces.Tuple(
+        (gym.spaces.Discrete(2), gym.spaces.Box(-1, 1, (1,), np.float32))
+    )
+    assert dist_class_for(tuple_space).has_hand_gradients()
 
 
 def test_learner_uses_manual_path_only_for_the_default_module():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scalerl.core.distributions import DiagGaussian
+from scalerl.core.distributions import DiagGaussian, SquashedGaussian
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.observations import (
     FLOAT_MIN,
@@ -29,8 +29,9 @@ class DefaultPPOTorchRLModule(RLModule):
     """pi(a|s) and V(s) over features of the observation (`ObsPreprocessor`: one-hots,
     flattening, a CNN for images).
 
-    A Gaussian over a Box gets a state-independent learned log-std; every other
-    distribution's inputs come from the policy head. An observation
+    A Gaussian over a Box action space gets a state-independent learned log-std; every
+    other distribution's inputs come from the policy head, the log-stds of Box parts of a
+    Tuple/Dict action included (their head biases start at `log_std_init`). An observation
     `Dict(action_mask=..., observations=...)` masks the logits of invalid actions.
     """
 
@@ -53,7 +54,12 @@ class DefaultPPOTorchRLModule(RLModule):
         in_dim = self.pre.out_dim
         feat = hiddens[-1] if hiddens else in_dim
         dist_cls = self.get_train_action_dist_cls()
-        self.free_log_std = issubclass(dist_cls, DiagGaussian)
+        # The free log-std only when the whole distribution is a Gaussian. In a Tuple/Dict
+        # the head also outputs each Box part's log-std (state-dependent, as RLlib's
+        # default `free_log_std=False` makes every Gaussian): the inputs then stay the
+        # children's inputs concatenated, with no parameters to interleave into them in
+        # the forward pass, the numpy path and the hand-written backward pass.
+        self.free_log_std = issubclass(dist_cls, (DiagGaussian, SquashedGaussian))
         out_dim = dist_cls.input_dim(self.action_space)
         if self.free_log_std:
             out_dim //= 2
@@ -63,6 +69,10 @@ class DefaultPPOTorchRLModule(RLModule):
         self.vf_head = mlp(feat, [], out_dim=1, out_gain=1.0)
         if self.free_log_std:
             self.log_std = nn.Parameter(torch.full((out_dim,), float(cfg["log_std_init"])))
+        else:
+            log_std_slots = dist_cls.log_std_indices(self.action_space)
+            with torch.no_grad():
+                self.pi_head.layers[-1].bias[log_std_slots] = float(cfg["log_std_init"])
 
     def _check_mask_space(self) -> None:
         mask_space = self.observation_space[MASK_KEY]

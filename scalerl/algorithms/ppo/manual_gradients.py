@@ -25,18 +25,20 @@ from typing import Any
 import torch
 
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
-from scalerl.core.distributions import Categorical, DiagGaussian, Distribution
+from scalerl.core.distributions import Distribution
 from scalerl.core.rl_module import Columns, RLModule
 
 
 def supported(module: RLModule, dist_cls: type[Distribution]) -> bool:
     """True for the default PPO module (not a subclass: it may change the forward pass)
-    with a distribution whose gradients are written out, once an optimizer gave every
+    with a distribution whose gradients are written out (`Distribution.has_hand_gradients`:
+    every default distribution but the squashed Gaussian), once an optimizer gave every
     parameter a `.grad` buffer to write into."""
     return (
         type(module) is DefaultPPOTorchRLModule
         and not module.pre.has_params  # a CNN encoder trains through autograd
-        and dist_cls in (Categorical, DiagGaussian)
+        and issubclass(dist_cls, Distribution)
+        and dist_cls.has_hand_gradients()
         and all(p.grad is not None for p in module.parameters())
     )
 
