@@ -156,3 +156,47 @@ def test_config_errors_for_memory_settings():
         build({"use_lstm": True, "max_seq_len": 0})
     with pytest.raises(ConfigError, match="lstm_cel"):
         build({"use_lstm": True, "lstm_cel_size": 8})
+
+
+def test_lstm_with_nested_observation_and_action_spaces(tmp_path):
+    """The state path composes with the space path: Dict observation with an image, Dict
+    action with a Box, previous actions fed back."""
+    from gymnasium import spaces
+
+    from scalerl.examples.envs import SpaceTestEnv
+
+    obs_space = spaces.Dict(
+        {
+            "img": spaces.Box(0, 255, (8, 8, 1), np.uint8),
+            "t": spaces.Tuple((spaces.Discrete(3), spaces.Box(-1, 1, (2,), np.float32))),
+        }
+    )
+    act_space = spaces.Dict({"a": spaces.Discrete(3), "b": spaces.Box(-2.0, 2.0, (2,), np.float32)})
+    algo = (
+        PPOConfig()
+        .environment(
+            SpaceTestEnv, env_config={"observation_space": obs_space, "action_space": act_space}
+        )
+        .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=16)
+        .training(train_batch_size=32, minibatch_size=16, num_epochs=1)
+        .rl_module(model_config={**LSTM, "conv_filters": [[4, 3, 2]]})
+        .debugging(seed=0)
+        .build_algo()
+    )
+    for _ in range(2):
+        result = algo.train()
+    assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
+    state = algo.get_module().get_initial_state()
+    obs_space.seed(0)
+    for _ in range(3):
+        action, state, _ = algo.compute_single_action(obs_space.sample(), state, explore=True)
+        assert act_space.contains(action), action
+    restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
+    obs = obs_space.sample()
+    init = algo.get_module().get_initial_state()
+    np.testing.assert_array_equal(
+        restored.compute_single_action(obs, init)[0]["b"],
+        algo.compute_single_action(obs, init)[0]["b"],
+    )
+    restored.stop()
+    algo.stop()
