@@ -57,3 +57,22 @@ def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path, a
     for actor in actors:
         assert_actor_dead(actor)
     algo2.stop()
+
+
+def test_lstm_with_two_ray_runners(ray_local):
+    """Recurrent fragments (sequence starts, states) from two actors join into one batch."""
+    from scalerl.examples.envs import StatelessCartPole
+
+    algo = (
+        PPOConfig()
+        .environment(StatelessCartPole, env_config={"max_episode_steps": 30})
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=2, num_cpus_per_env_runner=0.25)
+        .training(train_batch_size=200, minibatch_size=50, num_epochs=1)
+        .rl_module(model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 8})
+    )
+    algo = algo.build_algo()
+    result = algo.train()
+    stats = result["learners"]["default_policy"]
+    assert stats["num_module_steps_trained"] == 200
+    assert result["env_runners"]["num_episodes"] > 0
+    algo.stop()
