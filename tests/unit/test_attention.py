@@ -140,6 +140,16 @@ def test_units_start_near_identity():
     assert (out_open - e).norm() > (out - e).norm()
 
 
+def test_every_parameter_gets_a_gradient():
+    model = make(memory=4, units=2)
+    x = torch.randn(2, 5, IN_DIM, dtype=torch.float64)
+    out, new_state = model(x, random_state(model, 2, [2, 4]))
+    out.square().sum().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert not new_state["memory"].requires_grad  # StopGrad(M)
+
+
 def test_learns_to_recall_the_token_from_k_steps_ago():
     """Copy task: name the token (one of 4, one-hot) seen 3 steps ago.
 
