@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.connectors.env_to_module.mean_std_filter import (
+    check_env_to_module_connector,
     resolve_env_to_module_connector,
     validate_observation_filter,
 )
@@ -332,11 +333,7 @@ class AlgorithmConfig:
             raise ConfigError("`num_gpus_per_learner` must be >= 0.")
         validate_observation_filter(self.observation_filter)
         if self.env_to_module_connector is not None:
-            if not callable(self.env_to_module_connector):
-                raise ConfigError(
-                    "`env_to_module_connector` must be a callable such as `lambda env: "
-                    f"MeanStdFilter()`, got {self.env_to_module_connector!r}."
-                )
+            check_env_to_module_connector(self.env_to_module_connector)
             if self.observation_filter != "NoFilter":
                 raise ConfigError(
                     f"Both `observation_filter={self.observation_filter!r}` and "

@@ -316,6 +316,15 @@ def build_observation_filter(value: Any, observation_space: gym.Space) -> MeanSt
     return MeanStdFilter(**settings, input_observation_space=observation_space)
 
 
+def check_env_to_module_connector(connector: Any) -> None:
+    """ConfigError unless `connector` is a callable that returns the connector."""
+    if not callable(connector) or isinstance(connector, MeanStdFilter):
+        raise ConfigError(
+            "`env_to_module_connector` must be a callable that returns the connector, "
+            f"such as `lambda env: MeanStdFilter()`, got {connector!r}."
+        )
+
+
 def resolve_env_to_module_connector(
     connector: Any, env: gym.Env | None, spaces: tuple[gym.Space, gym.Space]
 ) -> dict[str, Any]:
@@ -325,11 +334,7 @@ def resolve_env_to_module_connector(
     As in RLlib the callable gets `(env)` or `(env, spaces, device)`; `env` is None when
     the config gives both spaces and no env was created.
     """
-    if not callable(connector):
-        raise ConfigError(
-            f"`env_to_module_connector` must be a callable such as `lambda env: "
-            f"MeanStdFilter()`, got {connector!r}."
-        )
+    check_env_to_module_connector(connector)
     try:
         params = inspect.signature(connector).parameters.values()
         positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
