@@ -15,6 +15,10 @@ import numpy as np
 import torch
 
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.connectors.env_to_module.mean_std_filter import (
+    MeanStdFilter,
+    resolve_env_to_module_connector,
+)
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
@@ -29,6 +33,7 @@ from scalerl.utils.metrics import EpisodeStats
 
 CHECKPOINT_FORMAT = "scalerl-algorithm"
 CHECKPOINT_VERSION = 1
+OBS_FILTER_FILE = "observation_filter.json"
 
 
 @dataclass
@@ -123,6 +128,7 @@ class Algorithm:
     def _env_spaces(self) -> tuple[gym.Space, gym.Space]:
         cfg = self.config
         if cfg.observation_space is not None and cfg.action_space is not None:
+            self._resolve_env_to_module_connector(None, (cfg.observation_space, cfg.action_space))
             return cfg.observation_space, cfg.action_space
         try:
             env = self.env_creator(EnvContext(cfg.env_config))
@@ -137,8 +143,19 @@ class Algorithm:
             cfg.observation_space or env.observation_space,
             cfg.action_space or env.action_space,
         )
+        self._resolve_env_to_module_connector(env, spaces)
         env.close()
         return spaces
+
+    def _resolve_env_to_module_connector(self, env: Any, spaces: tuple) -> None:
+        """Turn RLlib's `env_to_module_connector=lambda env: MeanStdFilter()` into the
+        JSON-able `observation_filter` setting (this algorithm's own config copy)."""
+        cfg = self.config
+        if cfg.env_to_module_connector is not None:
+            cfg.observation_filter = resolve_env_to_module_connector(
+                cfg.env_to_module_connector, env, spaces
+            )
+            cfg.env_to_module_connector = None
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self) -> dict[str, Any]:
@@ -200,13 +217,16 @@ class Algorithm:
         overrides = dict(cfg.evaluation_config or {})
         if self.eval_env_runner_group is None:
             eval_cfg = cfg.copy().update_from_dict(overrides)
+            eval_cfg.observation_filter = cfg.observation_filter  # the module's input
             self.eval_env_runner_group = EnvRunnerGroup(
                 eval_cfg,
                 get_env_creator(eval_cfg.env),
                 self.module_spec,
                 cfg.evaluation_num_env_runners,
             )
-        self.eval_env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.eval_env_runner_group.sync_weights(
+            self.learner_group.get_weights(), obs_filter=self.obs_filter
+        )
         episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
         steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
         parts = self.eval_env_runner_group.sample_episodes(
@@ -225,6 +245,11 @@ class Algorithm:
         }
 
     # -- acting -----------------------------------------------------------------------------
+    @property
+    def obs_filter(self) -> MeanStdFilter | None:
+        """The central observation filter (merged over all EnvRunners), or None."""
+        return self.env_runner_group.obs_filter
+
     def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> RLModule:
         if module_id != DEFAULT_MODULE_ID:
             raise ValueError(
@@ -262,6 +287,8 @@ class Algorithm:
             batch = nested.stack([observations[k] for k in keys])
             actions = self.compute_actions(batch, explore=explore)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
+        if self.obs_filter is not None:  # frozen: acting must not move the statistics
+            observations = self.obs_filter(observations, update=False)
         device = next(module.parameters()).device
         batch = {Columns.OBS: obs_to_tensors(observations, space, device)}
         stateful = module.is_stateful()
@@ -354,6 +381,8 @@ class Algorithm:
         target = ckpt.as_path(path)
         with ckpt.atomic_dir(target) as tmp:
             self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
+            if self.obs_filter is not None:
+                ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
             files = {
                 str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
             }
@@ -392,7 +421,21 @@ class Algorithm:
         self.num_episodes_lifetime = counters["num_episodes_lifetime"]
         self.time_total_s = counters["time_total_s"]
         self.episode_stats.set_state(state["episode_stats"])
+        self._restore_obs_filter(path / OBS_FILTER_FILE)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
+
+    def _restore_obs_filter(self, file: Path) -> None:
+        """Load the filter statistics; checkpoints written without a filter have no file
+        (the statistics then start fresh)."""
+        if self.obs_filter is None or not file.exists():
+            return
+        state = ckpt.read_json(file, "Observation filter")
+        try:
+            self.obs_filter.set_state(state)
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(
+                f"`{file}` does not fit this algorithm's observation filter: {e}."
+            ) from None
 
     def restore(self, checkpoint_path: Any) -> None:
         self.restore_from_path(checkpoint_path)

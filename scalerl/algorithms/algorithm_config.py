@@ -9,6 +9,11 @@ from typing import Any
 
 import gymnasium as gym
 
+from scalerl.connectors.env_to_module.mean_std_filter import (
+    check_env_to_module_connector,
+    resolve_env_to_module_connector,
+    validate_observation_filter,
+)
 from scalerl.core.models.encoders import ACTIVATIONS
 from scalerl.core.rl_module import (
     DefaultModelConfig,
@@ -42,6 +47,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "num_cpus_per_env_runner",
         "explore",
         "batch_mode",
+        "observation_filter",
+        "env_to_module_connector",
     ),
     "training": (
         "lr",
@@ -151,6 +158,10 @@ class AlgorithmConfig:
         self.num_cpus_per_env_runner = 1
         self.explore = True
         self.batch_mode = "truncate_episodes"
+        # "NoFilter", "MeanStdFilter", or {"type": "MeanStdFilter", <its settings>}.
+        self.observation_filter: str | dict = "NoFilter"
+        # RLlib's `lambda env: MeanStdFilter()`; resolved into `observation_filter` at build.
+        self.env_to_module_connector: Any = None
         # training
         self.lr: Any = 1e-3
         self.gamma = 0.99
@@ -332,6 +343,14 @@ class AlgorithmConfig:
         self.check_number("num_gpus_per_learner")
         if self.num_gpus_per_learner < 0:
             raise ConfigError("`num_gpus_per_learner` must be >= 0.")
+        validate_observation_filter(self.observation_filter)
+        if self.env_to_module_connector is not None:
+            check_env_to_module_connector(self.env_to_module_connector)
+            if self.observation_filter != "NoFilter":
+                raise ConfigError(
+                    f"Both `observation_filter={self.observation_filter!r}` and "
+                    "`env_to_module_connector` are set; set one of them."
+                )
         if self.evaluation_config is not None:
             if not isinstance(self.evaluation_config, dict):
                 raise ConfigError("`evaluation_config` must be a dict of overrides.")
@@ -422,6 +441,9 @@ class AlgorithmConfig:
             value = getattr(self, ATTRIBUTE.get(key, key))
             if key == "env" and not isinstance(value, str) and value is not None:
                 value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
+            elif key == "env_to_module_connector" and value is not None:
+                out["observation_filter"] = self._stored_observation_filter()
+                value = None
             elif isinstance(value, RLModuleSpec):
                 value = {
                     "module_class": f"{value.module_class.__module__}:"
@@ -430,6 +452,21 @@ class AlgorithmConfig:
                 }
             out[key] = encode_spaces(copy.deepcopy(value))
         return out
+
+    def _stored_observation_filter(self) -> dict[str, Any]:
+        """A user's `env_to_module_connector`, as the JSON-able `observation_filter` form."""
+        spaces = (self.observation_space, self.action_space)
+        try:
+            return resolve_env_to_module_connector(self.env_to_module_connector, None, spaces)
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(
+                "Cannot store `env_to_module_connector` in a dict: calling it without an env "
+                f"failed ({type(e).__name__}: {e}). Use `algo.config.to_dict()` after "
+                "`build_algo()` (the algorithm resolves it with its env), or set "
+                "`observation_filter='MeanStdFilter'` instead."
+            ) from e
 
     def update_from_dict(self, settings: dict[str, Any]) -> AlgorithmConfig:
         valid = self._all_keys() + sorted(IGNORED)

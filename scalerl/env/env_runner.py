@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.connectors.env_to_module.mean_std_filter import build_observation_filter
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.registry import EnvContext, env_name
 from scalerl.utils import nested
@@ -95,6 +96,8 @@ class SingleAgentEnvRunner:
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
         self.obs_space = module_spec.observation_space
         self.act_space = module_spec.action_space
+        # MeanStdFilter or None. Local mode: the central filter; Ray: this runner's copy.
+        self.obs_filter = build_observation_filter(config.observation_filter, self.obs_space)
         seed = config.seed
         self._env_seeds = (
             [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
@@ -115,17 +118,33 @@ class SingleAgentEnvRunner:
             self._state_out: dict[str, np.ndarray] = {}
 
     # -- weights ------------------------------------------------------------------
-    def set_weights(self, weights: dict[str, Any]) -> None:
+    def set_weights(self, weights: dict[str, Any], obs_filter_state: dict | None = None) -> None:
+        """Load module weights and, if given, the central observation-filter statistics."""
         self.module.set_state(weights)
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
+        if obs_filter_state is not None and self.obs_filter is not None:
+            self.obs_filter.set_state(obs_filter_state)
+
+    def pop_obs_filter_delta(self) -> dict | None:
+        """The filter statistics gathered since the last call (then reset), for merging."""
+        if self.obs_filter is None:
+            return None
+        delta = self.obs_filter.get_delta_state()
+        self.obs_filter.reset_delta()
+        return delta
+
+    def _filter_obs(self, obs: Any, update: bool) -> Any:
+        """Observations as the module sees them: normalized when a filter is configured.
+        Statistics are updated only while sampling for training."""
+        return obs if self.obs_filter is None else self.obs_filter(obs, update=update)
 
     # -- sampling -----------------------------------------------------------------
-    def _reset_all(self) -> None:
+    def _reset_all(self, update_filter: bool = True) -> None:
         first = [
             self._checked_obs(env.reset(seed=s)[0], "reset()")
             for env, s in zip(self.envs, self._env_seeds)
         ]
-        self.obs = nested.stack(first)
+        self.obs = self._filter_obs(nested.stack(first), update_filter)
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         self._checked_first_step = False
@@ -236,7 +255,7 @@ class SingleAgentEnvRunner:
             else:
                 nested.assign(next_obs, i, obs)
         self._checked_first_step = True
-        self.obs = next_obs
+        self.obs = self._filter_obs(next_obs, update=record is not None)
         return rewards, terms, truncs
 
     def sample(self, num_timesteps: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
@@ -272,7 +291,7 @@ class SingleAgentEnvRunner:
                     actions, self._clip_rewards(rew_buf[t]), term_buf[t], trunc_buf[t]
                 )
         trunc_obs = (
-            nested.stack(record["trunc_obs"])
+            self._filter_obs(nested.stack(record["trunc_obs"]), update=False)
             if record["trunc_obs"]
             else nested.map_structure(lambda o: np.empty((0, *o.shape[1:]), o.dtype), self.obs)
         )
@@ -301,7 +320,7 @@ class SingleAgentEnvRunner:
 
         Starts from fresh episodes so that every reported episode is whole.
         """
-        self._reset_all()
+        self._reset_all(update_filter=False)
         finished: list[tuple[float, int]] = []
         steps = 0
         while (num_episodes is not None and len(finished) < num_episodes) or (

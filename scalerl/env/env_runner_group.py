@@ -6,6 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.connectors.env_to_module.mean_std_filter import (
+    MeanStdFilter,
+    build_observation_filter,
+)
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner
 from scalerl.utils.errors import ConfigError
@@ -23,6 +27,10 @@ class EnvRunnerGroup:
     """Local sampling when `num_env_runners == 0`, else that many Ray actors.
 
     `sync_weights` puts the weights into the object store once; every actor fetches them.
+
+    With an observation filter, `obs_filter` is the central one: the local runner's own
+    filter in local mode; with Ray actors a driver-side copy into which `sample()` merges
+    every runner's new statistics, and which `sync_weights` sends back with the weights.
     """
 
     def __init__(
@@ -35,9 +43,14 @@ class EnvRunnerGroup:
         self.config = config
         self.local_runner: SingleAgentEnvRunner | None = None
         self.remote_runners: list = []
+        self.obs_filter: MeanStdFilter | None = None
         if num_env_runners == 0:
             self.local_runner = SingleAgentEnvRunner(config, env_creator, module_spec)
+            self.obs_filter = self.local_runner.obs_filter
             return
+        self.obs_filter = build_observation_filter(
+            config.observation_filter, module_spec.observation_space
+        )
         init_ray_if_needed()
         import ray
 
@@ -63,22 +76,42 @@ class EnvRunnerGroup:
     def num_runners(self) -> int:
         return len(self.remote_runners)
 
-    def sync_weights(self, weights: dict[str, np.ndarray]) -> None:
+    def sync_weights(
+        self, weights: dict[str, np.ndarray], obs_filter: MeanStdFilter | None = None
+    ) -> None:
+        """Send the weights (and the central filter statistics) to every runner.
+
+        Args:
+            weights: The module state from the learner.
+            obs_filter: Another group's central filter to adopt first (evaluation runners
+                filter with the training runners' statistics).
+        """
+        own = self.obs_filter
+        if obs_filter is not None and own is not None and obs_filter is not own:
+            own.set_state(obs_filter.get_state())
         if self.local_runner is not None:
-            self.local_runner.set_weights(weights)
+            self.local_runner.set_weights(weights)  # its filter is `self.obs_filter`
             return
         import ray
 
         ref = ray.put(weights)
+        filter_ref = None if self.obs_filter is None else ray.put(self.obs_filter.get_state())
         # Actor calls run in order, so the next sample() sees these weights; no need to wait.
         for runner in self.remote_runners:
-            runner.set_weights.remote(ref)
+            runner.set_weights.remote(ref, filter_ref)
 
     def sample(self) -> list[tuple[dict, dict]]:
         """One rollout fragment from every runner: a list of (batch, metrics)."""
         if self.local_runner is not None:
             return [self.local_runner.sample()]
-        return self._get([r.sample.remote() for r in self.remote_runners])
+        refs = [r.sample.remote() for r in self.remote_runners]
+        if self.obs_filter is None:
+            return self._get(refs)
+        # Queued behind each sample(), so one round trip brings both back.
+        deltas = [r.pop_obs_filter_delta.remote() for r in self.remote_runners]
+        results = self._get(refs + deltas)
+        self.obs_filter.merge_states(results[len(refs) :])
+        return results[: len(refs)]
 
     def sample_episodes(
         self, num_episodes: int | None, num_timesteps: int | None, explore: bool

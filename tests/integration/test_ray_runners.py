@@ -76,3 +76,32 @@ def test_lstm_with_two_ray_runners(ray_local):
     assert stats["num_module_steps_trained"] == 200
     assert result["env_runners"]["num_episodes"] > 0
     algo.stop()
+
+
+def test_two_ray_runners_merge_observation_filter_stats(ray_local):
+    """The driver's filter counts both runners' steps; each runner gets it back at sync."""
+    algo = (
+        PPOConfig()
+        .environment("Pendulum-v1")
+        .env_runners(
+            num_env_runners=2,
+            num_envs_per_env_runner=2,
+            num_cpus_per_env_runner=0.25,
+            observation_filter="MeanStdFilter",
+        )
+        .training(train_batch_size=200, minibatch_size=100, num_epochs=1)
+        .build_algo()
+    )
+    try:
+        for _ in range(2):
+            result = algo.train()
+        central = algo.obs_filter.get_state()
+        # 2 runners x (2 first resets + 2 iterations x 2 envs x 50 steps).
+        assert central["leaves"][0]["n"] == result["num_env_steps_sampled_lifetime"] + 4 == 404
+        for runner in algo.env_runner_group.remote_runners:
+            remote = ray.get(runner.__ray_call__.remote(lambda self: self.obs_filter.get_state()))
+            assert remote == central
+            delta = ray.get(runner.__ray_call__.remote(lambda self: self.obs_filter.delta[0].n))
+            assert delta == 0  # handed to the driver; nothing counted twice
+    finally:
+        algo.stop()

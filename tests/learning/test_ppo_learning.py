@@ -8,6 +8,7 @@ import pytest
 import ray
 
 from scalerl.algorithms.ppo import PPOConfig
+from scalerl.connectors.env_to_module import MeanStdFilter
 
 
 def train_until(algo, stop_return, max_steps, use_evaluation=False):
@@ -63,6 +64,29 @@ def test_pendulum_reaches_minus_300_within_400k_steps():
     )
     best, steps = train_until(algo, -300, 400_000)
     algo.stop()
+    assert best >= -300, (best, steps)
+
+
+@pytest.mark.learning
+def test_pendulum_with_mean_std_filter_reaches_minus_300_within_400k_steps():
+    """Observation normalization on (RLlib's `env_to_module_connector` form), the same
+    settings as above. Threshold: smoothed training return >= -300; budget 400k env steps."""
+    algo = (
+        PPOConfig()
+        .environment("Pendulum-v1")
+        .env_runners(
+            num_envs_per_env_runner=16, env_to_module_connector=lambda env: MeanStdFilter()
+        )
+        .training(**PENDULUM)
+        .rl_module(model_config={"fcnet_activation": "relu"})
+        .debugging(seed=0)
+        .build_algo()
+    )
+    best, steps = train_until(algo, -300, 400_000)
+    # Every sampled observation (plus the first resets) went into the statistics.
+    assert algo.obs_filter.running[0].n == steps + 16
+    algo.stop()
+    print(f"MeanStdFilter Pendulum: best smoothed return {best:.1f} after {steps} env steps")
     assert best >= -300, (best, steps)
 
 

@@ -1,0 +1,1 @@
+"""Connectors between envs and modules (RLlib's `ray.rllib.connectors`)."""
