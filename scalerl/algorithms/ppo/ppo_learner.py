@@ -146,7 +146,10 @@ class PPOLearner(Learner):
                 stats = manual_gradients.ppo_gradients(self.module, dist_cls, mb, **coeffs)
                 norm = self.apply_gradients()
             else:
-                loss, stats = ppo_loss(dist_cls, mb, self.module.forward_train(mb), **coeffs)
+                fwd_out = self.module.forward_train(mb)
+                if Columns.VF_PREDS not in fwd_out:  # as RLlib: V(s) from the ValueFunctionAPI
+                    fwd_out[Columns.VF_PREDS] = self.module.compute_values(mb)
+                loss, stats = ppo_loss(dist_cls, mb, fwd_out, **coeffs)
                 norm = self.apply_loss(loss)
             stats["gradients_default_optimizer_global_norm"] = norm
             rows.append({k: v.detach() for k, v in stats.items()})
