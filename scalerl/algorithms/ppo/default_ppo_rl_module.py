@@ -19,13 +19,13 @@ from scalerl.core.models.observations import (
     MASKED_OBS_KEY,
     is_action_mask_space,
 )
-from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
+from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule, ValueFunctionAPI
 from scalerl.utils.errors import ConfigError
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = dataclasses.asdict(DefaultModelConfig())
 
 
-class DefaultPPOTorchRLModule(RLModule):
+class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
     """pi(a|s) and V(s) over features of the observation (`ObsPreprocessor`: one-hots,
     flattening, a CNN for images).
 

@@ -84,6 +84,19 @@ class PPOConfig(AlgorithmConfig):
                 "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
             )
         validate_schedule("entropy_coeff", self.entropy_coeff)
+        self._validate_module_class()
+
+    def _validate_module_class(self) -> None:
+        """PPO needs V(s) (GAE, value loss): a custom module must implement the value API."""
+        module_class = self.rl_module_spec.module_class if self.rl_module_spec else None
+        if module_class is not None and not callable(getattr(module_class, "compute_values", None)):
+            raise ConfigError(
+                f"PPO needs state values, but the custom module class `{module_class.__name__}` "
+                "(`config.rl_module(rl_module_spec=RLModuleSpec(module_class=...))`) has no "
+                "`compute_values(batch, embeddings=None) -> Tensor[B]`. Subclass "
+                "`scalerl.core.rl_module.ValueFunctionAPI` and implement it (its "
+                "`_forward_train` may also return the values as `Columns.VF_PREDS`)."
+            )
 
 
 class PPO(Algorithm):

@@ -144,6 +144,8 @@ class PPOLearner(Learner):
     def _valid_steps(self, batch: dict[str, Any], fwd_out: dict[str, Any]) -> tuple[dict, dict]:
         """A sequence batch and its forward outputs reduced to the valid (unpadded) steps,
         so the loss is the same per-step mean as for a flat batch."""
+        if Columns.VF_PREDS not in fwd_out:  # as RLlib: V(s) from the ValueFunctionAPI
+            fwd_out = {**fwd_out, Columns.VF_PREDS: self.module.compute_values(batch)}
         if Columns.LOSS_MASK not in batch:
             return batch, fwd_out
         mask = batch[Columns.LOSS_MASK]

@@ -1,6 +1,7 @@
 """RLModules (RLlib's `ray.rllib.core.rl_module`)."""
 
 from scalerl.core.columns import Columns
+from scalerl.core.rl_module.apis import ValueFunctionAPI
 from scalerl.core.rl_module.default_model_config import DefaultModelConfig
 from scalerl.core.rl_module.rl_module import RLModule, RLModuleSpec, import_class, import_object
 
@@ -9,6 +10,7 @@ __all__ = [
     "DefaultModelConfig",
     "RLModule",
     "RLModuleSpec",
+    "ValueFunctionAPI",
     "import_class",
     "import_object",
 ]
