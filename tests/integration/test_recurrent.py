@@ -25,6 +25,20 @@ LSTM = {
 }
 
 
+ATTENTION = {
+    "use_attention": True,
+    "attention_dim": 8,
+    "attention_head_dim": 4,
+    "attention_num_heads": 2,
+    "attention_position_wise_mlp_dim": 8,
+    "attention_memory_inference": 5,
+    "attention_memory_training": 5,
+    "max_seq_len": 4,
+    "fcnet_hiddens": [8],
+    "lstm_use_prev_reward": True,
+}
+
+
 def build(model_config=None, **env_config) -> Algorithm:
     return (
         PPOConfig()
@@ -63,14 +77,18 @@ def step_by_step(module, fragment):
             done = torch.from_numpy(
                 fragment[Columns.TERMINATEDS][t] | fragment[Columns.TRUNCATEDS][t]
             )
-            state = {k: torch.where(done[:, None], initial[k], v) for k, v in state.items()}
+            state = {
+                k: torch.where(done.reshape(-1, *[1] * (v.dim() - 1)), initial[k], v)
+                for k, v in state.items()
+            }
     return torch.stack(inputs).numpy(), torch.stack(values).numpy()
 
 
-def test_runner_records_what_sequences_replay():
+@pytest.mark.parametrize("model_config", [LSTM, ATTENTION], ids=["lstm", "attention"])
+def test_runner_records_what_sequences_replay(model_config):
     """The learner's sequence forward reproduces the runner's step-by-step forward: same
     action-distribution inputs at every step, and the same values (truncations included)."""
-    algo = build(max_episode_steps=7)  # truncations inside the fragment
+    algo = build(model_config, max_episode_steps=7)  # truncations inside the fragment
     runner = algo.env_runner_group.local_runner
     fragment, _ = runner.sample()
     module = algo.learner_group.module
@@ -79,7 +97,7 @@ def test_runner_records_what_sequences_replay():
     assert len(fragment["trunc_index"]) > 0
     # Sequences break at episode starts and every max_seq_len steps.
     layout = SequenceLayout.from_starts(fragment["seq_index"], T)
-    assert layout.mask.sum() == T * N and layout.mask.shape[1] <= LSTM["max_seq_len"]
+    assert layout.mask.sum() == T * N and layout.mask.shape[1] <= model_config["max_seq_len"]
     inputs, values = step_by_step(module, fragment)
     np.testing.assert_allclose(inputs, fragment[Columns.ACTION_DIST_INPUTS], atol=1e-5)
 
@@ -103,6 +121,26 @@ def _tensors(x):
     if isinstance(x, dict):
         return {k: _tensors(v) for k, v in x.items()}
     return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def test_attention_trains_and_acts_with_its_memory(tmp_path):
+    algo = build(ATTENTION)
+    result = algo.train()
+    assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
+    state = algo.get_module().get_initial_state()
+    assert state["memory"].shape == (1, 5, 8) and "vf_memory" in state
+    obs = np.array([0.05, -0.02], np.float32)
+    for _ in range(3):
+        action, state, _ = algo.compute_single_action(obs, state)
+    assert action in (0, 1) and state["memory_mask"][-3:].all()
+    restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
+    init = algo.get_module().get_initial_state()
+    a1, s1, _ = algo.compute_single_action(obs, init)
+    a2, s2, _ = restored.compute_single_action(obs, init)
+    assert a1 == a2
+    np.testing.assert_allclose(s1["memory"], s2["memory"], atol=1e-6)
+    restored.stop()
+    algo.stop()
 
 
 def test_train_evaluate_checkpoint_and_act_with_state(tmp_path):

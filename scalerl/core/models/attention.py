@@ -187,7 +187,7 @@ class GTrXL(nn.Module):
         }.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
-        self.attention_dim = attention_dim
+        self.attention_dim = self.out_dim = attention_dim
         self.num_transformer_units = num_transformer_units
         self.memory_inference, self.memory_training = memory_inference, memory_training
         self.memory_len = max(memory_inference, memory_training)
