@@ -62,7 +62,16 @@ def lstm_case() -> Case:
     )
 
 
-CASES = [mlp_case, cnn_case, lstm_case]
+def attention_case() -> Case:
+    return Case(
+        "GTrXL, StatelessCartPole",
+        StatelessCartPole,
+        StatelessCartPole,
+        {"use_attention": True, "max_seq_len": 20},
+    )
+
+
+CASES = [mlp_case, cnn_case, lstm_case, attention_case]
 
 
 def raw_rate(make_env: Callable[[], gym.Env], num_steps: int) -> float:

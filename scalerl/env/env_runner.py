@@ -179,17 +179,26 @@ class SingleAgentEnvRunner:
                     out = self.module.forward_exploration(batch)
                 else:
                     out = self.module.forward_inference(batch)
-                dist_inputs = out[Columns.ACTION_DIST_INPUTS]
+                # A module that returns actions need not return distribution inputs
+                # when acting greedily (training samples need them: see `sample`).
+                dist_inputs = out.get(Columns.ACTION_DIST_INPUTS)
                 actions = out.get(Columns.ACTIONS)
+                if dist_inputs is None and actions is None:
+                    raise KeyError(
+                        f"{type(self.module).__name__}'s forward pass returned neither "
+                        f"`{Columns.ACTIONS}` nor `{Columns.ACTION_DIST_INPUTS}`."
+                    )
                 if self.stateful:  # drop the time axis of length 1
                     self._state_out = {k: v.numpy() for k, v in out[Columns.STATE_OUT].items()}
-                    dist_inputs = dist_inputs[:, 0]
+                    if dist_inputs is not None:
+                        dist_inputs = dist_inputs[:, 0]
                     if actions is not None:
                         actions = nested.map_structure(lambda a: a[:, 0], actions)
                 if actions is None and not explore:
                     dist = self.module.get_inference_action_dist_cls()(dist_inputs)
                     actions = dist.deterministic_sample()
-            dist_inputs = dist_inputs.numpy()
+            if dist_inputs is not None:
+                dist_inputs = dist_inputs.numpy()
             if actions is not None:
                 actions = nested.map_structure(lambda a: a.numpy(), actions)
         if actions is None:
@@ -281,6 +290,12 @@ class SingleAgentEnvRunner:
             if memory is not None:
                 memory.before_step(t)
             actions, dist_inputs = self._act(explore=self.config.explore)
+            if dist_inputs is None:
+                raise KeyError(
+                    f"{type(self.module).__name__}.forward_exploration returned no "
+                    f"`{Columns.ACTION_DIST_INPUTS}`: training needs them to compute the "
+                    "behaviour policy's log-probabilities."
+                )
             if dist_buf is None:
                 dist_buf = np.empty((T, n, dist_inputs.shape[-1]), dtype=np.float32)
             nested.assign(act_buf, t, actions)

@@ -97,3 +97,17 @@ def test_actions_returned_by_the_module_are_the_ones_taken():
     assert algo.compute_single_action(obs, explore=True) == 1
     assert algo.evaluate()["env_runners"]["episode_return_mean"] < 15  # always pushing left
     algo.stop()
+
+
+class ActionsOnlyWhenGreedy(WithValues):
+    """Inference returns only `Columns.ACTIONS` (no distribution inputs), as RLlib allows."""
+
+    def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {Columns.ACTIONS: self.pi(batch[Columns.OBS]).argmax(-1)}
+
+
+def test_greedy_actions_without_distribution_inputs_evaluate():
+    algo = config(ActionsOnlyWhenGreedy).evaluation(evaluation_duration=2).build_algo()
+    assert algo.evaluate()["env_runners"]["num_episodes"] == 2
+    assert algo.compute_single_action(np.zeros(4, np.float32)) in (0, 1)
+    algo.stop()
