@@ -94,6 +94,7 @@ class SingleAgentEnvRunner:
         ]
         self.module = module_spec.build().eval()
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
+        self.numpy_recurrent_fn = self.module.get_numpy_recurrent_fn()
         self.obs_space = module_spec.observation_space
         self.act_space = module_spec.action_space
         # MeanStdFilter or None. Local mode: the central filter; Ray: this runner's copy.
@@ -122,6 +123,7 @@ class SingleAgentEnvRunner:
         """Load module weights and, if given, the central observation-filter statistics."""
         self.module.set_state(weights)
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
+        self.numpy_recurrent_fn = self.module.get_numpy_recurrent_fn()
         if obs_filter_state is not None and self.obs_filter is not None:
             self.obs_filter.set_state(obs_filter_state)
 
@@ -170,6 +172,11 @@ class SingleAgentEnvRunner:
         actions = None
         if explore and self.numpy_exploration_fn is not None:
             dist_inputs = self.numpy_exploration_fn(self.obs).astype(np.float32, copy=False)
+        elif explore and self.numpy_recurrent_fn is not None:
+            dist_inputs, self._state_out = self.numpy_recurrent_fn(
+                self.obs, self.state, self.prev_actions, self.prev_rewards
+            )
+            dist_inputs = dist_inputs.astype(np.float32, copy=False)
         else:
             with torch.inference_mode():
                 batch = {Columns.OBS: nested.map_structure(torch.from_numpy, self.obs)}

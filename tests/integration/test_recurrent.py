@@ -238,3 +238,41 @@ def test_lstm_with_nested_observation_and_action_spaces(tmp_path):
     )
     restored.stop()
     algo.stop()
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_numpy_lstm_step_equals_the_torch_forward(share):
+    """The EnvRunner's numpy LSTM step (Box actions, previous action and reward fed)."""
+    algo = (
+        PPOConfig()
+        .environment("Pendulum-v1")
+        .rl_module(model_config={**LSTM, "vf_share_layers": share, "log_std_init": -0.5})
+        .build_algo()
+    )
+    module = algo.get_module()
+    fn = module.get_numpy_recurrent_fn()
+    assert fn is not None
+    rng = np.random.default_rng(0)
+    B = 5
+    obs = rng.normal(size=(B, 3)).astype(np.float32)
+    state = {
+        k: rng.normal(size=(B, *v.shape)).astype(np.float32)
+        for k, v in module.get_initial_state().items()
+    }
+    prev_a = rng.normal(size=(B, 1)).astype(np.float32)
+    prev_r = rng.normal(size=B).astype(np.float32)
+    inputs, state_out = fn(obs, state, prev_a, prev_r)
+    with torch.no_grad():
+        out = module.forward_exploration(
+            {
+                Columns.OBS: torch.from_numpy(obs)[:, None],
+                Columns.STATE_IN: {k: torch.from_numpy(v) for k, v in state.items()},
+                Columns.PREV_ACTIONS: torch.from_numpy(prev_a)[:, None],
+                Columns.PREV_REWARDS: torch.from_numpy(prev_r)[:, None],
+            }
+        )
+    np.testing.assert_allclose(inputs, out[Columns.ACTION_DIST_INPUTS][:, 0].numpy(), atol=1e-5)
+    assert set(state_out) == set(state)
+    for k, v in out[Columns.STATE_OUT].items():
+        np.testing.assert_allclose(state_out[k], v.numpy(), atol=1e-5)
+    algo.stop()

@@ -12,6 +12,9 @@ sequences of `max_seq_len` steps with the state stored at each sequence's start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,3 +50,31 @@ class LSTMCore(nn.Module):
         h0, c0 = state["h"].unsqueeze(0), state["c"].unsqueeze(0)
         out, (h, c) = self.lstm(x, (h0.contiguous(), c0.contiguous()))
         return out, {"h": h.squeeze(0), "c": c.squeeze(0)}
+
+    def numpy_step_fn(
+        self,
+    ) -> Callable[[np.ndarray, dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """One step (no time axis) in numpy with the current weights, for EnvRunners:
+        x [B, in_dim], state -> (h [B, cell], state_out). Call again after weights change.
+
+            i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh)
+            c' = sigmoid(f) c + sigmoid(i) tanh(g),   h' = sigmoid(o) tanh(c')
+        """
+        lstm = self.lstm
+        w_ih = lstm.weight_ih_l0.detach().cpu().numpy().T.copy()
+        w_hh = lstm.weight_hh_l0.detach().cpu().numpy().T.copy()
+        bias = (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach().cpu().numpy().copy()
+        n = self.out_dim
+
+        def sigmoid(z: np.ndarray) -> np.ndarray:
+            return 0.5 * (np.tanh(0.5 * z) + 1.0)  # stable for large |z|
+
+        def step(x: np.ndarray, state: dict[str, np.ndarray]):
+            z = (x @ w_ih + state["h"] @ w_hh + bias).astype(np.float32, copy=False)
+            i, f = sigmoid(z[:, :n]), sigmoid(z[:, n : 2 * n])
+            g, o = np.tanh(z[:, 2 * n : 3 * n]), sigmoid(z[:, 3 * n :])
+            c = f * state["c"] + i * g
+            h = o * np.tanh(c)
+            return h, {"h": h, "c": c}
+
+        return step

@@ -92,6 +92,13 @@ class RLModule(nn.Module):
         """
         return None
 
+    def get_numpy_recurrent_fn(self) -> Callable | None:
+        """The same fast path for stateful modules: a numpy function
+        (obs, state, prev_actions, prev_rewards) -> (action_dist_inputs, state_out) for one
+        step, batched over envs, without a time axis. None (the default): EnvRunners use
+        `forward_exploration`."""
+        return None
+
     def get_initial_state(self) -> dict[str, torch.Tensor]:
         return {}
 
