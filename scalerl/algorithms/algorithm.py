@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.algorithms.acting import obs_to_tensors, recurrent_batch
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
@@ -23,7 +24,7 @@ from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
-from scalerl.env.env_runner import action_buffer, to_env_actions
+from scalerl.env.env_runner import to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import checkpoints as ckpt
@@ -55,45 +56,6 @@ class SaveResult:
 
     def __fspath__(self) -> str:
         return self.checkpoint.path
-
-
-def obs_to_tensors(obs: Any, space: gym.Space, device: torch.device) -> Any:
-    """A batch of observations (nested like `space`) as tensors of the space's dtypes."""
-    if isinstance(space, gym.spaces.Dict):
-        return {k: obs_to_tensors(obs[k], s, device) for k, s in space.spaces.items()}
-    if isinstance(space, gym.spaces.Tuple):
-        return tuple(obs_to_tensors(o, s, device) for o, s in zip(obs, space.spaces))
-    return torch.as_tensor(np.asarray(obs, dtype=space.dtype), device=device)
-
-
-def recurrent_batch(
-    module: RLModule, batch: dict[str, Any], state: Any, prev_action: Any, prev_reward: Any
-) -> dict[str, Any]:
-    """One step (T = 1) of a batch for a stateful module: state, a_{t-1} and r_{t-1} (zeros
-    where not given), as the EnvRunner feeds them."""
-    obs = batch[Columns.OBS]
-    B = len(nested.first_leaf(obs))
-    device = nested.first_leaf(obs).device
-    if state is None:
-        state = {k: v.expand(B, *v.shape) for k, v in module.get_initial_state().items()}
-    if prev_action is None:
-        prev_action = nested.map_structure(
-            lambda a: np.zeros_like(a), action_buffer(module.action_space, (B,))
-        )
-    if prev_reward is None:
-        prev_reward = np.zeros(B, dtype=np.float32)
-    return {
-        Columns.OBS: nested.map_structure(lambda x: x[:, None], obs),
-        Columns.STATE_IN: {
-            k: torch.as_tensor(np.asarray(v), device=device) for k, v in state.items()
-        },
-        Columns.PREV_ACTIONS: nested.map_structure(
-            lambda a: torch.as_tensor(np.asarray(a), device=device)[:, None], prev_action
-        ),
-        Columns.PREV_REWARDS: torch.as_tensor(
-            np.asarray(prev_reward, dtype=np.float32), device=device
-        )[:, None],
-    }
 
 
 class Algorithm:
