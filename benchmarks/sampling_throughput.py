@@ -34,18 +34,9 @@ import torch
 
 def raw_gym_rate(num_steps: int) -> float:
     """Env steps/s of one gym.make env with random actions in a Python loop."""
-    env = gym.make("CartPole-v1")
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    sample, step, reset = env.action_space.sample, env.step, env.reset
-    start = time.perf_counter()
-    for _ in range(num_steps):
-        _, _, term, trunc, _ = step(sample())
-        if term or trunc:
-            reset()
-    elapsed = time.perf_counter() - start
-    env.close()
-    return num_steps / elapsed
+    from sampling_modules import raw_rate
+
+    return raw_rate(lambda: gym.make("CartPole-v1"), num_steps)
 
 
 def make_runner(num_envs: int):
