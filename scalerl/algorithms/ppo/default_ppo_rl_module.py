@@ -53,6 +53,12 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
         )
         in_dim = self.pre.out_dim
         feat = hiddens[-1] if hiddens else in_dim
+        self.pi_encoder = mlp(in_dim, hiddens, act)
+        self.vf_encoder = None if self.vf_share_layers else mlp(in_dim, hiddens, act)
+        self._build_heads(feat, cfg)
+
+    def _build_heads(self, feat: int, cfg: dict[str, Any]) -> None:
+        """Policy and value heads over `feat` features, and the free log-std if any."""
         dist_cls = self.get_train_action_dist_cls()
         # The free log-std only when the whole distribution is a Gaussian. In a Tuple/Dict
         # the head also outputs each Box part's log-std (state-dependent, as RLlib's
@@ -63,8 +69,6 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
         out_dim = dist_cls.input_dim(self.action_space)
         if self.free_log_std:
             out_dim //= 2
-        self.pi_encoder = mlp(in_dim, hiddens, act)
-        self.vf_encoder = None if self.vf_share_layers else mlp(in_dim, hiddens, act)
         self.pi_head = mlp(feat, [], out_dim=out_dim, out_gain=0.01)
         self.vf_head = mlp(feat, [], out_dim=1, out_gain=1.0)
         if self.free_log_std:

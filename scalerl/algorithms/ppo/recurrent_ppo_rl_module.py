@@ -26,7 +26,6 @@ from scalerl.algorithms.ppo.default_ppo_rl_module import (
     DEFAULT_MODEL_CONFIG,
     DefaultPPOTorchRLModule,
 )
-from scalerl.core.distributions import DiagGaussian
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.observations import (
     FLOAT_MIN,
@@ -80,14 +79,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
         if not self.vf_share_layers:
             self.vf_encoder = mlp(in_dim, hiddens, act)
             self.vf_core = build_core(self.vf_encoder.out_dim, cfg)
-        dist_cls = self.get_train_action_dist_cls()
-        self.free_log_std = issubclass(dist_cls, DiagGaussian)
-        out_dim = dist_cls.input_dim(self.action_space)
-        if self.free_log_std:
-            out_dim //= 2
-            self.log_std = nn.Parameter(torch.full((out_dim,), float(cfg["log_std_init"])))
-        self.pi_head = mlp(self.core.out_dim, [], out_dim=out_dim, out_gain=0.01)
-        self.vf_head = mlp(self.core.out_dim, [], out_dim=1, out_gain=1.0)
+        self._build_heads(self.core.out_dim, cfg)
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
         state = self.core.initial_state()
