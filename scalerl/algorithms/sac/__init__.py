@@ -1,0 +1,1 @@
+"""Soft Actor-Critic (issue 4 is building it): losses first."""
