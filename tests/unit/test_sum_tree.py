@@ -64,3 +64,23 @@ def test_duplicate_indices_and_errors():
         tree.set(np.array([3]), np.array([1.0]))
     with pytest.raises(ValueError):
         tree.set(np.array([0]), np.array([-1.0]))
+
+
+def test_random_batch_updates_keep_every_node_consistent():
+    rng = np.random.default_rng(3)
+    tree = SumTree(37)
+    p = np.zeros(37)
+    for _ in range(50):
+        idx = rng.choice(37, size=rng.integers(1, 12), replace=False)
+        p[idx] = rng.random(len(idx)) * (rng.random(len(idx)) > 0.2)
+        tree.set(idx, p[idx])
+        assert tree.total == pytest.approx(p.sum())
+        assert tree.min == p.min()
+        # Every inner node is the sum / min of its children.
+        inner = np.arange(1, tree.size)
+        np.testing.assert_allclose(
+            tree._sum[inner], tree._sum[2 * inner] + tree._sum[2 * inner + 1]
+        )
+        np.testing.assert_array_equal(
+            tree._min[inner], np.minimum(tree._min[2 * inner], tree._min[2 * inner + 1])
+        )

@@ -45,12 +45,22 @@ class SumTree:
         nodes = indices + self.size
         self._sum[nodes] = priorities
         self._min[nodes] = priorities
-        # Walk up level by level; each level recomputes its touched parents once.
-        for _ in range(self.depth):
+        # Walk up level by level, recomputing each touched parent once. Node n's children
+        # 2n, 2n+1 are row n of the (size, 2) views, so one gather fetches both.
+        sum_pairs, min_pairs = self._sum.reshape(-1, 2), self._min.reshape(-1, 2)
+        nodes = np.unique(nodes >> 1)
+        while len(nodes) > 1:
+            s, m = sum_pairs[nodes], min_pairs[nodes]
+            self._sum[nodes] = s[:, 0] + s[:, 1]
+            self._min[nodes] = np.minimum(m[:, 0], m[:, 1])
             nodes = np.unique(nodes >> 1)
-            left, right = 2 * nodes, 2 * nodes + 1
-            self._sum[nodes] = self._sum[left] + self._sum[right]
-            self._min[nodes] = np.minimum(self._min[left], self._min[right])
+        # One path left to the root: scalar steps are far cheaper than numpy calls here.
+        n = int(nodes[0])
+        sums, mins = self._sum, self._min
+        while n >= 1:
+            sums[n] = sums[2 * n] + sums[2 * n + 1]
+            mins[n] = min(mins[2 * n], mins[2 * n + 1])
+            n >>= 1
 
     def get(self, indices: np.ndarray) -> np.ndarray:
         """The priorities at item `indices`."""
