@@ -1,0 +1,7 @@
+"""Replay buffers for off-policy algorithms (RLlib: `ray.rllib.utils.replay_buffers`)."""
+
+from scalerl.utils.replay_buffers.n_step import n_step_transitions
+from scalerl.utils.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
+from scalerl.utils.replay_buffers.sum_tree import SumTree
+
+__all__ = ["PrioritizedReplayBuffer", "ReplayBuffer", "SumTree", "n_step_transitions"]
