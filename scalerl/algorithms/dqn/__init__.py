@@ -1,1 +1,5 @@
-"""Deep Q-learning (DQN with the Rainbow parts; issue 4 is building it): targets first."""
+"""Deep Q-learning: DQN with the Rainbow parts."""
+
+from scalerl.algorithms.dqn.dqn import DQN, DQNConfig
+
+__all__ = ["DQN", "DQNConfig"]

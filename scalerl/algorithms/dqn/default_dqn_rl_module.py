@@ -53,6 +53,7 @@ class DefaultDQNTorchRLModule(RLModule):
                 "use SAC (or PPO)."
             )
         self.num_actions = int(self.action_space.n)
+        self.action_start = int(getattr(self.action_space, "start", 0))  # Discrete(n, start)
         self.num_atoms = int(cfg["num_atoms"])
         self.dueling, self.noisy = bool(cfg["dueling"]), bool(cfg["noisy"])
         if self.num_atoms < 1 or (self.num_atoms > 1 and not cfg["v_min"] < cfg["v_max"]):
@@ -75,6 +76,9 @@ class DefaultDQNTorchRLModule(RLModule):
         self.register_buffer(
             "atoms", torch.linspace(float(cfg["v_min"]), float(cfg["v_max"]), self.num_atoms)
         )
+        # The exploration rate travels with the weights: the learner sets it from the
+        # epsilon schedule, EnvRunners receive it at every weight sync.
+        self.register_buffer("epsilon", torch.tensor(1.0))
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
         """Draw new weight noise in the noisy heads (a no-op without `noisy`)."""
@@ -98,6 +102,30 @@ class DefaultDQNTorchRLModule(RLModule):
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         q = self.compute_q_values(batch)[QF_PREDS]
         return {Columns.ACTION_DIST_INPUTS: q, QF_PREDS: q}
+
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Epsilon-greedy over Q; noisy heads act with fresh weight noise instead."""
+        if self.noisy:
+            noisy = [m for m in self.modules() if isinstance(m, NoisyLinear)]
+            modes = [m.training for m in noisy]
+            for m in noisy:
+                m.train()
+                m.reset_noise()
+            q = self.compute_q_values(batch)[QF_PREDS]
+            for m, mode in zip(noisy, modes):
+                m.train(mode)
+        else:
+            q = self.compute_q_values(batch)[QF_PREDS]
+        actions = q.argmax(dim=-1)
+        explore = torch.rand(actions.shape) < self.epsilon
+        if explore.any():
+            random = torch.randint(0, self.num_actions, actions.shape)
+            actions = torch.where(explore, random, actions)
+        return {
+            Columns.ACTIONS: actions + self.action_start,
+            Columns.ACTION_DIST_INPUTS: q,
+            QF_PREDS: q,
+        }
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return self.compute_q_values(batch)

@@ -20,7 +20,7 @@ from scalerl.algorithms.dqn.default_dqn_rl_module import QF_LOGITS, QF_PREDS, QF
 from scalerl.algorithms.dqn.targets import c51_target_probs, q_targets
 from scalerl.core.columns import Columns
 
-NEXT_OBS = "new_obs"  # RLlib's `Columns.NEXT_OBS`
+NEXT_OBS = "next_obs"  # as the n-step replay stores it (RLlib: `Columns.NEXT_OBS`)
 DISCOUNTS = "discounts"
 WEIGHTS = "weights"
 
@@ -35,7 +35,7 @@ def dqn_loss(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(loss, td_errors [B], stats) for `module` against the frozen `target_module`."""
     out = module.compute_q_values({Columns.OBS: batch[Columns.OBS]})
-    actions = batch[Columns.ACTIONS].long()
+    actions = batch[Columns.ACTIONS].long() - module.action_start
     weights = batch.get(WEIGHTS)
     with torch.no_grad():
         next_target = target_module.compute_q_values({Columns.OBS: batch[NEXT_OBS]})

@@ -1,0 +1,183 @@
+"""Deep Q-Networks (Mnih et al. 2015) with the Rainbow parts (Hessel et al. 2018) as
+settings: double Q, dueling, n-step returns, prioritized replay, C51 and noisy nets.
+
+Rainbow is DQN with all of them on:
+
+    DQNConfig().training(double_q=True, dueling=True, n_step=3, noisy=True, num_atoms=51,
+                         v_min=-10.0, v_max=10.0,
+                         replay_buffer_config={"type": "prioritized", "alpha": 0.5, "beta": 0.4})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
+from scalerl.algorithms.dqn.dqn_learner import DQNLearner
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.errors import ConfigError
+from scalerl.utils.replay_buffers import (
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    n_step_transitions,
+)
+from scalerl.utils.schedules import validate_schedule
+
+DQN_TRAINING = (
+    "double_q",
+    "dueling",
+    "n_step",
+    "noisy",
+    "sigma0",
+    "num_atoms",
+    "v_min",
+    "v_max",
+    "replay_buffer_config",
+    "target_network_update_freq",
+    "tau",
+    "epsilon",
+    "training_intensity",
+    "num_steps_sampled_before_learning_starts",
+    "min_sample_timesteps_per_iteration",
+)
+MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
+BUFFER_TYPES = ("uniform", "prioritized")
+
+
+class DQNConfig(AlgorithmConfig):
+    """DQN settings. `train_batch_size` is the replayed batch size of one update.
+
+    DQN-specific `.training()` settings: double_q, dueling, n_step, noisy, sigma0,
+    num_atoms, v_min, v_max, replay_buffer_config ({"type": "uniform" | "prioritized",
+    "capacity", "alpha", "beta"}), target_network_update_freq (env steps), tau, epsilon
+    (number or schedule), training_intensity (replayed / sampled transitions; None: one
+    update per sample), num_steps_sampled_before_learning_starts,
+    min_sample_timesteps_per_iteration.
+    """
+
+    sections = {**SECTIONS, "training": SECTIONS["training"] + DQN_TRAINING}
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class or DQN)
+        self.lr = 5e-4
+        self.train_batch_size = 32
+        self.minibatch_size = 32  # unused: one update per replayed batch
+        self.grad_clip = 40.0
+        self.rollout_fragment_length = 4
+        self.double_q = True
+        self.dueling = True
+        self.n_step = 1
+        self.noisy = False
+        self.sigma0 = 0.5
+        self.num_atoms = 1
+        self.v_min, self.v_max = -10.0, 10.0
+        self.replay_buffer_config: dict[str, Any] = {
+            "type": "prioritized",
+            "capacity": 50_000,
+            "alpha": 0.6,
+            "beta": 0.4,
+        }
+        self.target_network_update_freq = 500
+        self.tau = 1.0
+        self.epsilon: Any = [[0, 1.0], [10_000, 0.05]]
+        self.training_intensity: float | None = None
+        self.num_steps_sampled_before_learning_starts = 1000
+        self.min_sample_timesteps_per_iteration = 1000
+
+    def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        return DefaultDQNTorchRLModule
+
+    def get_rl_module_spec(self, observation_space, action_space):
+        spec = super().get_rl_module_spec(observation_space, action_space)
+        spec.model_config = {
+            **{k: getattr(self, k) for k in MODULE_SETTINGS},
+            "fcnet_hiddens": [256],
+            "fcnet_activation": "relu",
+            **(spec.model_config or {}),
+        }
+        return spec
+
+    def validate(self) -> None:
+        super().validate()
+        self._check_int("n_step", 1)
+        self._check_int("num_atoms", 1)
+        self._check_int("target_network_update_freq", 1)
+        self._check_int("num_steps_sampled_before_learning_starts", 0)
+        self.check_number("tau")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"`tau` must be in (0, 1], got {self.tau!r}.")
+        validate_schedule("epsilon", self.epsilon)
+        rb = self.replay_buffer_config
+        if not isinstance(rb, dict) or rb.get("type", "prioritized") not in BUFFER_TYPES:
+            raise ConfigError(
+                "`replay_buffer_config` must be a dict with `type` in "
+                f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
+            )
+        if self.num_learners > 0:
+            raise ConfigError("DQN runs its learner in the driver: set `num_learners=0`.")
+
+
+class DQN(Algorithm):
+    config_class = DQNConfig
+    learner_class = DQNLearner
+
+    def __init__(self, config: DQNConfig):
+        super().__init__(config)
+        rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **config.replay_buffer_config}
+        if rb.get("type", "prioritized") == "prioritized":
+            self.replay_buffer = PrioritizedReplayBuffer(
+                int(rb["capacity"]), alpha=float(rb["alpha"]), beta=float(rb["beta"])
+            )
+        else:
+            self.replay_buffer = ReplayBuffer(int(rb["capacity"]))
+        self.replay_rng = np.random.default_rng(config.seed)
+        self._sync_with_epsilon()
+
+    def _sync_with_epsilon(self) -> None:
+        self.learner_group.learner.set_epsilon(self.num_env_steps_sampled_lifetime)
+        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+
+    def training_step(self) -> dict[str, Any]:
+        cfg = self.config
+        learner = self.learner_group.learner
+        rows: list[dict] = []
+        start = self.num_env_steps_sampled_lifetime
+        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
+            # 1. Sample a few steps per env with the current epsilon-greedy policy, store
+            #    them as n-step transitions.
+            with self._timer("env_runner_sampling_timer"):
+                samples = self.env_runner_group.sample()
+            fragments, metrics = zip(*samples)
+            self.record_sampling(list(metrics))
+            sampled = 0
+            for fragment in fragments:
+                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                self.replay_buffer.add(transitions)
+                sampled += len(transitions["rewards"])
+            if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
+                continue
+            # 2. Replay: `training_intensity` replayed transitions per sampled one.
+            intensity = cfg.training_intensity or cfg.train_batch_size / sampled
+            num_updates = max(1, round(intensity * sampled / cfg.train_batch_size))
+            with self._timer("learner_update_timer"):
+                for _ in range(num_updates):
+                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
+                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+                    td = out.pop("td_error")
+                    if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
+                        self.replay_buffer.update_priorities(batch["indices"], td)
+                    rows.append(out)
+            # 3. New weights and epsilon to the EnvRunners.
+            with self._timer("synch_weights"):
+                self._sync_with_epsilon()
+        learner_metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        learner_metrics["curr_epsilon"] = float(learner.module.epsilon)
+        return {
+            "learners": {DEFAULT_MODULE_ID: learner_metrics},
+            "replay_buffer": {"num_transitions": len(self.replay_buffer)},
+        }
