@@ -29,6 +29,9 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,bench]"
 	$(PY) benchmarks/cartpole_vs_sb3.py
 	$(PY) benchmarks/sampling_throughput.py
+	$(PY) benchmarks/sampling_modules.py
+	$(PY) benchmarks/replay_throughput.py
+	$(PY) benchmarks/dqn_vs_sb3.py
 	$(PY) benchmarks/tutorial_ray.py
 	$(PY) benchmarks/build_time.py
 
