@@ -119,9 +119,13 @@ class PPOLearner(Learner):
         columns[Columns.ADVANTAGES] = advantages
         columns[Columns.VALUE_TARGETS] = targets
         columns[Columns.VF_PREDS] = values
-        # log pi_old(a|s), from the distribution inputs the EnvRunner recorded.
+        # log pi_old(a|s), from the distribution inputs the EnvRunner recorded (arrays from
+        # Ray's object store are read-only: copy those, torch wants writable memory).
         flat = {
-            k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), columns[k])
+            k: map_structure(
+                lambda x: np.require(x.reshape(T * N, *x.shape[2:]), requirements="W"),
+                columns[k],
+            )
             for k in (Columns.ACTION_DIST_INPUTS, Columns.ACTIONS)
         }
         dist = self.module.get_train_action_dist_cls()(
