@@ -38,11 +38,7 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
     def setup(self) -> None:
         cfg = {**DEFAULT_MODEL_CONFIG, **self.model_config}
         hiddens, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
-        self.masked = is_action_mask_space(self.observation_space)
-        enc_space = self.observation_space
-        if self.masked:
-            self._check_mask_space()
-            enc_space = self.observation_space[MASKED_OBS_KEY]
+        enc_space = self._encoder_space()
         self.vf_share_layers = bool(cfg["vf_share_layers"])
         self.pre = ObsPreprocessor(enc_space, cfg)
         # A CNN has weights: the value function gets its own unless layers are shared.
@@ -77,6 +73,14 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
             log_std_slots = dist_cls.log_std_indices(self.action_space)
             with torch.no_grad():
                 self.pi_head.layers[-1].bias[log_std_slots] = float(cfg["log_std_init"])
+
+    def _encoder_space(self) -> Any:
+        """Set `masked`; the space the encoders see (all of it, unless it carries a mask)."""
+        self.masked = is_action_mask_space(self.observation_space)
+        if not self.masked:
+            return self.observation_space
+        self._check_mask_space()
+        return self.observation_space[MASKED_OBS_KEY]
 
     def _check_mask_space(self) -> None:
         mask_space = self.observation_space[MASK_KEY]

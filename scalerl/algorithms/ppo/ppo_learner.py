@@ -148,14 +148,24 @@ class PPOLearner(Learner):
     def _valid_steps(self, batch: dict[str, Any], fwd_out: dict[str, Any]) -> tuple[dict, dict]:
         """A sequence batch and its forward outputs reduced to the valid (unpadded) steps,
         so the loss is the same per-step mean as for a flat batch."""
-        if Columns.VF_PREDS not in fwd_out:  # as RLlib: V(s) from the ValueFunctionAPI
-            fwd_out = {**fwd_out, Columns.VF_PREDS: self.module.compute_values(batch)}
         if Columns.LOSS_MASK not in batch:
             return batch, fwd_out
         mask = batch[Columns.LOSS_MASK]
         steps = {k: index(batch[k], mask) for k in TRAIN_STEP_COLUMNS if k in batch}
-        out = {k: fwd_out[k][mask] for k in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS)}
+        out = {
+            k: fwd_out[k][mask]
+            for k in (Columns.ACTION_DIST_INPUTS, Columns.VF_PREDS)
+            if k in fwd_out
+        }
         return steps, out
+
+    def _forward_train(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """`forward_train`, with V(s) from the ValueFunctionAPI where the module's training
+        forward pass returns none (as RLlib)."""
+        fwd_out = self.module.forward_train(batch)
+        if Columns.VF_PREDS not in fwd_out:
+            fwd_out = {**fwd_out, Columns.VF_PREDS: self.module.compute_values(batch)}
+        return fwd_out
 
     def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:
         cfg = self.config
@@ -186,7 +196,7 @@ class PPOLearner(Learner):
                 stats = manual_gradients.ppo_gradients(self.module, dist_cls, mb, **coeffs)
                 norm = self.apply_gradients()
             else:
-                steps, fwd_out = self._valid_steps(mb, self.module.forward_train(mb))
+                steps, fwd_out = self._valid_steps(mb, self._forward_train(mb))
                 loss, stats = ppo_loss(dist_cls, steps, fwd_out, **coeffs)
                 norm = self.apply_loss(loss)
             stats["gradients_default_optimizer_global_norm"] = norm

@@ -31,7 +31,6 @@ from scalerl.core.models.observations import (
     FLOAT_MIN,
     MASK_KEY,
     MASKED_OBS_KEY,
-    is_action_mask_space,
 )
 from scalerl.core.models.recurrent import LSTMCore
 from scalerl.core.rl_module import Columns
@@ -57,11 +56,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
 
     def setup(self) -> None:
         cfg = {**DEFAULT_MODEL_CONFIG, **self.model_config}
-        self.masked = is_action_mask_space(self.observation_space)
-        enc_space = self.observation_space
-        if self.masked:
-            self._check_mask_space()
-            enc_space = self.observation_space[MASKED_OBS_KEY]
+        enc_space = self._encoder_space()
         self.max_seq_len = int(cfg["max_seq_len"])
         self.use_prev_action = bool(cfg["lstm_use_prev_action"])
         self.use_prev_reward = bool(cfg["lstm_use_prev_reward"])
