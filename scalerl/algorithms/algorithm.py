@@ -24,7 +24,7 @@ from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
-from scalerl.env.env_runner import to_env_actions
+from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import checkpoints as ckpt
@@ -63,6 +63,7 @@ class Algorithm:
 
     config_class: type[AlgorithmConfig] = AlgorithmConfig
     learner_class: type[Learner] = Learner
+    env_runner_class: type[SingleAgentEnvRunner] = SingleAgentEnvRunner
 
     def __init__(self, config: AlgorithmConfig):
         self.config = config
@@ -71,7 +72,11 @@ class Algorithm:
         self.module_spec = config.get_rl_module_spec(obs_space, act_space)
         self.learner_group = LearnerGroup(config, self.learner_class, self.module_spec)
         self.env_runner_group = EnvRunnerGroup(
-            config, self.env_creator, self.module_spec, config.num_env_runners
+            config,
+            self.env_creator,
+            self.module_spec,
+            config.num_env_runners,
+            self.env_runner_class,
         )
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
         self.eval_env_runner_group: EnvRunnerGroup | None = None

@@ -9,6 +9,8 @@ from scalerl.utils.errors import ConfigError, did_you_mean
 ALGORITHMS = {
     "PPO": ("scalerl.algorithms.ppo", "PPO"),
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
+    "APEXDQN": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
+    "APEX": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
 }
 
 

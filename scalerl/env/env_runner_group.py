@@ -39,13 +39,14 @@ class EnvRunnerGroup:
         env_creator: Any,
         module_spec: RLModuleSpec,
         num_env_runners: int,
+        runner_class: type[SingleAgentEnvRunner] = SingleAgentEnvRunner,
     ):
         self.config = config
         self.local_runner: SingleAgentEnvRunner | None = None
         self.remote_runners: list = []
         self.obs_filter: MeanStdFilter | None = None
         if num_env_runners == 0:
-            self.local_runner = SingleAgentEnvRunner(config, env_creator, module_spec)
+            self.local_runner = runner_class(config, env_creator, module_spec)
             self.obs_filter = self.local_runner.obs_filter
             return
         self.obs_filter = build_observation_filter(
@@ -64,7 +65,7 @@ class EnvRunnerGroup:
                 "fractional CPUs, e.g. `num_cpus_per_env_runner=0.5`, or start Ray with more "
                 "`num_cpus`."
             )
-        actor_cls = ray.remote(SingleAgentEnvRunner).options(
+        actor_cls = ray.remote(runner_class).options(
             num_cpus=config.num_cpus_per_env_runner, max_restarts=0
         )
         self.remote_runners = [

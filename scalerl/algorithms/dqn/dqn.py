@@ -125,19 +125,22 @@ class DQNConfig(AlgorithmConfig):
             raise ConfigError("DQN runs its learner in the driver: set `num_learners=0`.")
 
 
+def build_replay_buffer(replay_buffer_config: dict, capacity: int | None = None) -> ReplayBuffer:
+    """The buffer `replay_buffer_config` describes (`capacity` overrides its capacity)."""
+    rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **replay_buffer_config}
+    capacity = int(rb["capacity"] if capacity is None else capacity)
+    if rb.get("type", "prioritized") == "prioritized":
+        return PrioritizedReplayBuffer(capacity, alpha=float(rb["alpha"]), beta=float(rb["beta"]))
+    return ReplayBuffer(capacity)
+
+
 class DQN(Algorithm):
     config_class = DQNConfig
     learner_class = DQNLearner
 
     def __init__(self, config: DQNConfig):
         super().__init__(config)
-        rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **config.replay_buffer_config}
-        if rb.get("type", "prioritized") == "prioritized":
-            self.replay_buffer = PrioritizedReplayBuffer(
-                int(rb["capacity"]), alpha=float(rb["alpha"]), beta=float(rb["beta"])
-            )
-        else:
-            self.replay_buffer = ReplayBuffer(int(rb["capacity"]))
+        self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
         self.replay_rng = np.random.default_rng(config.seed)
         self._sync_with_epsilon()
 

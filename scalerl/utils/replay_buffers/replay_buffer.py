@@ -186,9 +186,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.tree = SumTree(self.capacity)
         self.max_priority = 1.0  # before alpha
 
-    def add(self, batch: dict[str, Any]) -> np.ndarray:
+    def add(self, batch: dict[str, Any], priorities: np.ndarray | None = None) -> np.ndarray:
+        """Store `batch`; its transitions get `priorities` (e.g. |TD errors| computed by
+        the actors, as in Ape-X) or, without them, the largest priority seen so far."""
         slots = super().add(batch)
-        self.tree.set(slots, self.max_priority**self.alpha)
+        if priorities is None:
+            self.tree.set(slots, self.max_priority**self.alpha)
+        else:
+            # A batch larger than the buffer keeps only its newest `capacity` transitions.
+            self.update_priorities(slots, np.asarray(priorities)[-len(slots) :])
         return slots
 
     def sample(

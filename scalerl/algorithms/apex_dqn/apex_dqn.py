@@ -1,0 +1,248 @@
+"""Ape-X DQN (Horgan et al. 2018, "Distributed Prioritized Experience Replay").
+
+Many actors (Ray EnvRunner actors) act with fixed exploration rates of their own, turn
+their fragments into n-step transitions with initial priorities, and send them to replay
+shards (Ray actors). The learner, in the driver, pulls prioritized batches from the
+shards, takes DQN steps (double Q, dueling, n-step: `DQNLearner`), and sends the new
+priorities back. Nothing waits for anything else: every runner always has a fragment in
+progress and every shard up to `max_requests_in_flight_per_replay_shard` batches; the
+driver handles whatever is ready, and an actor gets new weights when its fragment
+returns and `max_weight_sync_delay` of its steps have passed since its last sync.
+
+The driver moves only object references and the small episode metrics: transitions go
+from a runner to a shard through the object store, so the design holds for hundreds of
+runners and many shards (one driver loop iteration per ready reference).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner
+from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
+from scalerl.algorithms.dqn.dqn import DQNConfig
+from scalerl.algorithms.dqn.dqn_learner import DQNLearner
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.utils import nested
+from scalerl.utils.errors import ConfigError
+
+APEX_TRAINING = (
+    "num_replay_buffer_shards",
+    "apex_epsilon",
+    "apex_epsilon_alpha",
+    "max_weight_sync_delay",
+    "max_requests_in_flight_per_replay_shard",
+)
+
+
+class APEXDQNConfig(DQNConfig):
+    """DQN settings plus Ape-X's: num_replay_buffer_shards (Ray actors sharing
+    `replay_buffer_config["capacity"]`), apex_epsilon / apex_epsilon_alpha (runner i of N
+    explores with apex_epsilon^(1 + alpha i / (N - 1)); DQN's `epsilon` schedule is not
+    used), max_weight_sync_delay (env steps of a runner between weight syncs),
+    max_requests_in_flight_per_replay_shard (replayed batches prefetched per shard).
+    `training_intensity` caps replayed / sampled transitions (None: as fast as the learner
+    goes).
+    """
+
+    sections = {
+        **DQNConfig.sections,
+        "training": DQNConfig.sections["training"] + APEX_TRAINING,
+    }
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class or APEXDQN)
+        self.num_env_runners = 2
+        self.n_step = 3
+        self.rollout_fragment_length = 50
+        self.num_replay_buffer_shards = 1
+        self.apex_epsilon = 0.4
+        self.apex_epsilon_alpha = 7.0
+        self.max_weight_sync_delay = 400
+        self.max_requests_in_flight_per_replay_shard = 2
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_env_runners < 1:
+            raise ConfigError(
+                "APEX-DQN samples with Ray EnvRunner actors: set `num_env_runners` >= 1 "
+                f"(got {self.num_env_runners}); for sampling in the driver use DQN."
+            )
+        self._check_int("num_replay_buffer_shards", 1)
+        self._check_int("max_weight_sync_delay", 0)
+        self._check_int("max_requests_in_flight_per_replay_shard", 1)
+        self.check_number("apex_epsilon")
+        self.check_number("apex_epsilon_alpha")
+        if not 0.0 <= self.apex_epsilon <= 1.0:
+            raise ConfigError(f"`apex_epsilon` must be in [0, 1], got {self.apex_epsilon!r}.")
+        if self.observation_filter not in (None, "NoFilter"):
+            raise ConfigError(
+                "APEX-DQN does not support `observation_filter` yet: set it to 'NoFilter' "
+                "(or use DQN, which does)."
+            )
+
+
+class APEXDQN(Algorithm):
+    config_class = APEXDQNConfig
+    learner_class = DQNLearner
+    env_runner_class = ApexEnvRunner
+
+    def __init__(self, config: APEXDQNConfig):
+        super().__init__(config)
+        import ray
+
+        num_shards = config.num_replay_buffer_shards
+        capacity = math.ceil(config.replay_buffer_config.get("capacity", 50_000) / num_shards)
+        shard_cls = ray.remote(ReplayShard).options(num_cpus=0, max_restarts=0)
+        seed = config.seed
+        self.replay_shards = [
+            shard_cls.remote(
+                config.replay_buffer_config, capacity, None if seed is None else seed + 1000 + i
+            )
+            for i in range(num_shards)
+        ]
+        self.learner_group.learner.module.epsilon.fill_(config.apex_epsilon)
+        self.num_env_steps_trained_lifetime = 0
+        self._num_updates = 0  # learner steps so far: the weights' version
+        self._weights_ref: Any = None
+        self._weights_version = -1
+        self._steps_since_sync = {r: 0 for r in self.env_runner_group.remote_runners}
+        self._next_shard = 0
+        self._waiting: list = []  # runners held back while the learner catches up
+        self._sampling: dict[Any, tuple[Any, Any]] = {}  # metrics ref -> (runner, data ref)
+        self._replaying: dict[Any, Any] = {}  # batch ref -> shard
+        for runner in self.env_runner_group.remote_runners:
+            self._request_sample(runner)
+
+    # -- the asynchronous loop -------------------------------------------------------------
+    def training_step(self) -> dict[str, Any]:
+        import ray
+
+        cfg = self.config
+        rows: list[dict] = []
+        start = self.num_env_steps_sampled_lifetime
+        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
+            self._request_replays()
+            refs = [*self._sampling, *self._replaying]
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            if not ready:
+                ready, _ = ray.wait(refs, num_returns=1, timeout=cfg.sample_timeout_s)
+            if not ready:
+                raise ConfigError(
+                    f"No EnvRunner or replay shard answered within `sample_timeout_s="
+                    f"{cfg.sample_timeout_s}`. Raise it or lower `rollout_fragment_length`."
+                )
+            # 1. Fragments that are done go to a replay shard; the runner samples on.
+            with self._timer("env_runner_sampling_timer"):
+                for ref in ready:
+                    if ref in self._sampling:
+                        self._store_sample(ref)
+            # 2. Replayed batches: one DQN step each, new priorities back to their shard.
+            with self._timer("learner_update_timer"):
+                for ref in ready:
+                    if ref in self._replaying:
+                        self._learn(ref, rows)
+        stats = ray.get([shard.stats.remote() for shard in self.replay_shards])
+        learner_metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        learner_metrics["num_updates"] = len(rows)
+        learner_metrics["num_module_steps_trained_lifetime"] = self.num_env_steps_trained_lifetime
+        return {
+            "learners": {DEFAULT_MODULE_ID: learner_metrics},
+            "replay_buffer": {
+                "num_transitions": sum(s["num_transitions"] for s in stats),
+                "num_added": sum(s["num_added"] for s in stats),
+                "nbytes": sum(s["nbytes"] for s in stats),
+                "num_shards": len(stats),
+            },
+        }
+
+    def _request_sample(self, runner: Any) -> None:
+        data_ref, metrics_ref = runner.sample_transitions.options(num_returns=2).remote()
+        self._sampling[metrics_ref] = (runner, data_ref)
+
+    def _store_sample(self, metrics_ref: Any) -> None:
+        import ray
+
+        runner, data_ref = self._sampling.pop(metrics_ref)
+        metrics = ray.get(metrics_ref)
+        self.record_sampling([metrics])
+        shard = self.replay_shards[self._next_shard]
+        self._next_shard = (self._next_shard + 1) % len(self.replay_shards)
+        shard.add.remote(data_ref)  # runner -> shard through the object store
+        self._steps_since_sync[runner] += metrics["num_env_steps"]
+        if self._steps_since_sync[runner] >= self.config.max_weight_sync_delay:
+            self._sync_runner(runner)
+        if self._learner_behind():
+            self._waiting.append(runner)  # resumes when the learner has caught up
+        else:
+            self._request_sample(runner)
+
+    def _learner_behind(self) -> bool:
+        """With `training_intensity`: has the learner fallen more than one fragment per
+        runner behind it? (On a machine shared by runners and learner, sampling would
+        otherwise take the learner's CPU and the replay ratio would drift with load.)"""
+        cfg = self.config
+        if cfg.training_intensity is None:
+            return False
+        if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
+            return False
+        fragment = cfg.get_rollout_fragment_length() * cfg.num_envs_per_env_runner
+        slack = cfg.training_intensity * fragment * len(self._steps_since_sync)
+        target = cfg.training_intensity * self.num_env_steps_sampled_lifetime
+        return self.num_env_steps_trained_lifetime < target - slack
+
+    def _sync_runner(self, runner: Any) -> None:
+        """New weights to one runner (one ray.put per weights version, shared by all)."""
+        import ray
+
+        if self._weights_version != self._num_updates:
+            self._weights_ref = ray.put(self.learner_group.get_weights())
+            self._weights_version = self._num_updates
+        runner.set_weights.remote(self._weights_ref)  # runs before its next sample()
+        self._steps_since_sync[runner] = 0
+
+    def _request_replays(self) -> None:
+        """Keep each shard's prefetched batches topped up, within `training_intensity`."""
+        cfg = self.config
+        if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
+            return
+        B = cfg.train_batch_size
+        in_flight = {shard: 0 for shard in self.replay_shards}
+        for shard in self._replaying.values():
+            in_flight[shard] += 1
+        for shard, n in in_flight.items():
+            for _ in range(cfg.max_requests_in_flight_per_replay_shard - n):
+                if cfg.training_intensity is not None:
+                    planned = self.num_env_steps_trained_lifetime + len(self._replaying) * B
+                    if planned >= cfg.training_intensity * self.num_env_steps_sampled_lifetime:
+                        return
+                self._replaying[shard.sample.remote(B)] = shard
+
+    def _learn(self, batch_ref: Any, rows: list[dict]) -> None:
+        import ray
+
+        shard = self._replaying.pop(batch_ref)
+        batch = ray.get(batch_ref)
+        if batch is None:  # the shard's first transitions are still on their way
+            return
+        batch = nested.map_structure(np.array, batch)  # writable copies of object-store views
+        out = self.learner_group.learner.update(batch, self.num_env_steps_sampled_lifetime)
+        shard.update_priorities.remote(batch["indices"], out.pop("td_error"))
+        rows.append(out)
+        self._num_updates += 1
+        self.num_env_steps_trained_lifetime += len(batch["indices"])
+        while self._waiting and not self._learner_behind():
+            self._request_sample(self._waiting.pop())
+
+    def stop(self) -> None:
+        if not self._stopped and getattr(self, "replay_shards", None):
+            import ray
+
+            for shard in self.replay_shards:
+                ray.kill(shard)
+            self.replay_shards = []
+        super().stop()
