@@ -350,6 +350,7 @@ class Algorithm:
             self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
             if self.obs_filter is not None:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
+            self.save_extra_state(tmp)
             files = {
                 str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
             }
@@ -389,7 +390,15 @@ class Algorithm:
         self.time_total_s = counters["time_total_s"]
         self.episode_stats.set_state(state["episode_stats"])
         self._restore_obs_filter(path / OBS_FILTER_FILE)
+        self.restore_extra_state(path)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
+
+    def save_extra_state(self, directory: Path) -> None:
+        """Write what a subclass keeps beyond learner, filter and counters (e.g. a replay
+        buffer) into the checkpoint being written; its files get checksums too."""
+
+    def restore_extra_state(self, directory: Path) -> None:
+        """Read back what `save_extra_state` wrote (checksums are already verified)."""
 
     def _restore_obs_filter(self, file: Path) -> None:
         """Load the filter statistics; checkpoints written without a filter have no file

@@ -3,6 +3,8 @@ priorities computed by the actors and updated by the learner (issue 4)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import ray
@@ -13,7 +15,7 @@ from scalerl.algorithms.apex_dqn import APEXDQNConfig
 from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner, per_worker_epsilon
 from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
 from scalerl.env.registry import get_env_creator
-from scalerl.utils.errors import ConfigError
+from scalerl.utils.errors import CheckpointError, ConfigError
 
 
 def small_config(**training) -> APEXDQNConfig:
@@ -91,7 +93,7 @@ def ray_local():
 
 
 def test_apex_trains_checkpoints_restores_and_stops(ray_local, tmp_path, assert_actor_dead):
-    algo = small_config().build_algo()
+    algo = small_config(store_buffer_in_checkpoints=True).build_algo()
     assert len(algo.env_runner_group.remote_runners) == 2 and len(algo.replay_shards) == 2
     for _ in range(3):
         result = algo.train()
@@ -110,6 +112,10 @@ def test_apex_trains_checkpoints_restores_and_stops(ray_local, tmp_path, assert_
     restored = Algorithm.from_checkpoint(path)
     assert type(restored).__name__ == "APEXDQN"
     assert restored.compute_single_action(obs) == algo.compute_single_action(obs)
+    # The shards' contents came back with the checkpoint.
+    stored = ray.get([s.stats.remote() for s in algo.replay_shards])
+    loaded = ray.get([s.stats.remote() for s in restored.replay_shards])
+    assert [s["num_transitions"] for s in loaded] == [s["num_transitions"] for s in stored]
     restored.train()
     shards = restored.replay_shards + algo.replay_shards
     runners = restored.env_runner_group.remote_runners + algo.env_runner_group.remote_runners
@@ -117,6 +123,13 @@ def test_apex_trains_checkpoints_restores_and_stops(ray_local, tmp_path, assert_
     algo.stop()
     for actor in shards + runners:
         assert_actor_dead(actor)
+    deadline = time.monotonic() + 30  # the killed actors' CPUs are reported back lazily
+    while ray.available_resources().get("CPU", 0) < 0.2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with pytest.raises(CheckpointError, match="num_replay_buffer_shards=2"):
+        Algorithm.from_checkpoint(
+            path, {"num_replay_buffer_shards": 1, "num_cpus_per_env_runner": 0.1}
+        )
 
 
 def test_apex_config_errors():

@@ -8,7 +8,7 @@ import pytest
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.dqn import DQNConfig
-from scalerl.utils.errors import ConfigError
+from scalerl.utils.errors import CheckpointError, ConfigError
 
 SMALL = dict(
     num_steps_sampled_before_learning_starts=64,
@@ -66,3 +66,32 @@ def test_dqn_config_errors():
         build(tau=0.0)
     with pytest.raises(ConfigError, match="Discrete action space"):
         DQNConfig().environment("Pendulum-v1").build_algo()
+
+
+def test_replay_buffer_in_checkpoint_round_trip_and_mismatch(tmp_path):
+    algo = build(store_buffer_in_checkpoints=True)
+    algo.train()
+    path = algo.save(tmp_path / "ckpt").checkpoint.path
+    assert (tmp_path / "ckpt" / "replay_buffer" / "buffer.safetensors").is_file()
+    restored = Algorithm.from_checkpoint(path)
+    rb, rb2 = algo.replay_buffer, restored.replay_buffer
+    assert len(rb2) == len(rb) == 128
+    np.testing.assert_array_equal(rb2.tree.get(np.arange(128)), rb.tree.get(np.arange(128)))
+    stored, loaded = rb.get_state()[0], rb2.get_state()[0]
+    assert stored.keys() == loaded.keys()
+    for k in stored:
+        np.testing.assert_array_equal(stored[k], loaded[k])
+    restored.stop()
+    # Without the setting the buffer stays out of checkpoints (and restores empty).
+    plain = build()
+    plain.train()
+    plain.save(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "replay_buffer").exists()
+    assert len(Algorithm.from_checkpoint(tmp_path / "plain").replay_buffer) == 0
+    # A buffer of another capacity is a clear error that names the setting.
+    with pytest.raises(CheckpointError, match="replay_buffer_config"):
+        Algorithm.from_checkpoint(
+            path, {"replay_buffer_config": {"type": "prioritized", "capacity": 64}}
+        )
+    algo.stop()
+    plain.stop()

@@ -17,6 +17,7 @@ runners and many shards (one driver loop iteration per ready reference).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,12 @@ import numpy as np
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner
 from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
-from scalerl.algorithms.dqn.dqn import DQNConfig
+from scalerl.algorithms.dqn.dqn import REPLAY_DIR, DQNConfig
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.utils import nested
-from scalerl.utils.errors import ConfigError
+from scalerl.utils.errors import CheckpointError, ConfigError
+from scalerl.utils.replay_buffers.storage import load_buffer_state, save_buffer_state
 
 APEX_TRAINING = (
     "num_replay_buffer_shards",
@@ -237,6 +239,38 @@ class APEXDQN(Algorithm):
         self.num_env_steps_trained_lifetime += len(batch["indices"])
         while self._waiting and not self._learner_behind():
             self._request_sample(self._waiting.pop())
+
+    # -- checkpoints (`store_buffer_in_checkpoints`) -----------------------------------------
+    def save_extra_state(self, directory: Path) -> None:
+        import ray
+
+        if self.config.store_buffer_in_checkpoints:
+            states = ray.get([shard.get_state.remote() for shard in self.replay_shards])
+            for i, state in enumerate(states):
+                save_buffer_state(directory / REPLAY_DIR / f"shard_{i}", state)
+
+    def restore_extra_state(self, directory: Path) -> None:
+        import ray
+
+        root = directory / REPLAY_DIR
+        if not (self.config.store_buffer_in_checkpoints and root.exists()):
+            return
+        stored = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if len(stored) != len(self.replay_shards):
+            raise CheckpointError(
+                f"`{root}` holds {len(stored)} replay shards, this algorithm has "
+                f"{len(self.replay_shards)}: set `num_replay_buffer_shards={len(stored)}`."
+            )
+        for i, shard in enumerate(self.replay_shards):
+            arrays, meta = load_buffer_state(root / f"shard_{i}")
+            try:
+                ray.get(shard.set_state.remote(arrays, meta))
+            except ray.exceptions.RayTaskError as e:
+                raise CheckpointError(
+                    f"The replay shard in `{root / f'shard_{i}'}` does not fit this "
+                    f"algorithm's shards ({e.cause}). Set `replay_buffer_config` as it was "
+                    "when the checkpoint was written."
+                ) from None
 
     def stop(self) -> None:
         if not self._stopped and getattr(self, "replay_shards", None):

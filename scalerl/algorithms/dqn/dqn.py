@@ -13,6 +13,7 @@ That config reached a return of 450 on CartPole-v1 in 93k env steps.)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from scalerl.utils.replay_buffers import (
     ReplayBuffer,
     n_step_transitions,
 )
+from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
 from scalerl.utils.schedules import validate_schedule
 
 DQN_TRAINING = (
@@ -47,9 +49,11 @@ DQN_TRAINING = (
     "training_intensity",
     "num_steps_sampled_before_learning_starts",
     "min_sample_timesteps_per_iteration",
+    "store_buffer_in_checkpoints",
 )
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
 BUFFER_TYPES = ("uniform", "prioritized")
+REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
 
 
 class DQNConfig(AlgorithmConfig):
@@ -57,10 +61,11 @@ class DQNConfig(AlgorithmConfig):
 
     DQN-specific `.training()` settings: double_q, dueling, n_step, noisy, sigma0,
     num_atoms, v_min, v_max, replay_buffer_config ({"type": "uniform" | "prioritized",
-    "capacity", "alpha", "beta"}), target_network_update_freq (env steps), tau, epsilon
-    (number or schedule), training_intensity (replayed / sampled transitions; None: one
-    update per sample), num_steps_sampled_before_learning_starts,
-    min_sample_timesteps_per_iteration.
+    "capacity", "alpha", "beta"}), store_buffer_in_checkpoints (the buffer's contents go
+    into checkpoints: capacity x bytes per transition, see `ReplayBuffer.nbytes`),
+    target_network_update_freq (env steps), tau, epsilon (number or schedule),
+    training_intensity (replayed / sampled transitions; None: one update per sample),
+    num_steps_sampled_before_learning_starts, min_sample_timesteps_per_iteration.
     """
 
     sections = {**SECTIONS, "training": SECTIONS["training"] + DQN_TRAINING}
@@ -91,6 +96,7 @@ class DQNConfig(AlgorithmConfig):
         self.training_intensity: float | None = None
         self.num_steps_sampled_before_learning_starts = 1000
         self.min_sample_timesteps_per_iteration = 1000
+        self.store_buffer_in_checkpoints = False
 
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
         return DefaultDQNTorchRLModule
@@ -143,6 +149,14 @@ class DQN(Algorithm):
         self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
         self.replay_rng = np.random.default_rng(config.seed)
         self._sync_with_epsilon()
+
+    def save_extra_state(self, directory: Path) -> None:
+        if self.config.store_buffer_in_checkpoints:
+            save_buffer_state(directory / REPLAY_DIR, self.replay_buffer.get_state())
+
+    def restore_extra_state(self, directory: Path) -> None:
+        if self.config.store_buffer_in_checkpoints and (directory / REPLAY_DIR).exists():
+            restore_buffer(self.replay_buffer, directory / REPLAY_DIR)
 
     def _sync_with_epsilon(self) -> None:
         self.learner_group.learner.set_epsilon(self.num_env_steps_sampled_lifetime)
