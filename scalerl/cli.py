@@ -198,16 +198,21 @@ def evaluate(args: argparse.Namespace) -> int:
     import gymnasium as gym
     import numpy as np
 
-    from scalerl.algorithms.algorithm import Algorithm
+    from scalerl.algorithms.algorithm import Algorithm, read_algorithm_state
+    from scalerl.algorithms.registry import get_algorithm_class
     from scalerl.env.registry import EnvContext
+    from scalerl.utils import checkpoints as ckpt
 
     if args.render:
         # rgb_array rendering needs no window; without this SDL complains on headless hosts.
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    # Evaluation steps one env here: no need to start the Ray runners it was trained with.
-    algo = Algorithm.from_checkpoint(
-        args.checkpoint, config_overrides={"num_env_runners": 0, "evaluation_num_env_runners": 0}
-    )
+    # Evaluation steps one env here: no need to start the Ray runners it was trained with
+    # (unless the algorithm exists only with them, as APEX-DQN).
+    overrides: dict[str, Any] = {"evaluation_num_env_runners": 0}
+    state = read_algorithm_state(ckpt.as_path(args.checkpoint))
+    if not get_algorithm_class(state["algo_class"]).needs_env_runners:
+        overrides["num_env_runners"] = 0
+    algo = Algorithm.from_checkpoint(args.checkpoint, config_overrides=overrides)
     try:
         cfg = algo.config
         env_id = getattr(algo.env_creator, "env_id", None)  # set for Gymnasium ids only

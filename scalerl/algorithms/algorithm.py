@@ -64,6 +64,7 @@ class Algorithm:
     config_class: type[AlgorithmConfig] = AlgorithmConfig
     learner_class: type[Learner] = Learner
     env_runner_class: type[SingleAgentEnvRunner] = SingleAgentEnvRunner
+    needs_env_runners = False  # True: cannot run with `num_env_runners=0` (APEX-DQN)
 
     def __init__(self, config: AlgorithmConfig):
         self.config = config

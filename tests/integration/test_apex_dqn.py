@@ -14,6 +14,7 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.apex_dqn import APEXDQNConfig
 from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner, per_worker_epsilon
 from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
+from scalerl.cli import main
 from scalerl.env.registry import get_env_creator
 from scalerl.utils.errors import CheckpointError, ConfigError
 
@@ -124,8 +125,10 @@ def test_apex_trains_checkpoints_restores_and_stops(ray_local, tmp_path, assert_
     for actor in shards + runners:
         assert_actor_dead(actor)
     deadline = time.monotonic() + 30  # the killed actors' CPUs are reported back lazily
-    while ray.available_resources().get("CPU", 0) < 0.2 and time.monotonic() < deadline:
+    while ray.available_resources().get("CPU", 0) < 1.0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    # The CLI evaluates it (on Ray runners: APEX-DQN has no local mode).
+    assert main(["evaluate", path, "--episodes", "1"]) == 0
     with pytest.raises(CheckpointError, match="num_replay_buffer_shards=2"):
         Algorithm.from_checkpoint(
             path, {"num_replay_buffer_shards": 1, "num_cpus_per_env_runner": 0.1}

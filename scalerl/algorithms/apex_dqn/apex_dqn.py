@@ -92,6 +92,7 @@ class APEXDQN(Algorithm):
     config_class = APEXDQNConfig
     learner_class = DQNLearner
     env_runner_class = ApexEnvRunner
+    needs_env_runners = True
 
     def __init__(self, config: APEXDQNConfig):
         super().__init__(config)
