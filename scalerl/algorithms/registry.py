@@ -9,6 +9,7 @@ from scalerl.utils.errors import ConfigError, did_you_mean
 ALGORITHMS = {
     "PPO": ("scalerl.algorithms.ppo", "PPO"),
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
+    "R2D2": ("scalerl.algorithms.r2d2", "R2D2"),
 }
 
 
