@@ -11,6 +11,7 @@ ALGORITHMS = {
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
     "APEXDQN": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
     "APEX": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
+    "R2D2": ("scalerl.algorithms.r2d2", "R2D2"),
 }
 
 

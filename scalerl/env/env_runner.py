@@ -112,6 +112,11 @@ class SingleAgentEnvRunner:
         if self.stateful:
             self.initial_state = {k: v.numpy() for k, v in self.module.get_initial_state().items()}
             self.max_seq_len = int(self.module.model_config.get("max_seq_len", 20))
+            # Replay of overlapping sequences (R2D2) needs the state every `max_seq_len`
+            # steps counted from each episode's start, also across fragments.
+            self.episode_aligned_states = bool(
+                getattr(self.module, "episode_aligned_states", False)
+            )
             self.state: dict[str, np.ndarray] = {}
             self.prev_actions = action_buffer(self.act_space, (n,))
             self.prev_rewards = np.zeros(n, dtype=np.float32)
@@ -383,7 +388,9 @@ class _MemoryRecord:
     """What a fragment of a stateful module adds for the learner (see `utils.sequences`):
 
     seq_index [S, 2] / state_in [S, ...]: each sequence's first step (t, n) and the state
-    there; prev_actions / prev_rewards [T, N]: the module's a_{t-1}, r_{t-1} inputs;
+    there (with a module's `episode_aligned_states`, also at every episode step that is a
+    multiple of `max_seq_len`, where R2D2's replay sequences start);
+    prev_actions / prev_rewards [T, N]: the module's a_{t-1}, r_{t-1} inputs;
     trunc_state [K, ...]: the state after each truncated episode's last step (rows match
     `trunc_index`); bootstrap_state [N, ...]: the state for `bootstrap_obs`.
     """
@@ -402,6 +409,8 @@ class _MemoryRecord:
         r = self.runner
         self.t = t
         starts = sequence_starts(t, r.steps_in_sequence, r.max_seq_len)
+        if r.episode_aligned_states:
+            starts |= r.ep_len % r.max_seq_len == 0
         if starts.any():
             envs = np.flatnonzero(starts)
             self.seq_index.append(np.stack([np.full_like(envs, t), envs], axis=1))

@@ -2,6 +2,21 @@
 
 from scalerl.utils.replay_buffers.n_step import n_step_transitions
 from scalerl.utils.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
+from scalerl.utils.replay_buffers.sequence_buffer import (
+    PrioritizedSequenceReplayBuffer,
+    SequenceReplayBuffer,
+    sequence_priorities,
+)
+from scalerl.utils.replay_buffers.sequence_cutter import SequenceCutter
 from scalerl.utils.replay_buffers.sum_tree import SumTree
 
-__all__ = ["PrioritizedReplayBuffer", "ReplayBuffer", "SumTree", "n_step_transitions"]
+__all__ = [
+    "PrioritizedReplayBuffer",
+    "PrioritizedSequenceReplayBuffer",
+    "ReplayBuffer",
+    "SequenceCutter",
+    "SequenceReplayBuffer",
+    "SumTree",
+    "n_step_transitions",
+    "sequence_priorities",
+]

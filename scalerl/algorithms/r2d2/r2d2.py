@@ -1,0 +1,214 @@
+"""R2D2: Recurrent Experience Replay in Distributed RL (Kapturowski et al. 2019).
+
+DQN (double Q, dueling, n-step, prioritized replay) with an LSTM Q-network trained on
+replayed sequences:
+
+- EnvRunners act epsilon-greedily with the LSTM, carry its state per env and record it
+  every `max_seq_len` steps of each episode;
+- the driver cuts their fragments into sequences of `burn_in + max_seq_len` steps that
+  start every `max_seq_len` steps (overlapping by `burn_in`), stores them with that
+  stored state, and replays them uniformly or by priority;
+- the learner unrolls the online and target networks from the stored state, uses the
+  first `burn_in` steps only to refresh the state, and regresses the rest on n-step
+  double-Q targets under the value rescaling h.
+
+Settings keep the names of RLlib's R2D2 (`burn_in`, `zero_init_states`, `use_h_function`,
+`h_function_epsilon`, the LSTM in `model_config`). One difference: RLlib's docs count the
+burn-in inside `max_seq_len`, its code adds it; here, as in the paper and RLlib's code,
+a replayed sequence is `burn_in + max_seq_len` steps and `max_seq_len` are trained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.dqn.dqn import DQN, DQNConfig
+from scalerl.algorithms.r2d2.r2d2_learner import R2D2Learner
+from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
+    R2D2_MODEL_DEFAULTS,
+    RecurrentDQNTorchRLModule,
+)
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.errors import ConfigError
+from scalerl.utils.replay_buffers import (
+    PrioritizedSequenceReplayBuffer,
+    SequenceCutter,
+    SequenceReplayBuffer,
+)
+
+R2D2_TRAINING = ("burn_in", "zero_init_states", "use_h_function", "h_function_epsilon")
+BUFFER_DEFAULTS = {"type": "prioritized", "capacity": 10_000, "alpha": 0.9, "beta": 0.6, "eta": 0.9}
+# RLlib keeps these in `replay_buffer_config`; here they are plain settings (or derived).
+RLLIB_BUFFER_KEYS = {
+    "replay_burn_in": "set `burn_in` in `.training()`",
+    "zero_init_states": "set `zero_init_states` in `.training()`",
+    "replay_sequence_length": "it is `burn_in + model_config['max_seq_len']`",
+    "storage_unit": "R2D2 always stores sequences",
+}
+
+
+class R2D2Config(DQNConfig):
+    """R2D2 settings. `train_batch_size` is the number of sequences per update.
+
+    R2D2-specific `.training()` settings: burn_in (steps before the `max_seq_len` trained
+    ones that only unroll the LSTM), zero_init_states (start every replayed sequence from
+    the initial state instead of the stored one), use_h_function, h_function_epsilon
+    (value rescaling of the targets), and the DQN ones: replay_buffer_config
+    ({"type": "uniform" | "prioritized", "capacity" (sequences), "alpha", "beta", "eta"}),
+    n_step, double_q, dueling, target_network_update_freq (env steps), tau, epsilon,
+    training_intensity (trained steps replayed per env step sampled; None: one update per
+    sampling round), num_steps_sampled_before_learning_starts.
+    The LSTM: `.rl_module(model_config={"use_lstm": True, "max_seq_len": ...,
+    "lstm_cell_size": ..., "lstm_use_prev_action": ..., "lstm_use_prev_reward": ...})`.
+    """
+
+    sections = {
+        **DQNConfig.sections,
+        "training": DQNConfig.sections["training"] + R2D2_TRAINING,
+    }
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class or R2D2)
+        self.burn_in = 20
+        self.zero_init_states = False
+        self.use_h_function = True
+        self.h_function_epsilon = 1e-3
+        self.lr = 5e-4
+        self.train_batch_size = 32
+        self.minibatch_size = 1  # unused: one update per replayed batch
+        self.n_step = 3
+        self.replay_buffer_config = dict(BUFFER_DEFAULTS)
+        self.target_network_update_freq = 2000
+        self.epsilon = [[0, 1.0], [50_000, 0.02]]
+        self.num_steps_sampled_before_learning_starts = 2000
+
+    def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        return RecurrentDQNTorchRLModule
+
+    def get_rl_module_spec(self, observation_space, action_space):
+        spec = AlgorithmConfig.get_rl_module_spec(self, observation_space, action_space)
+        spec.model_config = {
+            **R2D2_MODEL_DEFAULTS,
+            "dueling": self.dueling,
+            **(spec.model_config or {}),
+        }
+        return spec
+
+    def validate(self) -> None:
+        super().validate()
+        self._check_int("burn_in", 0)
+        self.check_number("h_function_epsilon")
+        if self.h_function_epsilon <= 0:
+            raise ConfigError(
+                f"`h_function_epsilon` must be > 0, got {self.h_function_epsilon!r} (turn the "
+                "value rescaling off with `use_h_function=False`)."
+            )
+        for key, hint in RLLIB_BUFFER_KEYS.items():
+            if key in self.replay_buffer_config:
+                raise ConfigError(f"`replay_buffer_config[{key!r}]` is not used by R2D2: {hint}.")
+        if self.num_atoms != 1 or self.noisy:
+            raise ConfigError(
+                "R2D2 learns scalar Q-values with epsilon-greedy exploration: set "
+                f"`num_atoms=1` and `noisy=False` (got num_atoms={self.num_atoms}, "
+                f"noisy={self.noisy})."
+            )
+        if self.rl_module_spec is not None and self.rl_module_spec.module_class is not None:
+            return  # a custom module: checked when built (R2D2.__init__)
+        mc = {**R2D2_MODEL_DEFAULTS, **self.model_config}
+        if not mc.get("use_lstm") or mc.get("use_attention"):
+            raise ConfigError(
+                "R2D2 needs a recurrent Q-network: `model_config` must have `use_lstm=True` "
+                f"(and no `use_attention`); got use_lstm={mc.get('use_lstm')!r}, "
+                f"use_attention={mc.get('use_attention', False)!r}. For a memoryless "
+                "Q-network use DQN."
+            )
+        length = self.burn_in + mc["max_seq_len"]
+        if self.n_step > length:
+            raise ConfigError(
+                f"`n_step` ({self.n_step}) must not exceed the replayed sequence length "
+                f"`burn_in + max_seq_len` ({self.burn_in} + {mc['max_seq_len']} = {length})."
+            )
+
+
+class R2D2(DQN):
+    config_class = R2D2Config
+    learner_class = R2D2Learner
+
+    def __init__(self, config: R2D2Config):
+        # Not DQN.__init__: sequence replay replaces its transition buffer.
+        Algorithm.__init__(self, config)
+        module = self.learner_group.learner.module
+        if not (module.is_stateful() and getattr(module, "episode_aligned_states", False)):
+            raise ConfigError(
+                f"R2D2 needs a stateful module whose EnvRunners record the state every "
+                f"`max_seq_len` episode steps; {type(module).__name__} is not (set its "
+                "`episode_aligned_states = True`, as `RecurrentDQNTorchRLModule` does)."
+            )
+        rb = {**BUFFER_DEFAULTS, **config.replay_buffer_config}
+        if rb["type"] == "prioritized":
+            self.replay_buffer: SequenceReplayBuffer = PrioritizedSequenceReplayBuffer(
+                int(rb["capacity"]), float(rb["alpha"]), float(rb["beta"]), float(rb["eta"])
+            )
+        else:
+            self.replay_buffer = SequenceReplayBuffer(int(rb["capacity"]), float(rb["eta"]))
+        self.max_seq_len = int(self.module_spec.model_config["max_seq_len"])
+        self.cutters = [
+            SequenceCutter(self.max_seq_len, config.burn_in)
+            for _ in range(max(1, config.num_env_runners))
+        ]
+        self.replay_rng = np.random.default_rng(config.seed)
+        self._sync_with_epsilon()
+
+    def training_step(self) -> dict[str, Any]:
+        cfg = self.config
+        learner = self.learner_group.learner
+        rows: list[dict] = []
+        start = self.num_env_steps_sampled_lifetime
+        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
+            # 1. Sample with the epsilon-greedy LSTM; store the sequences the fragments
+            #    complete, each with the state the runner had at its first step.
+            with self._timer("env_runner_sampling_timer"):
+                samples = self.env_runner_group.sample()
+            fragments, metrics = zip(*samples)
+            self.record_sampling(list(metrics))
+            for cutter, fragment in zip(self.cutters, fragments):
+                sequences = cutter.add(fragment)
+                if sequences is not None:
+                    self.replay_buffer.add(sequences)
+            sampled = sum(m["num_env_steps"] for m in metrics)
+            if (
+                self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts
+                or len(self.replay_buffer) == 0
+            ):
+                continue
+            # 2. Replay: `training_intensity` trained steps per sampled env step.
+            num_updates = 1
+            if cfg.training_intensity:
+                per_update = cfg.train_batch_size * self.max_seq_len
+                num_updates = max(1, round(cfg.training_intensity * sampled / per_update))
+            with self._timer("learner_update_timer"):
+                for _ in range(num_updates):
+                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
+                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+                    td, trained = out.pop("td_error"), out.pop("td_mask")
+                    if isinstance(self.replay_buffer, PrioritizedSequenceReplayBuffer):
+                        self.replay_buffer.update_priorities(batch["indices"], td, trained)
+                    rows.append(out)
+            # 3. New weights and epsilon to the EnvRunners.
+            with self._timer("synch_weights"):
+                self._sync_with_epsilon()
+        learner_metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+        learner_metrics["curr_epsilon"] = float(learner.module.epsilon)
+        return {
+            "learners": {DEFAULT_MODULE_ID: learner_metrics},
+            "replay_buffer": {
+                "num_sequences": len(self.replay_buffer),
+                "num_env_steps": self.replay_buffer.num_steps,
+                "nbytes": self.replay_buffer.nbytes,
+            },
+        }
