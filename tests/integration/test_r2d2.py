@@ -50,6 +50,7 @@ def test_registered():
             "double_q": False,
             "n_step": 1,
             "training_intensity": 4.0,
+            "store_buffer_in_checkpoints": True,
         },
     ],
     ids=["default", "uniform-zero-state"],
@@ -96,6 +97,13 @@ def test_train_act_evaluate_checkpoint(training, tmp_path):
     for p, q in zip(learner.module.parameters(), learner.target_module.parameters()):
         assert torch.equal(p, q)
     assert restored.iteration == 3
+    # With `store_buffer_in_checkpoints` the stored sequences come back too.
+    expected = len(algo.replay_buffer) if algo.config.store_buffer_in_checkpoints else 0
+    assert len(restored.replay_buffer) == expected
+    if expected:
+        np.testing.assert_array_equal(
+            restored.replay_buffer.get_state()[0]["mask"], algo.replay_buffer.get_state()[0]["mask"]
+        )
     restored.train()
     restored.stop()
     algo.stop()
