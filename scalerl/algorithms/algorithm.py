@@ -16,6 +16,7 @@ import torch
 
 from scalerl.algorithms.acting import obs_to_tensors, recurrent_batch
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.multi_agent_config import multi_rl_module_spec
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -23,14 +24,17 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
+from scalerl.core.multi_learner_group import MultiLearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
+from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
+from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
-from scalerl.utils.metrics import EpisodeStats
+from scalerl.utils.metrics import EpisodeStats, KeyedReturns
 
 CHECKPOINT_FORMAT = "scalerl-algorithm"
 CHECKPOINT_VERSION = 1
@@ -69,19 +73,26 @@ class Algorithm:
     def __init__(self, config: AlgorithmConfig):
         self.config = config
         self.env_creator = get_env_creator(config.env)
-        obs_space, act_space = self._env_spaces()
-        self.module_spec = config.get_rl_module_spec(obs_space, act_space)
-        self.learner_group = LearnerGroup(config, self.learner_class, self.module_spec)
+        self.agent_to_module: dict = {}  # multi-agent: the mapping seen at build
+        runner_class = self.env_runner_class
+        if config.is_multi_agent:
+            self.module_spec = self._multi_agent_spec()
+            self.learner_group = MultiLearnerGroup(
+                config, self.learner_class, self.module_spec, config.policies_to_train
+            )
+            runner_class = MultiAgentEnvRunner
+        else:
+            obs_space, act_space = self._env_spaces()
+            self.module_spec = config.get_rl_module_spec(obs_space, act_space)
+            self.learner_group = LearnerGroup(config, self.learner_class, self.module_spec)
         self.env_runner_group = EnvRunnerGroup(
-            config,
-            self.env_creator,
-            self.module_spec,
-            config.num_env_runners,
-            self.env_runner_class,
+            config, self.env_creator, self.module_spec, config.num_env_runners, runner_class
         )
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
         self.eval_env_runner_group: EnvRunnerGroup | None = None
         self.episode_stats = EpisodeStats(config.metrics_num_episodes_for_smoothing)
+        self.agent_returns = KeyedReturns(config.metrics_num_episodes_for_smoothing)
+        self.module_returns = KeyedReturns(config.metrics_num_episodes_for_smoothing)
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.num_episodes_lifetime = 0
@@ -98,15 +109,7 @@ class Algorithm:
         if cfg.observation_space is not None and cfg.action_space is not None:
             self._resolve_env_to_module_connector(None, (cfg.observation_space, cfg.action_space))
             return cfg.observation_space, cfg.action_space
-        try:
-            env = self.env_creator(EnvContext(cfg.env_config))
-        except ConfigError:
-            raise
-        except Exception as e:
-            raise EnvError(
-                f"Could not create env `{env_name(cfg.env)}` with env_config={cfg.env_config!r}: "
-                f"{type(e).__name__}: {e}"
-            ) from e
+        env = self._make_env()
         spaces = (
             cfg.observation_space or env.observation_space,
             cfg.action_space or env.action_space,
@@ -114,6 +117,31 @@ class Algorithm:
         self._resolve_env_to_module_connector(env, spaces)
         env.close()
         return spaces
+
+    def _multi_agent_spec(self) -> MultiRLModuleSpec:
+        """One module spec per policy, with the spaces of the env's agents mapped to it."""
+        cfg = self.config
+        env = self._make_env()
+        agents = list(getattr(env, "possible_agents", None) or [])
+        if not agents:
+            agents = list(env.reset(seed=cfg.seed)[0])
+        spaces = {aid: agent_spaces(env, aid) for aid in agents}
+        env.close()
+        fn = cfg.get_policy_mapping_fn()
+        self.agent_to_module = {aid: fn(aid, None) for aid in agents}
+        return multi_rl_module_spec(cfg, spaces)
+
+    def _make_env(self) -> Any:
+        cfg = self.config
+        try:
+            return self.env_creator(EnvContext(cfg.env_config))
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise EnvError(
+                f"Could not create env `{env_name(cfg.env)}` with env_config={cfg.env_config!r}: "
+                f"{type(e).__name__}: {e}"
+            ) from e
 
     def _resolve_env_to_module_connector(self, env: Any, spaces: tuple) -> None:
         """Turn RLlib's `env_to_module_connector=lambda env: MeanStdFilter()` into the
@@ -146,6 +174,7 @@ class Algorithm:
         self.time_total_s += elapsed
         env_runners = {
             **self.episode_stats.summary(),
+            **self._multi_agent_means(self.agent_returns, self.module_returns),
             "num_episodes": self._sampled_this_iter["episodes"],
             "num_env_steps_sampled": self._sampled_this_iter["steps"],
             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
@@ -162,10 +191,20 @@ class Algorithm:
         )
         return result
 
+    def _multi_agent_means(self, agents: KeyedReturns, modules: KeyedReturns) -> dict:
+        if not self.config.is_multi_agent:
+            return {}
+        return {
+            "agent_episode_returns_mean": agents.means(),
+            "module_episode_returns_mean": modules.means(),
+        }
+
     def record_sampling(self, metrics: list[dict]) -> None:
         """Fold EnvRunner metrics into the smoothed episode stats and the counters."""
         for m in metrics:
             self.episode_stats.add(m["episode_returns"], m["episode_lens"])
+            self.agent_returns.add(m.get("agent_episode_returns", {}))
+            self.module_returns.add(m.get("module_episode_returns", {}))
             self.num_env_steps_sampled_lifetime += m["num_env_steps"]
             self.num_episodes_lifetime += len(m["episode_returns"])
             self._sampled_this_iter["steps"] += m["num_env_steps"]
@@ -191,6 +230,7 @@ class Algorithm:
                 get_env_creator(eval_cfg.env),
                 self.module_spec,
                 cfg.evaluation_num_env_runners,
+                MultiAgentEnvRunner if cfg.is_multi_agent else SingleAgentEnvRunner,
             )
         self.eval_env_runner_group.sync_weights(
             self.learner_group.get_weights(), obs_filter=self.obs_filter
@@ -201,11 +241,15 @@ class Algorithm:
             episodes, steps, explore=bool(overrides.get("explore", False))
         )
         stats = EpisodeStats(window=10**9)
+        agents, modules = KeyedReturns(10**9), KeyedReturns(10**9)
         for m in parts:
             stats.add(m["episode_returns"], m["episode_lens"])
+            agents.add(m.get("agent_episode_returns", {}))
+            modules.add(m.get("module_episode_returns", {}))
         return {
             "env_runners": {
                 **stats.summary(),
+                **self._multi_agent_means(agents, modules),
                 "num_episodes": len(stats.returns),
                 "num_env_steps_sampled": sum(m["num_env_steps"] for m in parts),
                 "episode_returns": list(stats.returns),
@@ -219,6 +263,16 @@ class Algorithm:
         return self.env_runner_group.obs_filter
 
     def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> RLModule:
+        if self.config.is_multi_agent:
+            learners = self.learner_group.learners
+            if module_id == DEFAULT_MODULE_ID and len(learners) == 1:
+                module_id = next(iter(learners))
+            if module_id not in learners:
+                raise ValueError(
+                    f"No module `{module_id}`.{did_you_mean(module_id, list(learners))}"
+                    f" Modules: {list(learners)}."
+                )
+            return learners[module_id].module
         if module_id != DEFAULT_MODULE_ID:
             raise ValueError(
                 f"No module `{module_id}`.{did_you_mean(module_id, [DEFAULT_MODULE_ID])}"
@@ -234,6 +288,7 @@ class Algorithm:
         prev_action: Any = None,
         prev_reward: Any = None,
         explore: bool = False,
+        policy_id: str = DEFAULT_MODULE_ID,
     ) -> Any:
         """Actions for a batch of observations (first axis = batch; for Dict/Tuple spaces a
         dict/tuple of batched arrays), or for a dict {key: observation} (returns
@@ -243,7 +298,7 @@ class Algorithm:
         if it uses them, `prev_action` / `prev_reward` (None = zeros); with `state` given the
         result is `(actions, state_out, {})`.
         """
-        module = self.get_module()
+        module = self.get_module(policy_id)
         space = module.observation_space
         keyed = isinstance(observations, dict) and not (
             isinstance(space, gym.spaces.Dict) and set(observations) == set(space.spaces)
@@ -253,7 +308,7 @@ class Algorithm:
                 raise ValueError("Pass a batch (not a dict of observations) with `state`.")
             keys = list(observations)
             batch = nested.stack([observations[k] for k in keys])
-            actions = self.compute_actions(batch, explore=explore)
+            actions = self.compute_actions(batch, explore=explore, policy_id=policy_id)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
         if self.obs_filter is not None:  # frozen: acting must not move the statistics
             observations = self.obs_filter(observations, update=False)
@@ -316,6 +371,7 @@ class Algorithm:
             prev_action=None if prev_action is None else batched(prev_action),
             prev_reward=None if prev_reward is None else [prev_reward],
             explore=explore,
+            policy_id=policy_id,
         )
         if state is None:
             return nested.map_structure(single, out)
@@ -324,10 +380,15 @@ class Algorithm:
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        if self.config.is_multi_agent:
+            return self.learner_group.get_weights()
         return {DEFAULT_MODULE_ID: self.learner_group.get_weights()}
 
     def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
-        self.learner_group.set_weights(weights[DEFAULT_MODULE_ID])
+        if self.config.is_multi_agent:
+            self.learner_group.set_weights(weights)
+        else:
+            self.learner_group.set_weights(weights[DEFAULT_MODULE_ID])
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -348,7 +409,10 @@ class Algorithm:
             )
         target = ckpt.as_path(path)
         with ckpt.atomic_dir(target) as tmp:
-            self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
+            if self.config.is_multi_agent:
+                self.learner_group.save(tmp / "learner_group")
+            else:
+                self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
             if self.obs_filter is not None:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
             self.save_extra_state(tmp)
@@ -361,7 +425,7 @@ class Algorithm:
                     "format": CHECKPOINT_FORMAT,
                     "version": CHECKPOINT_VERSION,
                     "algo_class": type(self).__name__,
-                    "config": self.config.to_dict(),
+                    "config": self.config.to_dict(mapping_table=self.agent_to_module),
                     "counters": {
                         "training_iteration": self.iteration,
                         "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
@@ -369,6 +433,8 @@ class Algorithm:
                         "time_total_s": self.time_total_s,
                     },
                     "episode_stats": self.episode_stats.get_state(),
+                    "agent_returns": self.agent_returns.get_state(),
+                    "module_returns": self.module_returns.get_state(),
                     "files": files,
                 },
             )
@@ -383,13 +449,18 @@ class Algorithm:
                 f"`{path}` is a {state['algo_class']} checkpoint; it cannot be "
                 f"restored into {type(self).__name__}."
             )
-        self.learner_group.load(path / "learner_group", DEFAULT_MODULE_ID)
+        if self.config.is_multi_agent:
+            self.learner_group.load(path / "learner_group")
+        else:
+            self.learner_group.load(path / "learner_group", DEFAULT_MODULE_ID)
         counters = state["counters"]
         self.iteration = counters["training_iteration"]
         self.num_env_steps_sampled_lifetime = counters["num_env_steps_sampled_lifetime"]
         self.num_episodes_lifetime = counters["num_episodes_lifetime"]
         self.time_total_s = counters["time_total_s"]
         self.episode_stats.set_state(state["episode_stats"])
+        self.agent_returns.set_state(state.get("agent_returns", []))
+        self.module_returns.set_state(state.get("module_returns", []))
         self._restore_obs_filter(path / OBS_FILTER_FILE)
         self.restore_extra_state(path)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())

@@ -9,6 +9,14 @@ from typing import Any
 
 import gymnasium as gym
 
+from scalerl.algorithms.multi_agent_config import (
+    MULTI_AGENT_SETTINGS,
+    decode_multi_agent,
+    encode_multi_agent,
+    mapping_fn,
+    normalize_policies,
+    validate_multi_agent,
+)
 from scalerl.connectors.env_to_module.mean_std_filter import (
     check_env_to_module_connector,
     resolve_env_to_module_connector,
@@ -70,6 +78,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "evaluation_config",
     ),
     "rl_module": ("model_config", "rl_module_spec"),
+    "multi_agent": MULTI_AGENT_SETTINGS,
     "reporting": ("metrics_num_episodes_for_smoothing",),
     "debugging": ("seed", "log_level"),
     "api_stack": ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2"),
@@ -185,6 +194,11 @@ class AlgorithmConfig:
         # rl_module
         self.model_config: dict = {}
         self.rl_module_spec: RLModuleSpec | None = None
+        # multi_agent (no policies: single-agent)
+        self.policies: Any = {}
+        self.policy_mapping_fn: Any = None
+        self.policies_to_train: Any = None
+        self.algorithm_config_overrides_per_module: dict = {}
         # reporting / debugging
         self.metrics_num_episodes_for_smoothing = 100
         self.seed: int | None = None
@@ -230,6 +244,19 @@ class AlgorithmConfig:
         if dataclasses.is_dataclass(mc) and not isinstance(mc, type):
             kwargs["model_config"] = dataclasses.asdict(mc)
         return self._set("rl_module", kwargs)
+
+    def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
+        """`policies` (a set of ids, or {id: RLModuleSpec or None}), `policy_mapping_fn(agent_id,
+        episode, **kwargs) -> module id`, `policies_to_train` (default: all),
+        `algorithm_config_overrides_per_module` ({id: {setting: value}})."""
+        return self._set("multi_agent", kwargs)
+
+    @property
+    def is_multi_agent(self) -> bool:
+        return bool(normalize_policies(self.policies))
+
+    def get_policy_mapping_fn(self) -> Any:
+        return mapping_fn(self)
 
     def reporting(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("reporting", kwargs)
@@ -357,6 +384,7 @@ class AlgorithmConfig:
             self.copy().update_from_dict(self.evaluation_config)
         if self.rl_module_spec is None:
             self._validate_model_config()
+        validate_multi_agent(self)
 
     def _validate_model_config(self) -> None:
         mc = self.model_config
@@ -434,12 +462,17 @@ class AlgorithmConfig:
     def _all_keys(self) -> list[str]:
         return [k for keys in self.sections.values() for k in keys if k not in IGNORED]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every setting as plain JSON-able data (classes as `module:QualName` strings)."""
+    def to_dict(self, mapping_table: dict | None = None) -> dict[str, Any]:
+        """Every setting as plain JSON-able data (classes as `module:QualName` strings).
+
+        `mapping_table` (agent id -> module id) stands in for a `policy_mapping_fn` that
+        cannot be stored by name (a lambda)."""
         out: dict[str, Any] = {}
         for key in self._all_keys():
             value = getattr(self, ATTRIBUTE.get(key, key))
-            if key == "env" and not isinstance(value, str) and value is not None:
+            if key in MULTI_AGENT_SETTINGS:
+                value = encode_multi_agent(key, value, mapping_table)
+            elif key == "env" and not isinstance(value, str) and value is not None:
                 value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
             elif key == "env_to_module_connector" and value is not None:
                 out["observation_filter"] = self._stored_observation_filter()
@@ -477,7 +510,9 @@ class AlgorithmConfig:
             if key in IGNORED:
                 continue
             value = decode_spaces(value)
-            if key == "env" and isinstance(value, dict) and "__callable__" in value:
+            if key in MULTI_AGENT_SETTINGS:
+                value = decode_multi_agent(key, value)
+            elif key == "env" and isinstance(value, dict) and "__callable__" in value:
                 value = import_env(value["__callable__"])
             elif key == "rl_module_spec" and isinstance(value, dict):
                 value = RLModuleSpec(

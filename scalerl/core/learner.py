@@ -140,11 +140,14 @@ class Learner:
     def set_extra_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
 
-    def save(self, directory: Path, module_id: str) -> None:
+    def save(self, directory: Path, module_id: str, state_dir: Path | None = None) -> None:
+        """The module to `directory/rl_module/<module_id>`, optimizer and learner state to
+        `state_dir` (default `directory`; multi-agent checkpoints keep one per module)."""
+        state_dir = directory if state_dir is None else state_dir
         self.module._write(directory / "rl_module" / module_id)
-        ckpt.save_tensors(directory / "optimizer.safetensors", self.optimizer.state_tensors())
+        ckpt.save_tensors(state_dir / "optimizer.safetensors", self.optimizer.state_tensors())
         ckpt.write_json(
-            directory / "learner_state.json",
+            state_dir / "learner_state.json",
             {"optimizer": self.optimizer.hyperparameters(), "extra": self.get_extra_state()},
         )
 
@@ -162,10 +165,11 @@ class Learner:
 
 
 def read_learner_files(
-    directory: Path, module_id: str, module: RLModule
+    directory: Path, module_id: str, module: RLModule, state_dir: Path | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
     """Read a learner's checkpoint files; check the weights fit `module` (loading them into it)."""
+    state_dir = directory if state_dir is None else state_dir
     weights = module.load_weights_file(directory / "rl_module" / module_id / ckpt.WEIGHTS_FILE)
-    state = ckpt.read_json(directory / "learner_state.json", "Learner state")
-    tensors = ckpt.load_tensors(directory / "optimizer.safetensors", "optimizer state")
+    state = ckpt.read_json(state_dir / "learner_state.json", "Learner state")
+    tensors = ckpt.load_tensors(state_dir / "optimizer.safetensors", "optimizer state")
     return weights, tensors, state

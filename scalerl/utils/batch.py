@@ -81,3 +81,32 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
                 shard[key] = index(value, (slice(None), slice(lo, hi)))
         shards.append(shard)
     return shards
+
+
+def concat_columns(fragments: list[dict]) -> dict:
+    """Join one-column [M_i, 1] fragments (multi-agent, see `MultiAgentEnvRunner`) end to
+    end into one [sum M_i, 1] column. Every trajectory in them ends in a termination or a
+    truncation row, so laying them end to end keeps GAE and n-step returns exact."""
+    if len(fragments) == 1:
+        return fragments[0]
+    offsets = np.cumsum([0] + [len(f[Columns.REWARDS]) for f in fragments[:-1]])
+    out: dict = {}
+    for key in fragments[0]:
+        parts = [f[key] for f in fragments]
+        if key == "trunc_index":
+            out[key] = np.concatenate([p + np.array([off, 0]) for p, off in zip(parts, offsets)])
+            out[key] = out[key].reshape(-1, 2)
+        elif key == "bootstrap_obs":
+            out[key] = parts[-1]
+        else:
+            out[key] = map_structure(lambda *xs: np.concatenate(xs, axis=0), *parts)
+    return out
+
+
+def per_module(batches: list[dict[str, dict]]) -> dict[str, dict]:
+    """Multi-agent EnvRunners' {module_id: [M, 1] fragment} batches, joined per module."""
+    grouped: dict[str, list[dict]] = {}
+    for batch in batches:
+        for mid, fragment in batch.items():
+            grouped.setdefault(mid, []).append(fragment)
+    return {mid: concat_columns(parts) for mid, parts in grouped.items()}

@@ -43,3 +43,26 @@ class EpisodeStats:
         self.returns.clear()
         self.lengths.clear()
         self.add(state["returns"], state["lengths"])
+
+
+class KeyedReturns:
+    """The last `window` episode returns per key (agent id or module id), for the
+    multi-agent `agent_episode_returns_mean` / `module_episode_returns_mean`."""
+
+    def __init__(self, window: int = 100):
+        self.window = window
+        self.returns: dict = {}
+
+    def add(self, returns: dict) -> None:
+        for key, values in returns.items():
+            self.returns.setdefault(key, deque(maxlen=self.window)).extend(map(float, values))
+
+    def means(self) -> dict:
+        return {k: float(np.mean(v)) for k, v in self.returns.items() if v}
+
+    def get_state(self) -> list:
+        return [[k, list(v)] for k, v in self.returns.items()]
+
+    def set_state(self, state: list) -> None:
+        self.returns = {}
+        self.add({tuple(k) if isinstance(k, list) else k: v for k, v in state})

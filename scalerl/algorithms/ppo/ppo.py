@@ -14,7 +14,7 @@ from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
 )
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModule
-from scalerl.utils.batch import concat_fragments
+from scalerl.utils.batch import concat_fragments, per_module
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import validate_schedule
 
@@ -109,12 +109,15 @@ class PPO(Algorithm):
             samples = self.env_runner_group.sample()
         fragments, metrics = zip(*samples)
         self.record_sampling(list(metrics))
-        # 2. GAE + clipped-surrogate SGD epochs on the whole batch.
+        # 2. GAE + clipped-surrogate SGD epochs on the whole batch (per module).
         with self._timer("learner_update_timer"):
-            learner_metrics = self.learner_group.update(
-                concat_fragments(list(fragments)), timestep=self.num_env_steps_sampled_lifetime
-            )
+            timestep = self.num_env_steps_sampled_lifetime
+            if self.config.is_multi_agent:
+                learners = self.learner_group.update(per_module(fragments), timestep)
+            else:
+                batch = concat_fragments(list(fragments))
+                learners = {DEFAULT_MODULE_ID: self.learner_group.update(batch, timestep)}
         # 3. Send the new weights to the EnvRunners (one object-store put).
         with self._timer("synch_weights"):
             self.env_runner_group.sync_weights(self.learner_group.get_weights())
-        return {"learners": {DEFAULT_MODULE_ID: learner_metrics}}
+        return {"learners": learners}

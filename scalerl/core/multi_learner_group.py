@@ -1,0 +1,101 @@
+"""MultiLearnerGroup: one Learner per module of a multi-agent algorithm (in the driver).
+
+Each module trains on its own batch with its own optimizer and its own config (the
+algorithm's, with `algorithm_config_overrides_per_module` applied). Checkpoint layout, next
+to the single-agent one so `RLModule.from_checkpoint(ckpt, module_id)` finds each module:
+
+    learner_group/learner/rl_module/<module_id>/     rl_module.json, module_state.safetensors
+    learner_group/learner/state/<module_id>/         optimizer.safetensors, learner_state.json
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerl.algorithms.multi_agent_config import config_for_module
+from scalerl.core.learner import Learner, read_learner_files
+from scalerl.core.rl_module import RLModuleSpec
+from scalerl.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
+from scalerl.utils.errors import CheckpointError, ConfigError
+
+
+class MultiLearnerGroup:
+    def __init__(
+        self,
+        config: Any,
+        learner_class: type[Learner],
+        module_spec: MultiRLModuleSpec,
+        policies_to_train: list[str] | None = None,
+    ):
+        self.config = config
+        self.learner_class = learner_class
+        self.learners: dict[str, Learner] = {}
+        for mid, spec in module_spec.rl_module_specs.items():
+            self.add_module(mid, spec)
+        ids = list(self.learners)
+        self.policies_to_train = set(ids if policies_to_train is None else policies_to_train)
+
+    @property
+    def module(self) -> MultiRLModule:
+        return MultiRLModule({mid: lr.module for mid, lr in self.learners.items()})
+
+    def add_module(self, module_id: str, spec: RLModuleSpec, train: bool = True) -> None:
+        if module_id in self.learners:
+            raise ConfigError(f"A module `{module_id}` exists already; remove it first.")
+        self.learners[module_id] = self.learner_class(
+            config_for_module(self.config, module_id), spec
+        )
+        if train and hasattr(self, "policies_to_train"):
+            self.policies_to_train.add(module_id)
+
+    def remove_module(self, module_id: str) -> None:
+        self.module[module_id]  # a clear KeyError for an unknown id
+        del self.learners[module_id]
+        self.policies_to_train.discard(module_id)
+
+    # -- training ---------------------------------------------------------------------------
+    def update(self, batches: dict[str, Any], timestep: int) -> dict[str, dict[str, float]]:
+        """Update every trainable module that has data; {module_id: metrics}."""
+        return {
+            mid: self.learners[mid].update(batch, timestep)
+            for mid, batch in batches.items()
+            if mid in self.policies_to_train and mid in self.learners
+        }
+
+    # -- weights ----------------------------------------------------------------------------
+    def get_weights(self, module_ids: Any = None) -> dict[str, dict[str, np.ndarray]]:
+        ids = self.learners if module_ids is None else module_ids
+        return {mid: self.learners[mid].get_weights() for mid in ids}
+
+    def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        for mid, w in weights.items():
+            self.learners[mid].set_weights(w)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        for mid, learner in self.learners.items():
+            learner.save(
+                directory / "learner", mid, state_dir=directory / "learner" / "state" / mid
+            )
+
+    def load(self, directory: Path, module_ids: Any = None) -> None:
+        """Restore all modules, or only `module_ids` (the others keep their weights)."""
+        for mid in self.learners if module_ids is None else module_ids:
+            if mid not in self.learners:
+                raise CheckpointError(f"This algorithm has no module `{mid}` to restore.")
+            state_dir = directory / "learner" / "state" / mid
+            if not (directory / "learner" / "rl_module" / mid).exists():
+                raise CheckpointError(
+                    f"The checkpoint has no module `{mid}` (looked in "
+                    f"`{directory / 'learner' / 'rl_module' / mid}`)."
+                )
+            learner = self.learners[mid]
+            learner.set_state(
+                *read_learner_files(directory / "learner", mid, learner.module, state_dir)
+            )
+
+    def stop(self) -> None:
+        """Local learners hold no resources beyond memory."""

@@ -1,0 +1,417 @@
+"""MultiAgentEnvRunner: steps N multi-agent envs, one batched forward pass per module per step.
+
+Each agent's experience is its own single-agent trajectory: a step of agent a starts when
+a acts on an observation and ends when a next observes (or its episode ends); its reward
+is everything a received in between (turn-based games pay a player while the other moves).
+A step is emitted in the `sample()` call in which it ends, so a step begun at the end of one
+fragment joins the next.
+
+Per module the batch has the single-agent fragment layout with one column, [M, 1]: the
+steps of every (env, agent, episode) are laid end to end, and wherever the next row belongs
+to another trajectory the row is marked truncated with the agent's next observation in
+`trunc_obs` (unless the episode terminated there). GAE and n-step returns then stop and
+bootstrap exactly where the trajectory was cut, so the single-agent learners train on it
+unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from scalerl.core.rl_module import Columns
+from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from scalerl.env.env_runner import check_obs, to_env_actions
+from scalerl.env.registry import EnvContext, env_name
+from scalerl.utils import nested
+from scalerl.utils.errors import ConfigError, EnvError
+
+ALL = "__all__"
+
+
+class EpisodeInfo:
+    """What `policy_mapping_fn(agent_id, episode, **kwargs)` gets as `episode`."""
+
+    def __init__(self, id_: int, env_index: int, worker_index: int):
+        self.id_ = id_
+        self.env_index = env_index
+        self.worker_index = worker_index
+
+
+class _Trajectory:
+    """The steps one agent ended in this fragment, in one episode (one module)."""
+
+    __slots__ = (
+        "module",
+        "obs",
+        "actions",
+        "dist_inputs",
+        "rewards",
+        "last_next_obs",
+        "terminated",
+    )
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        self.obs: list = []
+        self.actions: list = []
+        self.dist_inputs: list = []
+        self.rewards: list[float] = []
+        self.last_next_obs: Any = None
+        self.terminated = False
+
+
+class MultiAgentEnvRunner:
+    """The multi-agent counterpart of `SingleAgentEnvRunner` (same methods, dict batches)."""
+
+    def __init__(
+        self,
+        config: Any,
+        env_creator: Any,
+        module_spec: MultiRLModuleSpec,
+        worker_index: int = 0,
+        num_workers: int = 0,
+    ):
+        if worker_index > 0:
+            torch.set_num_threads(1)
+        self.config = config
+        self.worker_index = worker_index
+        self.env_id = env_name(config.env)
+        n = config.num_envs_per_env_runner
+        self.envs = [
+            env_creator(EnvContext(config.env_config, worker_index, i, num_workers))
+            for i in range(n)
+        ]
+        self.module = module_spec.build().eval()
+        self.specs = dict(module_spec.rl_module_specs)
+        self.mapping_fn = config.get_policy_mapping_fn()
+        self.obs_filter = None  # observation filters are single-agent only (ConfigError)
+        self._numpy_fns: dict[str, Any] = {}
+        self._refresh_numpy_fns()
+        seed = config.seed
+        self._env_seeds = (
+            [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
+        )
+        self.rng = np.random.default_rng(None if seed is None else [seed, worker_index])
+        self._episodes = 0
+        self.obs: list[dict] | None = None  # per env: agent id -> observation to act on
+        self._checked: set = set()  # agents whose first observation was checked
+
+    # -- weights ------------------------------------------------------------------
+    def set_weights(self, weights: dict[str, Any], obs_filter_state: dict | None = None) -> None:
+        """Load {module_id: weights} (modules not named keep theirs)."""
+        for mid, w in weights.items():
+            if mid in self.module:
+                self.module[mid].set_state(w)
+        self._refresh_numpy_fns()
+
+    def _refresh_numpy_fns(self) -> None:
+        self._numpy_fns = {
+            mid: m.get_numpy_exploration_fn()
+            for mid, m in self.module.items()
+            if not m.is_stateful()
+        }
+
+    def pop_obs_filter_delta(self) -> None:
+        return None
+
+    # -- episodes -----------------------------------------------------------------
+    def _new_episode(self, i: int, obs: dict) -> None:
+        self._episodes += 1
+        self.episode_info[i] = EpisodeInfo(self._episodes, i, self.worker_index)
+        self.agent_module[i] = {}
+        self.ep_return[i] = 0.0
+        self.ep_len[i] = 0
+        self.ep_agent_returns[i] = defaultdict(float)
+        self.pending[i] = {}
+        self.obs[i] = self._checked_obs(i, obs, "reset()")
+
+    def _reset_all(self) -> None:
+        n = len(self.envs)
+        self.obs = [{} for _ in range(n)]
+        self.episode_info: list[EpisodeInfo | None] = [None] * n
+        self.agent_module: list[dict] = [{} for _ in range(n)]
+        self.ep_return = np.zeros(n)
+        self.ep_len = np.zeros(n, dtype=np.int64)
+        self.ep_agent_returns: list[dict] = [defaultdict(float) for _ in range(n)]
+        # per env: agent id -> [obs, action, dist_inputs, reward so far] of its open step
+        self.pending: list[dict] = [{} for _ in range(n)]
+        for i, (env, s) in enumerate(zip(self.envs, self._env_seeds)):
+            self._new_episode(i, env.reset(seed=s)[0])
+
+    def module_for(self, i: int, agent_id: Any) -> str:
+        """The module agent `agent_id` of env i uses this episode (mapped once per episode)."""
+        mid = self.agent_module[i].get(agent_id)
+        if mid is None:
+            mid = self.mapping_fn(agent_id, self.episode_info[i], worker=self)
+            if mid not in self.module:
+                raise ConfigError(
+                    f"`policy_mapping_fn` mapped agent {agent_id!r} to `{mid}`, which is not a "
+                    f"policy. Policies: {sorted(self.module.keys())}; add it to "
+                    "`config.multi_agent(policies=...)` or fix the mapping."
+                )
+            self.agent_module[i][agent_id] = mid
+        return mid
+
+    def _checked_obs(self, i: int, obs: dict, where: str) -> dict:
+        if not isinstance(obs, dict):
+            raise EnvError(
+                f"Multi-agent env `{self.env_id}` returned {type(obs).__name__} from {where}; "
+                "a MultiAgentEnv returns a dict {agent_id: observation}."
+            )
+        out = {}
+        for aid, o in obs.items():
+            if aid not in self._checked:
+                space = self.specs[self.module_for(i, aid)].observation_space
+                try:
+                    check_obs(o, space, "observation")
+                except EnvError as e:
+                    raise EnvError(
+                        f"Env `{self.env_id}`: agent {aid!r}'s observation from {where} does "
+                        f"not fit its module's observation space {space} ({e}). Fix the env's "
+                        "`observation_spaces`, or give the module its own space."
+                    ) from None
+                self._checked.add(aid)
+            out[aid] = o
+        return out
+
+    # -- acting -------------------------------------------------------------------
+    def _act(self, explore: bool) -> list[dict]:
+        """Actions for every agent that observed: one forward pass per module.
+
+        Returns per env {agent id: (module action, dist inputs or None)}."""
+        groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        for i, obs in enumerate(self.obs):
+            for aid in obs:
+                groups[self.module_for(i, aid)].append((i, aid))
+        out: list[dict] = [{} for _ in self.envs]
+        for mid, members in groups.items():
+            module = self.module[mid]
+            obs = nested.stack([self.obs[i][aid] for i, aid in members])
+            actions, dist_inputs = self._forward(mid, module, obs, explore)
+            for k, (i, aid) in enumerate(members):
+                out[i][aid] = (
+                    nested.index(actions, k),
+                    None if dist_inputs is None else dist_inputs[k],
+                )
+        return out
+
+    def _forward(self, mid: str, module: Any, obs: Any, explore: bool) -> tuple[Any, Any]:
+        numpy_fn = self._numpy_fns.get(mid) if explore else None
+        actions = None
+        if numpy_fn is not None:
+            dist_inputs = numpy_fn(obs).astype(np.float32, copy=False)
+        else:
+            with torch.inference_mode():
+                batch = {Columns.OBS: nested.map_structure(torch.from_numpy, obs)}
+                fwd = (
+                    module.forward_exploration(batch)
+                    if explore
+                    else module.forward_inference(batch)
+                )
+                dist_inputs = fwd.get(Columns.ACTION_DIST_INPUTS)
+                actions = fwd.get(Columns.ACTIONS)
+                if actions is None and not explore:
+                    dist = module.get_inference_action_dist_cls()(dist_inputs)
+                    actions = dist.deterministic_sample()
+            if dist_inputs is not None:
+                dist_inputs = dist_inputs.numpy()
+            if actions is not None:
+                actions = nested.map_structure(lambda a: a.numpy(), actions)
+        if actions is None:
+            dist_cls = module.get_exploration_action_dist_cls()
+            actions = dist_cls.sample_numpy(dist_inputs, self.rng)
+        return actions, dist_inputs
+
+    # -- stepping -----------------------------------------------------------------
+    def _step(self, explore: bool, record: dict | None, finished: list) -> None:
+        """One step of every env. Ends steps of agents that observe again or are done
+        (into `record`: (env, agent, episode) -> _Trajectory), opens the new ones."""
+        cfg = self.config
+        acts = self._act(explore)
+        for i, env in enumerate(self.envs):
+            action_dict = {}
+            for aid, (action, dist_inputs) in acts[i].items():
+                mid = self.agent_module[i][aid]
+                space = self.specs[mid].action_space
+                action_dict[aid] = to_env_actions(
+                    action, space, cfg.normalize_actions, cfg.clip_actions
+                )
+                self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
+            obs, rewards, terms, truncs, _ = env.step(action_dict)
+            self.ep_len[i] += 1
+            for aid, r in rewards.items():
+                r = float(r)
+                self.ep_return[i] += r
+                self.ep_agent_returns[i][aid] += r
+                if aid in self.pending[i]:
+                    self.pending[i][aid][3] += r
+            all_term, all_trunc = bool(terms.get(ALL, False)), bool(truncs.get(ALL, False))
+            if all_term or all_trunc:
+                for aid in list(self.pending[i]):
+                    term = all_term or bool(terms.get(aid, False))
+                    self._end_step(i, aid, obs.get(aid), term, record)
+                finished.append(self._episode_summary(i))
+                self._new_episode(i, env.reset()[0])
+                continue
+            for aid in list(self.pending[i]):
+                if terms.get(aid, False) or truncs.get(aid, False):
+                    self._end_step(i, aid, obs.get(aid), bool(terms.get(aid, False)), record)
+                elif aid in obs:
+                    self._end_step(i, aid, obs[aid], False, record)
+            self.obs[i] = self._checked_obs(
+                i, {a: o for a, o in obs.items() if not (terms.get(a) or truncs.get(a))}, "step()"
+            )
+
+    def _end_step(self, i: int, aid: Any, next_obs: Any, terminated: bool, record: dict | None):
+        obs, action, dist_inputs, reward = self.pending[i].pop(aid)
+        if record is None:
+            return
+        key = (i, aid, self.episode_info[i].id_)
+        traj = record.get(key)
+        if traj is None:
+            traj = record[key] = _Trajectory(self.agent_module[i][aid])
+        traj.obs.append(obs)
+        traj.actions.append(action)
+        traj.dist_inputs.append(dist_inputs)
+        traj.rewards.append(reward)
+        # An agent cut off without a final observation bootstraps from its last one.
+        traj.last_next_obs = obs if next_obs is None else next_obs
+        traj.terminated = terminated
+
+    def _episode_summary(self, i: int) -> dict:
+        modules: dict[str, float] = defaultdict(float)
+        for aid, ret in self.ep_agent_returns[i].items():
+            mid = self.agent_module[i].get(aid)
+            if mid is not None:
+                modules[mid] += ret
+        return {
+            "return": float(self.ep_return[i]),
+            "length": int(self.ep_len[i]),
+            "agents": dict(self.ep_agent_returns[i]),
+            "modules": dict(modules),
+        }
+
+    # -- sampling -----------------------------------------------------------------
+    def sample(self, num_timesteps: int | None = None) -> tuple[dict[str, dict], dict]:
+        """Step each env `num_timesteps` times (default: the rollout fragment length).
+
+        Returns ({module_id: [M, 1] fragment}, metrics)."""
+        T = num_timesteps or self.config.get_rollout_fragment_length()
+        if self.obs is None:
+            self._reset_all()
+        record: dict = {}
+        finished: list[dict] = []
+        for _ in range(T):
+            self._step(self.config.explore, record, finished)
+        # Steps still open are cut here: they end (and are emitted) in a later fragment.
+        by_module: dict[str, list[_Trajectory]] = defaultdict(list)
+        for traj in record.values():
+            by_module[traj.module].append(traj)
+        batch = {mid: self._fragment(mid, trajs) for mid, trajs in by_module.items()}
+        metrics = self._metrics(finished, T * len(self.envs))
+        metrics["num_agent_steps"] = {mid: len(b[Columns.REWARDS]) for mid, b in batch.items()}
+        return batch, metrics
+
+    def _fragment(self, mid: str, trajs: list[_Trajectory]) -> dict[str, Any]:
+        """Lay the trajectories end to end as one [M, 1] column (see the module doc)."""
+        obs, actions, dist_inputs, rewards, terms, truncs = [], [], [], [], [], []
+        trunc_index, trunc_obs = [], []
+        for traj in trajs:
+            obs += traj.obs
+            actions += traj.actions
+            dist_inputs += traj.dist_inputs
+            rewards += traj.rewards
+            k = len(traj.rewards)
+            terms += [False] * (k - 1) + [traj.terminated]
+            truncs += [False] * (k - 1) + [not traj.terminated]
+            if not traj.terminated:
+                trunc_index.append((len(rewards) - 1, 0))
+                trunc_obs.append(traj.last_next_obs)
+        if any(d is None for d in dist_inputs):
+            raise KeyError(
+                f"Module `{mid}`'s forward_exploration returned no "
+                f"`{Columns.ACTION_DIST_INPUTS}`: training needs them."
+            )
+
+        def column(rows: list) -> Any:
+            return nested.map_structure(lambda x: x[:, None], nested.stack(rows))
+
+        last_obs = trajs[-1].last_next_obs
+        return {
+            Columns.OBS: column(obs),
+            Columns.ACTIONS: column(actions),
+            Columns.REWARDS: np.asarray(rewards, dtype=np.float32)[:, None],
+            Columns.TERMINATEDS: np.asarray(terms)[:, None],
+            Columns.TRUNCATEDS: np.asarray(truncs)[:, None],
+            Columns.ACTION_DIST_INPUTS: np.stack(dist_inputs).astype(np.float32)[:, None],
+            # Every trajectory ends in a termination or a cut with its next obs in
+            # `trunc_obs`, so the bootstrap obs is never used; it keeps the layout.
+            "bootstrap_obs": nested.stack([last_obs]),
+            "trunc_index": np.array(trunc_index, dtype=np.int64).reshape(-1, 2),
+            "trunc_obs": nested.stack(trunc_obs)
+            if trunc_obs
+            else nested.map_structure(
+                lambda o: np.empty((0, *np.shape(o)), np.asarray(o).dtype), last_obs
+            ),
+        }
+
+    def sample_episodes(
+        self,
+        num_episodes: int | None = None,
+        num_timesteps: int | None = None,
+        explore: bool = False,
+    ) -> dict:
+        """Run whole episodes (evaluation): metrics only, no batch."""
+        self._reset_all()
+        finished: list[dict] = []
+        steps = 0
+        while True:
+            if num_episodes is not None and len(finished) >= num_episodes:
+                break
+            if num_timesteps is not None and steps >= num_timesteps:
+                break
+            if num_episodes is None and num_timesteps is None:
+                break
+            self._step(explore, None, finished)
+            steps += len(self.envs)
+        if num_episodes is not None:
+            finished = finished[:num_episodes]
+        self.obs = None  # training continues from fresh episodes
+        return self._metrics(finished, steps)
+
+    @staticmethod
+    def _metrics(finished: list[dict], steps: int) -> dict:
+        agents: dict[Any, list[float]] = defaultdict(list)
+        modules: dict[str, list[float]] = defaultdict(list)
+        for ep in finished:
+            for aid, r in ep["agents"].items():
+                agents[aid].append(r)
+            for mid, r in ep["modules"].items():
+                modules[mid].append(r)
+        return {
+            "episode_returns": [ep["return"] for ep in finished],
+            "episode_lens": [ep["length"] for ep in finished],
+            "agent_episode_returns": dict(agents),
+            "module_episode_returns": dict(modules),
+            "num_env_steps": steps,
+        }
+
+    def stop(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+
+def agent_spaces(env: Any, agent_id: Any) -> tuple[gym.Space, gym.Space]:
+    """An agent's (observation, action) spaces from a MultiAgentEnv."""
+    if hasattr(env, "get_observation_space"):
+        return env.get_observation_space(agent_id), env.get_action_space(agent_id)
+    obs, act = getattr(env, "observation_spaces", None), getattr(env, "action_spaces", None)
+    if isinstance(obs, dict) and isinstance(act, dict):
+        return obs[agent_id], act[agent_id]
+    return env.observation_space, env.action_space
