@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import (
     MULTI_AGENT_SETTINGS,
     decode_multi_agent,
@@ -22,9 +23,7 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
     resolve_env_to_module_connector,
     validate_observation_filter,
 )
-from scalerl.core.models.encoders import ACTIVATIONS
 from scalerl.core.rl_module import (
-    DefaultModelConfig,
     RLModule,
     RLModuleSpec,
     import_class,
@@ -87,19 +86,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 ATTRIBUTE = {"framework": "framework_str"}
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
-
-MODEL_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
-MEMORY_SIZE_KEYS = (
-    "lstm_cell_size",
-    "max_seq_len",
-    "attention_num_transformer_units",
-    "attention_dim",
-    "attention_num_heads",
-    "attention_head_dim",
-    "attention_position_wise_mlp_dim",
-    "attention_memory_inference",
-    "attention_memory_training",
-)
 
 
 def import_env(name: str) -> Any:
@@ -383,49 +369,8 @@ class AlgorithmConfig:
                 raise ConfigError("`evaluation_config` must be a dict of overrides.")
             self.copy().update_from_dict(self.evaluation_config)
         if self.rl_module_spec is None:
-            self._validate_model_config()
+            validate_model_config(self.model_config)
         validate_multi_agent(self)
-
-    def _validate_model_config(self) -> None:
-        mc = self.model_config
-        if not isinstance(mc, dict):
-            raise ConfigError(f"`model_config` must be a dict, got {mc!r}.")
-        unknown = [k for k in mc if k not in MODEL_CONFIG_KEYS]
-        if unknown:
-            raise unknown_keys_error(
-                "`config.rl_module(model_config=...)`", unknown, MODEL_CONFIG_KEYS
-            )
-        hiddens = mc.get("fcnet_hiddens", [64])
-        if not (
-            isinstance(hiddens, list | tuple) and all(isinstance(h, int) and h > 0 for h in hiddens)
-        ):
-            raise ConfigError(f"`fcnet_hiddens` must be a list of positive ints, got {hiddens!r}.")
-        for key, default in (("fcnet_activation", "tanh"), ("conv_activation", "relu")):
-            act = mc.get(key, default)
-            if act not in ACTIVATIONS:
-                raise ConfigError(
-                    f"`{key}` {act!r} is unknown.{did_you_mean(str(act), ACTIVATIONS)}"
-                    f" Valid: {', '.join(ACTIVATIONS)}."
-                )
-        filters = mc.get("conv_filters")
-        if filters is not None and not (
-            isinstance(filters, list | tuple)
-            and all(isinstance(f, list | tuple) and len(f) == 3 for f in filters)
-        ):
-            raise ConfigError(
-                "`conv_filters` must be a list of [out_channels, kernel, stride] entries, e.g. "
-                f"[[16, 4, 2], [32, 4, 2]]; got {filters!r}."
-            )
-        if mc.get("use_lstm") and mc.get("use_attention"):
-            raise ConfigError(
-                "`use_lstm` and `use_attention` are both set: pick one memory for the module."
-            )
-        for key in MEMORY_SIZE_KEYS:
-            value = mc.get(key, 1)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(
-                    f"`model_config[{key!r}]` must be an integer >= 1, got {value!r}."
-                )
 
     def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
         value = getattr(self, name)
