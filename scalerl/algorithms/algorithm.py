@@ -20,7 +20,7 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
-from scalerl.algorithms.multi_agent_config import multi_rl_module_spec
+from scalerl.algorithms.multi_agent import MultiAgentMixin
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -30,17 +30,16 @@ from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
 from scalerl.core.multi_learner_group import MultiLearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
-from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
-from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces
+from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
 
 
-class Algorithm(AlgorithmCheckpoints):
+class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
     """Base class: subclasses set `config_class`, `learner_class` and `training_step()`."""
 
     config_class: type[AlgorithmConfig] = AlgorithmConfig
@@ -95,19 +94,6 @@ class Algorithm(AlgorithmCheckpoints):
         self._resolve_env_to_module_connector(env, spaces)
         env.close()
         return spaces
-
-    def _multi_agent_spec(self) -> MultiRLModuleSpec:
-        """One module spec per policy, with the spaces of the env's agents mapped to it."""
-        cfg = self.config
-        env = self._make_env()
-        agents = list(getattr(env, "possible_agents", None) or [])
-        if not agents:
-            agents = list(env.reset(seed=cfg.seed)[0])
-        spaces = {aid: agent_spaces(env, aid) for aid in agents}
-        env.close()
-        fn = cfg.get_policy_mapping_fn()
-        self.agent_to_module = {aid: fn(aid, None) for aid in agents}
-        return multi_rl_module_spec(cfg, spaces)
 
     def _make_env(self) -> Any:
         cfg = self.config
@@ -168,14 +154,6 @@ class Algorithm(AlgorithmCheckpoints):
             done=False,
         )
         return result
-
-    def _multi_agent_means(self, agents: KeyedReturns, modules: KeyedReturns) -> dict:
-        if not self.config.is_multi_agent:
-            return {}
-        return {
-            "agent_episode_returns_mean": agents.means(),
-            "module_episode_returns_mean": modules.means(),
-        }
 
     def record_sampling(self, metrics: list[dict]) -> None:
         """Fold EnvRunner metrics into the smoothed episode stats and the counters."""

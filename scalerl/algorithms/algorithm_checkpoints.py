@@ -92,8 +92,12 @@ class AlgorithmCheckpoints:
             )
         return str(target)
 
-    def restore_from_path(self, path: Any) -> None:
-        """Load weights, optimizer state and counters from a checkpoint of this algorithm."""
+    def restore_from_path(self, path: Any, module_ids: list[str] | None = None) -> None:
+        """Load weights, optimizer state and counters from a checkpoint of this algorithm.
+
+        `module_ids` (multi-agent): restore only those modules' weights and optimizer
+        state, e.g. a trained opponent into a new league; counters stay as they are.
+        """
         path = ckpt.as_path(path)
         state = read_algorithm_state(path)
         if state["algo_class"] != type(self).__name__:
@@ -101,6 +105,12 @@ class AlgorithmCheckpoints:
                 f"`{path}` is a {state['algo_class']} checkpoint; it cannot be "
                 f"restored into {type(self).__name__}."
             )
+        if module_ids is not None:
+            if not self.config.is_multi_agent:
+                raise CheckpointError("`module_ids` applies to multi-agent algorithms only.")
+            self.learner_group.load(path / "learner_group", module_ids)
+            self.env_runner_group.sync_weights(self.learner_group.get_weights())
+            return
         if self.config.is_multi_agent:
             self.learner_group.load(path / "learner_group")
         else:

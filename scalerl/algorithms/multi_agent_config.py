@@ -111,10 +111,13 @@ def config_for_module(config: Any, module_id: str) -> Any:
     return config.copy().update_from_dict(dict(overrides))
 
 
-def multi_rl_module_spec(config: Any, agent_spaces: dict[Any, tuple]) -> MultiRLModuleSpec:
-    """One spec per policy. A policy's spaces are those of the first agent mapped to it
-    (or its RLModuleSpec's); each uses the algorithm's default module unless its spec names
-    a class."""
+def multi_rl_module_spec(
+    config: Any, agent_spaces: dict[Any, tuple], module_ids: Any = None
+) -> MultiRLModuleSpec:
+    """One spec per policy (or per id in `module_ids`). A policy's spaces are those of the
+    first agent mapped to it (or its RLModuleSpec's); each uses the algorithm's default
+    module unless its spec names a class. Checks that the mapping sends every agent to a
+    policy and agents of one policy have equal spaces."""
     policies = normalize_policies(config.policies)
     fn = mapping_fn(config)
     spaces: dict[str, tuple] = {}
@@ -132,7 +135,8 @@ def multi_rl_module_spec(config: Any, agent_spaces: dict[Any, tuple]) -> MultiRL
             )
         spaces.setdefault(mid, agent_space)
     specs = {}
-    for mid, given in policies.items():
+    for mid in policies if module_ids is None else module_ids:
+        given = policies[mid]
         module_config = config_for_module(config, mid)
         obs_space, act_space = spaces.get(mid, (None, None))
         if given is not None:

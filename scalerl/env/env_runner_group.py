@@ -132,6 +132,12 @@ class EnvRunnerGroup:
             ]
         )
 
+    def call(self, method: str, *args: Any) -> list:
+        """Call `method(*args)` on every runner (and wait); returns their results."""
+        if self.local_runner is not None:
+            return [getattr(self.local_runner, method)(*args)]
+        return self._get([getattr(r, method).remote(*args) for r in self.remote_runners])
+
     def _get(self, refs: list) -> list:
         import ray
 

@@ -116,6 +116,20 @@ class MultiAgentEnvRunner:
             if not m.is_stateful()
         }
 
+    def update_modules(self, add: tuple | None, remove: str | None, mapping_fn: Any) -> None:
+        """Add (module_id, spec) and/or remove a module, and take a new mapping; episodes
+        in progress are dropped (their agents may map elsewhere now)."""
+        if add is not None:
+            mid, spec = add
+            self.module.add_module(mid, spec.build().eval())
+            self.specs[mid] = spec
+        if remove is not None:
+            self.module.remove_module(remove)
+            del self.specs[remove]
+        self.mapping_fn = mapping_fn
+        self._refresh_numpy_fns()
+        self.obs = None
+
     def pop_obs_filter_delta(self) -> None:
         return None
 

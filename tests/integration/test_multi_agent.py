@@ -1,0 +1,230 @@
+"""Multi-agent training end to end (issue 5): shared and frozen policies, different spaces,
+turn-based play, agents that finish early or join late, checkpoints, league play
+(`add_module` / `remove_module`), Ray runners, and the errors a user can make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import torch
+from multi_agent_test_envs import BadObsEnv, IndependentCartPoles, MixedSpaces, PayTheOther
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.ppo import PPOConfig
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvError
+
+SMALL = dict(train_batch_size=200, minibatch_size=50, num_epochs=2)
+
+
+def config(env, policies, mapping, **multi) -> PPOConfig:
+    return (
+        PPOConfig()
+        .environment(env)
+        .multi_agent(policies=policies, policy_mapping_fn=mapping, **multi)
+        .training(**SMALL)
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .debugging(seed=0)
+    )
+
+
+def by_agent_id(agent_id, episode, **kwargs):
+    return f"p{agent_id}"
+
+
+def weights_of(module: RLModule) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict, module: RLModule) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def test_two_policies_train_and_report_per_agent_and_per_module_returns():
+    algo = config(IndependentCartPoles, {"p0", "p1"}, by_agent_id).build_algo()
+    result = algo.train()
+    runners = result["env_runners"]
+    assert sorted(result["learners"]) == ["p0", "p1"]
+    assert set(runners["agent_episode_returns_mean"]) == {0, 1}
+    assert set(runners["module_episode_returns_mean"]) == {"p0", "p1"}
+    # The episode return is the sum over agents (as RLlib).
+    assert runners["episode_return_mean"] == pytest.approx(
+        sum(runners["agent_episode_returns_mean"].values())
+    )
+    # Every agent step was trained once per epoch: CartPole pays 1 per agent step.
+    batch, metrics = algo.env_runner_group.local_runner.sample(50)
+    assert sum(len(b["rewards"]) for b in batch.values()) == sum(
+        metrics["num_agent_steps"].values()
+    )
+    assert algo.compute_single_action(np.zeros(4, np.float32), policy_id="p1") in (0, 1)
+    with pytest.raises(ValueError, match="No module `p2`"):
+        algo.get_module("p2")
+    algo.stop()
+
+
+def test_shared_policy_trains_on_every_agents_steps():
+    algo = config(IndependentCartPoles, {"shared"}, lambda aid, ep, **kw: "shared").build_algo()
+    result = algo.train()
+    stats = result["learners"]["shared"]
+    # 200 env steps x 2 agents, minus the steps of agents already done, x 2 epochs.
+    assert 200 * 2 < stats["num_module_steps_trained"] <= 2 * 200 * 2
+    assert algo.get_module("shared") is algo.get_module()
+    algo.stop()
+
+
+def test_frozen_policy_keeps_its_weights():
+    algo = config(
+        IndependentCartPoles, {"p0", "p1"}, by_agent_id, policies_to_train=["p0"]
+    ).build_algo()
+    before = {mid: weights_of(algo.get_module(mid)) for mid in ("p0", "p1")}
+    result = algo.train()
+    assert list(result["learners"]) == ["p0"]
+    assert changed(before["p0"], algo.get_module("p0"))
+    assert not changed(before["p1"], algo.get_module("p1"))
+    algo.stop()
+
+
+def test_agents_with_different_spaces_joining_late_and_finishing_early():
+    mapping = lambda aid, ep, **kw: aid  # noqa: E731 (a lambda, stored as its table)
+    algo = config(MixedSpaces, {"walker", "pusher"}, mapping).build_algo()
+    assert algo.get_module("pusher").action_space.shape == (2,)
+    runner = algo.env_runner_group.local_runner
+    batch, metrics = runner.sample(16)  # two whole episodes of 8 steps
+    walker, pusher = batch["walker"], batch["pusher"]
+    assert walker["rewards"].shape == (16, 1) and pusher["rewards"].shape == (6, 1)
+    # The pusher acts at steps 3, 4, 5 of each episode; its last step terminates it.
+    np.testing.assert_array_equal(pusher["terminateds"][:, 0], [0, 0, 1, 0, 0, 1])
+    assert (pusher["rewards"] <= 0).all()
+    # The walker is truncated at step 8: bootstrapped from its final observation.
+    np.testing.assert_array_equal(np.flatnonzero(walker["truncateds"][:, 0]), [7, 15])
+    np.testing.assert_allclose(walker["trunc_obs"][:, 0], [0.8, 0.8])
+    assert metrics["agent_episode_returns"]["walker"] == [8.0, 8.0]
+    algo.train()
+    algo.stop()
+
+
+def test_turn_based_rewards_accumulate_between_turns():
+    mapping = lambda aid, ep, **kw: aid  # noqa: E731
+    algo = config(PayTheOther, {"p1", "p2"}, mapping).build_algo()
+    batch, metrics = algo.env_runner_group.local_runner.sample(12)  # two 6-move games
+    for mid in ("p1", "p2"):
+        b = batch[mid]
+        assert b["rewards"].shape == (6, 1)  # 3 moves per player per game
+        # Each step: the mover's own 0.5 * action, plus 1 for the other's reply (p2's last
+        # move ends the game: no reply).
+        replied = [1, 1, 1, 1, 1, 1] if mid == "p1" else [1, 1, 0, 1, 1, 0]
+        np.testing.assert_allclose(b["rewards"][:, 0], replied + 0.5 * b["actions"][:, 0])
+        np.testing.assert_array_equal(np.flatnonzero(b["terminateds"][:, 0]), [2, 5])
+        # Observations are the move counter at the player's turns.
+        assert b["obs"][:3, 0].tolist() == ([0, 2, 4] if mid == "p1" else [1, 3, 5])
+    assert metrics["episode_lens"] == [6, 6]
+    algo.train()
+    algo.stop()
+
+
+def test_checkpoint_round_trip_and_single_module_restore(tmp_path):
+    mapping = lambda aid, ep, **kw: f"p{aid}"  # noqa: E731
+    algo = config(IndependentCartPoles, {"p0", "p1"}, mapping).build_algo()
+    algo.train()
+    path = algo.save(tmp_path / "ckpt").checkpoint.path
+    restored = Algorithm.from_checkpoint(path)
+    obs = np.array([0.02, 0.1, -0.03, 0.2], np.float32)
+    for mid in ("p0", "p1"):
+        assert not changed(weights_of(algo.get_module(mid)), restored.get_module(mid))
+        assert restored.compute_single_action(obs, policy_id=mid) == algo.compute_single_action(
+            obs, policy_id=mid
+        )
+    # The lambda came back as the table of agents it mapped.
+    assert restored.config.policy_mapping_fn(1, None) == "p1"
+    assert restored.train()["env_runners"]["num_episodes"] > 0
+    # One module alone: into a fresh algorithm, the other keeps its own weights.
+    fresh = config(IndependentCartPoles, {"p0", "p1"}, mapping).debugging(seed=7).build_algo()
+    p1_before = weights_of(fresh.get_module("p1"))
+    fresh.restore_from_path(path, module_ids=["p0"])
+    assert not changed(weights_of(algo.get_module("p0")), fresh.get_module("p0"))
+    assert not changed(p1_before, fresh.get_module("p1"))
+    with pytest.raises(CheckpointError, match="no module `p9`"):
+        fresh.restore_from_path(path, module_ids=["p9"])
+    # ... or as a standalone RLModule.
+    module = RLModule.from_checkpoint(path, module_id="p1")
+    assert not changed(weights_of(algo.get_module("p1")), module)
+    for a in (algo, restored, fresh):
+        a.stop()
+
+
+def test_add_and_remove_module_on_a_running_algorithm():
+    algo = config(IndependentCartPoles, {"p0", "p1"}, by_agent_id).build_algo()
+    algo.train()
+    frozen = weights_of(algo.get_module("p1"))
+    # League play: a new module takes agent 1's place; p1 stays frozen as an opponent.
+    algo.add_module(
+        "p2",
+        new_agent_to_module_mapping_fn=lambda aid, ep, **kw: "p0" if aid == 0 else "p2",
+        new_should_module_be_updated=["p0", "p2"],
+    )
+    result = algo.train()
+    assert sorted(result["learners"]) == ["p0", "p2"]
+    assert set(result["env_runners"]["module_episode_returns_mean"]) >= {"p2"}
+    assert not changed(frozen, algo.get_module("p1"))
+    algo.remove_module("p1")
+    with pytest.raises(ValueError, match="No module `p1`"):
+        algo.get_module("p1")
+    assert "p1" not in algo.env_runner_group.local_runner.module
+    assert algo.evaluate()["env_runners"]["num_episodes"] == 10
+    with pytest.raises(ConfigError, match="not a policy"):
+        algo.remove_module("p2")  # the mapping still sends agent 1 there
+    assert sorted(algo.config.policies) == ["p0", "p2"]  # nothing changed
+    assert algo.train()["learners"].keys() == {"p0", "p2"}
+    algo.stop()
+
+
+def test_multi_agent_errors():
+    with pytest.raises(ConfigError, match=r"mapped agent 1 to `p9`.*Policies: \['p0'"):
+        config(
+            IndependentCartPoles, {"p0"}, lambda aid, ep, **kw: "p0" if aid == 0 else "p9"
+        ).build_algo()
+    with pytest.raises(ConfigError, match="need a `policy_mapping_fn"):
+        config(IndependentCartPoles, {"p0", "p1"}, None).build_algo()
+    with pytest.raises(ConfigError, match="`policies_to_train` names \\['p7'\\]"):
+        config(
+            IndependentCartPoles, {"p0", "p1"}, by_agent_id, policies_to_train=["p7"]
+        ).build_algo()
+    with pytest.raises(ConfigError, match="different spaces"):
+        config(MixedSpaces, {"one"}, lambda aid, ep, **kw: "one").build_algo()
+    with pytest.raises(EnvError, match="agent 'p1'.*does not fit"):
+        config(BadObsEnv, {"p"}, lambda aid, ep, **kw: "p").build_algo().train()
+    with pytest.raises(ConfigError, match="recurrent"):
+        config(IndependentCartPoles, {"p0", "p1"}, by_agent_id).rl_module(
+            model_config={"use_lstm": True}
+        ).build_algo()
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    # The runner actors import the test envs from this directory.
+    here = str(Path(__file__).parent)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        ignore_reinit_error=True,
+        runtime_env={"env_vars": {"PYTHONPATH": here}},
+    )
+    yield
+    ray.shutdown()
+
+
+def test_multi_agent_with_two_ray_runners(ray_local):
+    algo = (
+        config(IndependentCartPoles, {"p0", "p1"}, by_agent_id)
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .evaluation(evaluation_interval=1, evaluation_duration=2)
+        .build_algo()
+    )
+    result = algo.train()
+    assert result["env_runners"]["num_env_steps_sampled"] == 200
+    assert sorted(result["learners"]) == ["p0", "p1"]
+    assert set(result["evaluation"]["env_runners"]["module_episode_returns_mean"]) == {"p0", "p1"}
+    algo.stop()
