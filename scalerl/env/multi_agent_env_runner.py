@@ -197,7 +197,7 @@ class MultiAgentEnvRunner:
     def _act(self, explore: bool) -> list[dict]:
         """Actions for every agent that observed: one forward pass per module.
 
-        Returns per env {agent id: (module action, dist inputs or None)}."""
+        Returns per env {agent id: (module action, env action, dist inputs or None)}."""
         groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         for i, obs in enumerate(self.obs):
             for aid in obs:
@@ -207,9 +207,14 @@ class MultiAgentEnvRunner:
             module = self.module[mid]
             obs = nested.stack([self.obs[i][aid] for i, aid in members])
             actions, dist_inputs = self._forward(mid, module, obs, explore)
+            cfg = self.config
+            env_actions = to_env_actions(
+                actions, self.specs[mid].action_space, cfg.normalize_actions, cfg.clip_actions
+            )
             for k, (i, aid) in enumerate(members):
                 out[i][aid] = (
                     nested.index(actions, k),
+                    nested.index(env_actions, k),
                     None if dist_inputs is None else dist_inputs[k],
                 )
         return out
@@ -245,16 +250,11 @@ class MultiAgentEnvRunner:
     def _step(self, explore: bool, record: dict | None, finished: list) -> None:
         """One step of every env. Ends steps of agents that observe again or are done
         (into `record`: (env, agent, episode) -> _Trajectory), opens the new ones."""
-        cfg = self.config
         acts = self._act(explore)
         for i, env in enumerate(self.envs):
             action_dict = {}
-            for aid, (action, dist_inputs) in acts[i].items():
-                mid = self.agent_module[i][aid]
-                space = self.specs[mid].action_space
-                action_dict[aid] = to_env_actions(
-                    action, space, cfg.normalize_actions, cfg.clip_actions
-                )
+            for aid, (action, env_action, dist_inputs) in acts[i].items():
+                action_dict[aid] = env_action
                 self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
             obs, rewards, terms, truncs, _ = env.step(action_dict)
             self.ep_len[i] += 1
