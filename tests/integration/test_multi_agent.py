@@ -13,6 +13,7 @@ import torch
 from multi_agent_test_envs import BadObsEnv, IndependentCartPoles, MixedSpaces, PayTheOther
 
 from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.dqn import DQNConfig
 from scalerl.algorithms.ppo import PPOConfig
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError
@@ -227,4 +228,36 @@ def test_multi_agent_with_two_ray_runners(ray_local):
     assert result["env_runners"]["num_env_steps_sampled"] == 200
     assert sorted(result["learners"]) == ["p0", "p1"]
     assert set(result["evaluation"]["env_runners"]["module_episode_returns_mean"]) == {"p0", "p1"}
+    algo.stop()
+
+
+def test_dqn_multi_agent_replays_each_policy_apart(tmp_path):
+    algo = (
+        DQNConfig()
+        .environment(IndependentCartPoles)
+        .multi_agent(
+            policies={"p0", "p1"},
+            policy_mapping_fn=by_agent_id,
+            algorithm_config_overrides_per_module={"p1": {"lr": 1e-4}},
+        )
+        .training(
+            num_steps_sampled_before_learning_starts=64,
+            min_sample_timesteps_per_iteration=128,
+            store_buffer_in_checkpoints=True,
+        )
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .debugging(seed=0)
+        .build_algo()
+    )
+    algo.train()
+    result = algo.train()
+    assert sorted(result["learners"]) == ["p0", "p1"]
+    assert result["learners"]["p1"]["curr_lr"] == pytest.approx(1e-4)
+    assert result["learners"]["p0"]["curr_lr"] == pytest.approx(5e-4)
+    sizes = {mid: len(b) for mid, b in algo.replay_buffers.items()}
+    assert sizes["p0"] > 0 and sizes["p1"] > 0
+    assert result["replay_buffer"]["num_transitions"] == sum(sizes.values())
+    restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
+    assert {mid: len(b) for mid, b in restored.replay_buffers.items()} == sizes
+    restored.stop()
     algo.stop()

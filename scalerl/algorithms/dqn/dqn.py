@@ -146,58 +146,118 @@ class DQN(Algorithm):
 
     def __init__(self, config: DQNConfig):
         super().__init__(config)
-        self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
+        # One buffer per module (multi-agent: each policy replays its own agents' steps).
+        self.replay_buffers = {
+            mid: build_replay_buffer(learner.config.replay_buffer_config)
+            for mid, learner in self.learners().items()
+        }
         self.replay_rng = np.random.default_rng(config.seed)
         self._sync_with_epsilon()
 
+    @property
+    def replay_buffer(self) -> ReplayBuffer:
+        """The buffer of the (single-agent) default module."""
+        return self.replay_buffers[DEFAULT_MODULE_ID]
+
+    @replay_buffer.setter
+    def replay_buffer(self, buffer: ReplayBuffer) -> None:
+        self.replay_buffers = {DEFAULT_MODULE_ID: buffer}
+
+    def learners(self) -> dict[str, Any]:
+        """{module_id: learner}: the one learner, or one per policy (multi-agent)."""
+        if self.config.is_multi_agent:
+            return self.learner_group.learners
+        return {DEFAULT_MODULE_ID: self.learner_group.learner}
+
     def save_extra_state(self, directory: Path) -> None:
         if self.config.store_buffer_in_checkpoints:
-            save_buffer_state(directory / REPLAY_DIR, self.replay_buffer.get_state())
+            for mid, buffer in self.replay_buffers.items():
+                save_buffer_state(self._buffer_dir(directory, mid), buffer.get_state())
 
     def restore_extra_state(self, directory: Path) -> None:
-        if self.config.store_buffer_in_checkpoints and (directory / REPLAY_DIR).exists():
-            restore_buffer(self.replay_buffer, directory / REPLAY_DIR)
+        if not self.config.store_buffer_in_checkpoints:
+            return
+        for mid, buffer in self.replay_buffers.items():
+            if self._buffer_dir(directory, mid).exists():
+                restore_buffer(buffer, self._buffer_dir(directory, mid))
+
+    def _buffer_dir(self, directory: Path, module_id: str) -> Path:
+        if self.config.is_multi_agent:
+            return directory / REPLAY_DIR / module_id
+        return directory / REPLAY_DIR
 
     def _sync_with_epsilon(self) -> None:
-        self.learner_group.learner.set_epsilon(self.num_env_steps_sampled_lifetime)
+        for learner in self.learners().values():
+            learner.set_epsilon(self.num_env_steps_sampled_lifetime)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
-        learner = self.learner_group.learner
-        rows: list[dict] = []
+        learners = self.learners()
+        trainable = getattr(self.learner_group, "policies_to_train", learners)
+        rows: dict[str, list[dict]] = {mid: [] for mid in learners if mid in trainable}
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a few steps per env with the current epsilon-greedy policy, store
-            #    them as n-step transitions.
+            #    them as n-step transitions (in each module's own buffer).
             with self._timer("env_runner_sampling_timer"):
                 samples = self.env_runner_group.sample()
             fragments, metrics = zip(*samples)
             self.record_sampling(list(metrics))
-            sampled = 0
-            for fragment in fragments:
-                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
-                self.replay_buffer.add(transitions)
-                sampled += len(transitions["rewards"])
+            sampled = dict.fromkeys(learners, 0)
+            for batch in fragments:
+                for mid, fragment in self._by_module(batch):
+                    transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                    self.replay_buffers[mid].add(transitions)
+                    sampled[mid] += len(transitions["rewards"])
             if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
                 continue
             # 2. Replay: `training_intensity` replayed transitions per sampled one.
-            intensity = cfg.training_intensity or cfg.train_batch_size / sampled
-            num_updates = max(1, round(intensity * sampled / cfg.train_batch_size))
             with self._timer("learner_update_timer"):
-                for _ in range(num_updates):
-                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
-                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
-                    td = out.pop("td_error")
-                    if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
-                        self.replay_buffer.update_priorities(batch["indices"], td)
-                    rows.append(out)
+                for mid in rows:
+                    if sampled[mid]:
+                        rows[mid] += self._replay(
+                            learners[mid], self.replay_buffers[mid], sampled[mid]
+                        )
             # 3. New weights and epsilon to the EnvRunners.
             with self._timer("synch_weights"):
                 self._sync_with_epsilon()
-        learner_metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
-        learner_metrics["curr_epsilon"] = float(learner.module.epsilon)
+        results = {}
+        for mid, module_rows in rows.items():
+            stats = (
+                {k: float(np.mean([r[k] for r in module_rows])) for k in module_rows[0]}
+                if module_rows
+                else {}
+            )
+            stats["curr_epsilon"] = float(learners[mid].module.epsilon)
+            results[mid] = stats
         return {
-            "learners": {DEFAULT_MODULE_ID: learner_metrics},
-            "replay_buffer": {"num_transitions": len(self.replay_buffer)},
+            "learners": results,
+            "replay_buffer": {
+                "num_transitions": sum(len(b) for b in self.replay_buffers.values()),
+                **{
+                    f"{mid}/num_transitions": len(b)
+                    for mid, b in self.replay_buffers.items()
+                    if cfg.is_multi_agent
+                },
+            },
         }
+
+    def _by_module(self, batch: dict) -> list[tuple[str, dict]]:
+        """A runner's batch as (module_id, fragment) pairs."""
+        return list(batch.items()) if self.config.is_multi_agent else [(DEFAULT_MODULE_ID, batch)]
+
+    def _replay(self, learner: Any, buffer: ReplayBuffer, sampled: int) -> list[dict]:
+        """Updates on replayed batches for `sampled` new transitions; new priorities back."""
+        cfg = learner.config
+        B = cfg.train_batch_size
+        intensity = cfg.training_intensity or B / sampled
+        rows = []
+        for _ in range(max(1, round(intensity * sampled / B))):
+            batch = buffer.sample(B, self.replay_rng)
+            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+            td = out.pop("td_error")
+            if isinstance(buffer, PrioritizedReplayBuffer):
+                buffer.update_priorities(batch["indices"], td)
+            rows.append(out)
+        return rows
