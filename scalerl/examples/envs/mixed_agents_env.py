@@ -88,7 +88,7 @@ class MixedAgentsEnv(MultiAgentEnv):
             out.append("scout")
         if t >= self.latecomer_joins:
             out.append("latecomer")
-        if t % 2 == 0 or t == self.episode_len:
+        if t % 2 == 0:
             out.append("blinker")
         return out
 
