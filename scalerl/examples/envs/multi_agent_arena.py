@@ -71,7 +71,8 @@ class MultiAgentArena(MultiAgentEnv):
                 f"MultiAgentArena: render_mode must be None or 'rgb_array', got "
                 f"{self.render_mode!r}."
             )
-        self.agents = self.possible_agents = ["agent1", "agent2"]
+        self.possible_agents = ["agent1", "agent2"]
+        self.agents = list(self.possible_agents)
         n = self.width * self.height
         self.observation_spaces = {a: gym.spaces.MultiDiscrete([n, n]) for a in self.agents}
         self.action_spaces = {a: gym.spaces.Discrete(4) for a in self.agents}

@@ -44,7 +44,8 @@ class TicTacToe(MultiAgentEnv):
     def __init__(self, config: dict | None = None):
         super().__init__()
         config = check_config("TicTacToe", config, {"first_player": "random", "render_mode": None})
-        self.agents = self.possible_agents = ["player1", "player2"]
+        self.possible_agents = ["player1", "player2"]
+        self.agents = list(self.possible_agents)
         if config["first_player"] not in ("random", *self.possible_agents):
             raise EnvError(
                 f"TicTacToe: first_player must be 'random', 'player1' or 'player2', got "
