@@ -12,7 +12,9 @@ True together with their final observation, after which they do not appear again
 episode), join late (first appear in a later observation dict), and have different spaces.
 Rewards may be reported for agents that are not in the observation dict (a turn-based
 opponent's reward, say): they belong to that agent's last action. `terminateds` and
-`truncateds` always hold `"__all__"`; the episode is over when either is True.
+`truncateds` always hold `"__all__"`; the episode is over when either is True (scalerl's
+own envs and wrappers then set exactly one: truncated when every agent that ended in the
+last step was truncated, else terminated). Per-agent flags decide bootstrapping.
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ def make_multi_agent(env_name_or_creator: str | Callable[[EnvContext], gym.Env])
 
     Each agent acts only when its id is in `action_dict` and gets an observation only then.
     An agent whose copy terminates or truncates is done: it leaves `agents` and must not get
-    actions any more. The episode ends when all agents are done. `reset(seed=s)` seeds copy
+    actions any more. The episode ends when all agents are done: `truncateds["__all__"]` if
+    the agents that ended in that step were all truncated, else `terminateds["__all__"]`
+    (RLlib sets both when all are truncated). `reset(seed=s)` seeds copy
     `i` with `s + i` (RLlib gives all copies the same seed, which makes them identical).
     """
 
