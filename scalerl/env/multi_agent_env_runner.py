@@ -26,11 +26,13 @@ import torch
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.env.env_runner import check_obs, to_env_actions
+from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.registry import EnvContext, env_name
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError
 
 ALL = "__all__"
+CHECKED_STEPS = 20  # per env, after the first reset
 
 
 class EpisodeInfo:
@@ -154,8 +156,17 @@ class MultiAgentEnvRunner:
         self.ep_agent_returns: list[dict] = [defaultdict(float) for _ in range(n)]
         # per env: agent id -> [obs, action, dist_inputs, reward so far] of its open step
         self.pending: list[dict] = [{} for _ in range(n)]
+        # The first steps of each env are checked against the MultiAgentEnv API (agent
+        # ids, spaces, '__all__'), with errors that name the agent; later ones are not.
+        checks = 0 if self.config.disable_env_checking else CHECKED_STEPS
+        self._checks_left = [
+            checks if hasattr(e, "get_observation_space") else 0 for e in self.envs
+        ]
         for i, (env, s) in enumerate(zip(self.envs, self._env_seeds)):
-            self._new_episode(i, env.reset(seed=s)[0])
+            obs, infos = env.reset(seed=s)
+            if self._checks_left[i] > 0:
+                check_multi_agent_reset(env, obs, infos)
+            self._new_episode(i, obs)
 
     def module_for(self, i: int, agent_id: Any) -> str:
         """The module agent `agent_id` of env i uses this episode (mapped once per episode)."""
@@ -256,7 +267,10 @@ class MultiAgentEnvRunner:
             for aid, (action, env_action, dist_inputs) in acts[i].items():
                 action_dict[aid] = env_action
                 self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
-            obs, rewards, terms, truncs, _ = env.step(action_dict)
+            obs, rewards, terms, truncs, infos = env.step(action_dict)
+            if self._checks_left[i] > 0:
+                self._checks_left[i] -= 1
+                check_multi_agent_step(env, obs, rewards, terms, truncs, infos)
             self.ep_len[i] += 1
             for aid, r in rewards.items():
                 r = float(r)

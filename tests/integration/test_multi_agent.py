@@ -4,8 +4,6 @@ turn-based play, agents that finish early or join late, checkpoints, league play
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import ray
@@ -16,6 +14,9 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.dqn import DQNConfig
 from scalerl.algorithms.ppo import PPOConfig
 from scalerl.core.rl_module import RLModule
+from scalerl.env.registry import register_env
+from scalerl.env.wrappers import ParallelPettingZooEnv, PettingZooEnv
+from scalerl.examples.envs import MixedAgentsEnv, MultiAgentCartPole, TicTacToe
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError
 
 SMALL = dict(train_batch_size=200, minibatch_size=50, num_epochs=2)
@@ -203,23 +204,64 @@ def test_multi_agent_errors():
         ).build_algo()
 
 
+def test_tic_tac_toe_self_play_with_action_masks():
+    algo = config(TicTacToe, {"shared"}, lambda aid, ep, **kw: "shared").build_algo()
+    batch, metrics = algo.env_runner_group.local_runner.sample(60)
+    b = batch["shared"]
+    # Only legal moves are sampled: the mask of each observation allows the action taken.
+    masks, actions = b["obs"]["action_mask"][:, 0], b["actions"][:, 0]
+    assert (masks[np.arange(len(actions)), actions] == 1).all()
+    assert set(metrics["agent_episode_returns"]) == {"player1", "player2"}
+    # Zero-sum: every finished game pays +1/-1 or 0/0.
+    for r1, r2 in zip(*(metrics["agent_episode_returns"][p] for p in ("player1", "player2"))):
+        assert r1 + r2 == 0
+    algo.train()
+    algo.stop()
+
+
+def test_mixed_agents_env_with_four_policies():
+    algo = config(MixedAgentsEnv, {"walker", "scout", "latecomer", "blinker"}, by_name).build_algo()
+    result = algo.train()
+    assert sorted(result["learners"]) == ["blinker", "latecomer", "scout", "walker"]
+    assert algo.compute_single_action(0, policy_id="scout").shape == (2,)
+    algo.stop()
+
+
+def by_name(agent_id, episode, **kwargs):
+    return agent_id
+
+
+@pytest.mark.parametrize("kind", ["aec", "parallel"])
+def test_pettingzoo_envs_train(kind):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pettingzoo.classic import rps_v2, tictactoe_v3
+
+    if kind == "aec":
+        register_env("pz-tictactoe", lambda cfg: PettingZooEnv(tictactoe_v3.env()))
+        env, agents = "pz-tictactoe", ("player_1", "player_2")
+    else:
+        register_env("pz-rps", lambda cfg: ParallelPettingZooEnv(rps_v2.parallel_env()))
+        env, agents = "pz-rps", ("player_0", "player_1")
+    algo = config(env, {"a", "b"}, lambda aid, ep, **kw: "a" if aid == agents[0] else "b")
+    result = algo.build_algo().train()
+    assert sorted(result["learners"]) == ["a", "b"]
+    assert set(result["env_runners"]["agent_episode_returns_mean"]) == set(agents)
+
+
 @pytest.fixture(scope="module")
 def ray_local():
-    # The runner actors import the test envs from this directory.
-    here = str(Path(__file__).parent)
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        ignore_reinit_error=True,
-        runtime_env={"env_vars": {"PYTHONPATH": here}},
-    )
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
 
 
 def test_multi_agent_with_two_ray_runners(ray_local):
     algo = (
-        config(IndependentCartPoles, {"p0", "p1"}, by_agent_id)
+        # A lambda: Ray pickles it by value (the test module is not importable there).
+        config(MultiAgentCartPole, {"p0", "p1"}, lambda aid, ep, **kw: f"p{aid}")
         .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5)
         .evaluation(evaluation_interval=1, evaluation_duration=2)
         .build_algo()
