@@ -36,7 +36,9 @@ class Adam:
         self.eps = eps
         self.t = 0
         with torch.no_grad():
-            self.flat_param = torch.cat([p.detach().reshape(-1) for p in self.params])
+            # (A module without trainable weights, e.g. a random policy, gets empty buffers.)
+            flat = [p.detach().reshape(-1) for p in self.params] or [torch.zeros(0)]
+            self.flat_param = torch.cat(flat)
         self.flat_grad = torch.zeros_like(self.flat_param)
         offset = 0
         for p in self.params:

@@ -4,5 +4,6 @@ from scalerl.examples.rl_modules.autoregressive import (
     AutoregressiveActionsModule,
     TwoStepCategorical,
 )
+from scalerl.examples.rl_modules.random_rl_module import RandomRLModule
 
-__all__ = ["AutoregressiveActionsModule", "TwoStepCategorical"]
+__all__ = ["AutoregressiveActionsModule", "RandomRLModule", "TwoStepCategorical"]
