@@ -113,10 +113,10 @@ class PPO(Algorithm):
         with self._timer("learner_update_timer"):
             timestep = self.num_env_steps_sampled_lifetime
             if self.config.is_multi_agent:
-                learners = self.learner_group.update(per_module(fragments), timestep)
+                learners = self.learner_group.update(per_module(fragments), timestep=timestep)
             else:
                 batch = concat_fragments(list(fragments))
-                learners = {DEFAULT_MODULE_ID: self.learner_group.update(batch, timestep)}
+                learners = {DEFAULT_MODULE_ID: self.learner_group.update(batch, timestep=timestep)}
         # 3. Send the new weights to the EnvRunners (one object-store put).
         with self._timer("synch_weights"):
             self.env_runner_group.sync_weights(self.learner_group.get_weights())
