@@ -216,7 +216,9 @@ class MultiAgentEnvRunner:
         out: list[dict] = [{} for _ in self.envs]
         for mid, members in groups.items():
             module = self.module[mid]
-            obs = nested.stack([self.obs[i][aid] for i, aid in members])
+            obs = stack_as(
+                self.specs[mid].observation_space, [self.obs[i][aid] for i, aid in members]
+            )
             actions, dist_inputs = self._forward(mid, module, obs, explore)
             cfg = self.config
             env_actions = to_env_actions(
@@ -366,12 +368,14 @@ class MultiAgentEnvRunner:
                 f"`{Columns.ACTION_DIST_INPUTS}`: training needs them."
             )
 
+        space = self.specs[mid].observation_space
+
         def column(rows: list) -> Any:
             return nested.map_structure(lambda x: x[:, None], nested.stack(rows))
 
         last_obs = trajs[-1].last_next_obs
         return {
-            Columns.OBS: column(obs),
+            Columns.OBS: nested.map_structure(lambda x: x[:, None], stack_as(space, obs)),
             Columns.ACTIONS: column(actions),
             Columns.REWARDS: np.asarray(rewards, dtype=np.float32)[:, None],
             Columns.TERMINATEDS: np.asarray(terms)[:, None],
@@ -379,13 +383,11 @@ class MultiAgentEnvRunner:
             Columns.ACTION_DIST_INPUTS: np.stack(dist_inputs).astype(np.float32)[:, None],
             # Every trajectory ends in a termination or a cut with its next obs in
             # `trunc_obs`, so the bootstrap obs is never used; it keeps the layout.
-            "bootstrap_obs": nested.stack([last_obs]),
+            "bootstrap_obs": stack_as(space, [last_obs]),
             "trunc_index": np.array(trunc_index, dtype=np.int64).reshape(-1, 2),
-            "trunc_obs": nested.stack(trunc_obs)
+            "trunc_obs": stack_as(space, trunc_obs)
             if trunc_obs
-            else nested.map_structure(
-                lambda o: np.empty((0, *np.shape(o)), np.asarray(o).dtype), last_obs
-            ),
+            else nested.map_structure(lambda x: x[:0], stack_as(space, [last_obs])),
         }
 
     def sample_episodes(
@@ -433,6 +435,16 @@ class MultiAgentEnvRunner:
         for env in self.envs:
             env.close()
         self.envs = []
+
+
+def stack_as(space: gym.Space, rows: list) -> Any:
+    """Stack observations [B, ...] with the space's dtypes (envs may return float64 for a
+    float32 Box, or Python ints for Discrete)."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: stack_as(s, [r[k] for r in rows]) for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        return tuple(stack_as(s, [r[i] for r in rows]) for i, s in enumerate(space.spaces))
+    return np.asarray(rows, dtype=space.dtype)
 
 
 def agent_spaces(env: Any, agent_id: Any) -> tuple[gym.Space, gym.Space]:

@@ -107,3 +107,10 @@ class BadObsEnv(PayTheOther):
     def reset(self, *, seed=None, options=None):
         self.t = 0
         return {"p1": 9}, {}
+
+
+class Float64Walker(MixedSpaces):
+    """The walker's observations come as float64 (its space says float32), as many envs do."""
+
+    def _walker_obs(self):
+        return np.full(3, self.t / 10, np.float64)

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import ray
 import torch
-from multi_agent_test_envs import BadObsEnv, IndependentCartPoles, MixedSpaces, PayTheOther
+from multi_agent_test_envs import (
+    BadObsEnv,
+    Float64Walker,
+    IndependentCartPoles,
+    MixedSpaces,
+    PayTheOther,
+)
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.dqn import DQNConfig
@@ -104,6 +110,16 @@ def test_agents_with_different_spaces_joining_late_and_finishing_early():
     np.testing.assert_array_equal(np.flatnonzero(walker["truncateds"][:, 0]), [7, 15])
     np.testing.assert_allclose(walker["trunc_obs"][:, 0], [0.8, 0.8])
     assert metrics["agent_episode_returns"]["walker"] == [8.0, 8.0]
+    algo.train()
+    algo.stop()
+
+
+def test_observations_take_their_spaces_dtype():
+    algo = config(Float64Walker, {"walker", "pusher"}, by_name).build_algo()
+    batch, _ = algo.env_runner_group.local_runner.sample(8)
+    assert batch["walker"]["obs"].dtype == np.float32
+    assert batch["walker"]["trunc_obs"].dtype == np.float32
+    assert batch["pusher"]["obs"].dtype == np.int64
     algo.train()
     algo.stop()
 
