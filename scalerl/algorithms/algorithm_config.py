@@ -309,7 +309,7 @@ class AlgorithmConfig:
             self._check_int("seed", 0)
         if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
             raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
-        validate_schedule("lr", self.lr)
+        self._validate_lr()
         if self.minibatch_size > self.total_train_batch_size:
             raise ConfigError(
                 f"`minibatch_size` ({self.minibatch_size}) must not exceed the train batch size "
@@ -357,6 +357,10 @@ class AlgorithmConfig:
             self.copy().update_from_dict(self.evaluation_config)
         if self.rl_module_spec is None:
             self._validate_model_config()
+
+    def _validate_lr(self) -> None:
+        """`lr`: a number or schedule (SAC replaces it by actor, critic and alpha rates)."""
+        validate_schedule("lr", self.lr)
 
     def _validate_model_config(self) -> None:
         mc = self.model_config

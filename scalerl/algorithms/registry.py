@@ -9,6 +9,7 @@ from scalerl.utils.errors import ConfigError, did_you_mean
 ALGORITHMS = {
     "PPO": ("scalerl.algorithms.ppo", "PPO"),
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
+    "SAC": ("scalerl.algorithms.sac", "SAC"),
 }
 
 
