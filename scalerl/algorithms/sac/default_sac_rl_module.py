@@ -37,7 +37,7 @@ from scalerl.utils.errors import ConfigError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 POLICY_PREFIXES = ("pi_pre.", "pi.")  # the state an EnvRunner needs to act
-SAC_MODEL_DEFAULTS = {"fcnet_hiddens": [256, 256], "fcnet_activation": "relu", "twin_q": True}
+SAC_MODEL_DEFAULTS = {"fcnet_activation": "relu", "twin_q": True}  # hiddens: [64, 64]
 
 
 def check_sac_action_space(space: gym.Space) -> None:

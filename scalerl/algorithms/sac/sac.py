@@ -58,7 +58,8 @@ class SACConfig(AlgorithmConfig):
     replay_buffer_config ({"type": "uniform" | "prioritized", "capacity", "alpha",
     "beta"}), tau, target_network_update_freq (env steps between Polyak updates; 0: after
     every update), training_intensity (replayed / sampled transitions; None: one update
-    per sampled fragment), num_steps_sampled_before_learning_starts,
+    per sampled env step, the paper's ratio, whatever the fragment length),
+    num_steps_sampled_before_learning_starts,
     min_sample_timesteps_per_iteration. `grad_clip` (None: off) applies to each optimizer.
     """
 
@@ -99,8 +100,7 @@ class SACConfig(AlgorithmConfig):
                     "`normalize_actions=True` (the default) to map (-1, 1) onto the Box."
                 )
         spec.model_config = {
-            "fcnet_hiddens": [256, 256],
-            "fcnet_activation": "relu",
+            "fcnet_activation": "relu",  # fcnet_hiddens: DefaultModelConfig's [64, 64]
             "twin_q": self.twin_q,
             **(spec.model_config or {}),
         }
@@ -175,6 +175,7 @@ class SAC(Algorithm):
         super().__init__(config)
         self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
         self.replay_rng = np.random.default_rng(config.seed)
+        self.update_credit = 0.0  # updates owed by the sampled steps, fractions carried
 
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
@@ -197,8 +198,12 @@ class SAC(Algorithm):
             if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
                 continue
             # 2. Replay: `training_intensity` replayed transitions per sampled one.
-            intensity = cfg.training_intensity or cfg.train_batch_size / sampled
-            num_updates = max(1, round(intensity * sampled / cfg.train_batch_size))
+            intensity = cfg.training_intensity or cfg.train_batch_size
+            self.update_credit += intensity * sampled / cfg.train_batch_size
+            num_updates = int(self.update_credit)
+            self.update_credit -= num_updates
+            if not num_updates:
+                continue
             with self._timer("learner_update_timer"):
                 for _ in range(num_updates):
                     batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
