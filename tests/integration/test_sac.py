@@ -110,13 +110,13 @@ def test_train_act_evaluate_checkpoint(env, training, tmp_path):
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
     r_learner = restored.learner_group.learner
     assert r_learner.optimizer_hyperparameters() == learner.optimizer_hyperparameters()
-    assert r_learner.optimizers["critic"].t == 65  # an update per step from step 64 on
+    assert r_learner.optimizers["critic"].t == 68  # one per env step from the fragment ending at 64
     assert r_learner.last_target_update == learner.last_target_update
     assert restored.compute_single_action(obs) == pytest.approx(greedy)
     # Training continues from there, in the restored algorithm and the original alike.
     result = restored.train()
     assert result["num_env_steps_sampled_lifetime"] == 192
-    assert r_learner.optimizers["actor"].t == 65 + 64
+    assert r_learner.optimizers["actor"].t == 68 + 64
     assert not torch.equal(learner_state(restored)["log_alpha"], before["log_alpha"])
     restored.stop()
     algo.stop()

@@ -73,7 +73,7 @@ class SACConfig(AlgorithmConfig):
         self.alpha_lr: Any = 3e-4
         self.train_batch_size = 256
         self.minibatch_size = 1  # unused (one update per replayed batch); 1 passes any batch size
-        self.rollout_fragment_length = 1
+        self.rollout_fragment_length = 4  # weights sync per fragment; the update ratio stays
         self.twin_q = True
         self.initial_alpha = 1.0
         self.target_entropy: str | float = "auto"
