@@ -8,15 +8,17 @@ What it measures
     ratio printed is SB3's median time over each scalerl variant's, in the same run.
 
 Contenders
-    scalerl      -- `SACConfig()` defaults ([256, 256] relu actor and twin critics, lr 3e-4,
+    scalerl      -- `SACConfig()` defaults ([64, 64] relu actor and twin critics, lr 3e-4,
                     batch 256, tau 0.005, uniform replay, learning starts at 1000 steps,
-                    one update per env step).
-    scalerl-64   -- the same with [64, 64] networks.
+                    one update per env step, weights synced every 4 steps).
+    scalerl-256  -- the same with SB3's [256, 256] networks.
     sb3          -- `stable_baselines3.SAC` with the rl-baselines3-zoo `hyperparams/sac.yml`
                     Pendulum-v1 entry (MlpPolicy, learning_rate 1e-3, SB3's defaults
                     otherwise: [256, 256], batch 256, tau 0.005, buffer 1e6, learning_starts
                     100, one update per env step, automatic entropy tuning), with
                     `stats_window_size=10` for the same 10-episode smoothing.
+    sb3-malloc   -- the same after `scalerl.utils.malloc.keep_freed_memory()`, the glibc
+                    setting scalerl's CPU learners make (how much of the gap it explains).
 
 Both use one torch thread. No timing assertions: the script prints a table.
 
@@ -37,7 +39,7 @@ THRESHOLD = -250.0
 BUDGET = 20_000
 WINDOW = 10  # episodes in the smoothed return
 CHECK_EVERY = 1000  # env steps
-SCALERL_MODELS = {"scalerl": {}, "scalerl-64": {"fcnet_hiddens": [64, 64]}}
+SCALERL_MODELS = {"scalerl": {}, "scalerl-256": {"fcnet_hiddens": [256, 256]}}
 
 
 def worker_scalerl(seed: int, model_config: dict) -> None:
@@ -63,10 +65,14 @@ def worker_scalerl(seed: int, model_config: dict) -> None:
     report(seconds=time.perf_counter() - _T_START, steps=steps, reached=ret >= THRESHOLD)
 
 
-def worker_sb3(seed: int) -> None:
+def worker_sb3(seed: int, keep_freed_memory: bool = False) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if keep_freed_memory:
+        from scalerl.utils.malloc import keep_freed_memory as keep
+
+        keep()
     import gymnasium as gym
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
@@ -100,4 +106,6 @@ if __name__ == "__main__":
     workers = {
         name: (lambda seed, mc=mc: worker_scalerl(seed, mc)) for name, mc in SCALERL_MODELS.items()
     }
-    main(__doc__, __file__, {**workers, "sb3": worker_sb3}, THRESHOLD)
+    workers["sb3"] = worker_sb3
+    workers["sb3-malloc"] = lambda seed: worker_sb3(seed, keep_freed_memory=True)
+    main(__doc__, __file__, workers, THRESHOLD)

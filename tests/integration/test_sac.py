@@ -171,3 +171,26 @@ def test_action_spaces_sac_cannot_serve():
         config().environment("Pendulum-v1", action_space=unbounded).build_algo()
     with pytest.raises(ConfigError, match="normalize_actions"):
         config().environment("Pendulum-v1", normalize_actions=False).build_algo()
+
+
+def test_image_observations_train_through_autograd():
+    """A CNN observation encoder (no hand-written gradients): actor and critics each have
+    their own CNN, and the target critics copy the critic's."""
+    from scalerl.examples.envs.image_env import ImageTargetEnv
+
+    algo = (
+        config()
+        .environment(ImageTargetEnv, env_config={"size": 8})
+        .rl_module(model_config={"fcnet_hiddens": [16], "conv_filters": [[4, 3, 2]]})
+        .build_algo()
+    )
+    learner = algo.learner_group.learner
+    assert not learner.use_manual_gradients
+    assert learner.module.pi_pre.has_params and learner.module.qf.pre.has_params
+    actor_cnn = [p.clone() for p in learner.module.pi_pre.parameters()]
+    algo.train()
+    stats = algo.train()["learners"]["default_policy"]
+    assert np.isfinite(stats["qf_loss"]) and np.isfinite(stats["policy_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(actor_cnn, learner.module.pi_pre.parameters()))
+    assert len(learner.target_params) == len(learner.optimizers["critic"].flat_param)
+    algo.stop()
