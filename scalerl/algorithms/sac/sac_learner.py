@@ -28,6 +28,15 @@ OPTIMIZERS = ("actor", "critic", "alpha")
 BATCH_COLUMNS = ("obs", "actions", "rewards", "next_obs", "terminateds", "discounts", "weights")
 
 
+def resolve_target_entropy(setting: str | float, module: Any) -> float:
+    """H_target: the number given, or "auto" (-dim(A) for Box, 0.98 log |A| for Discrete)."""
+    if setting != "auto":
+        return float(setting)
+    if module.discrete:
+        return auto_target_entropy(num_actions=module.num_actions)
+    return auto_target_entropy(action_dim=module.action_dim)
+
+
 class SACLearner(Learner):
     # The default module's gradients are written out (`manual_gradients.py`); False sends
     # every module through autograd on `sac_losses`.
@@ -51,20 +60,13 @@ class SACLearner(Learner):
         self.optimizers = {
             name: Adam(params[name], lr=self.lr_schedules[name].value(0)) for name in OPTIMIZERS
         }
-        self.optimizer = self.optimizers["critic"]  # the base class's single-optimizer helpers
         self.target_qf = copy.deepcopy(module.qf).requires_grad_(False)
         self.target_params = flatten_parameters(self.target_qf.parameters())
         if self.target_params.shape != self.optimizers["critic"].flat_param.shape:
             raise ValueError(
                 f"{type(module).__name__}.critic_parameters() must be the parameters of `qf`."
             )
-        self.target_entropy = (
-            auto_target_entropy(num_actions=module.num_actions)
-            if module.discrete and cfg.target_entropy == "auto"
-            else auto_target_entropy(action_dim=module.action_dim)
-            if cfg.target_entropy == "auto"
-            else float(cfg.target_entropy)
-        )
+        self.target_entropy = resolve_target_entropy(cfg.target_entropy, module)
         self.last_target_update = 0
         self.use_manual_gradients = self.manual_gradients and supports_manual_gradients(module)
 
