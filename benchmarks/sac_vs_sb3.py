@@ -8,9 +8,10 @@ What it measures
     ratio printed is SB3's median time over each scalerl variant's, in the same run.
 
 Contenders
-    scalerl      -- `SACConfig()` defaults ([64, 64] relu actor and twin critics, lr 3e-4,
-                    batch 256, tau 0.005, uniform replay, learning starts at 1000 steps,
-                    one update per env step, weights synced every 4 steps).
+    scalerl      -- `SACConfig()` defaults ([64, 64] relu actor and twin critics, batch 256,
+                    tau 0.005, uniform replay, learning starts at 1000 steps, one update per
+                    env step, weights synced every 4 steps) with the zoo's learning rate,
+                    1e-3, for actor, critic and alpha (SB3's `learning_rate` sets all three).
     scalerl-256  -- the same with SB3's [256, 256] networks.
     sb3          -- `stable_baselines3.SAC` with the rl-baselines3-zoo `hyperparams/sac.yml`
                     Pendulum-v1 entry (MlpPolicy, learning_rate 1e-3, SB3's defaults
@@ -51,7 +52,12 @@ def worker_scalerl(seed: int, model_config: dict) -> None:
     algo = (
         SACConfig()
         .environment("Pendulum-v1")
-        .training(min_sample_timesteps_per_iteration=CHECK_EVERY)
+        .training(
+            actor_lr=1e-3,
+            critic_lr=1e-3,
+            alpha_lr=1e-3,
+            min_sample_timesteps_per_iteration=CHECK_EVERY,
+        )
         .rl_module(model_config=model_config)
         .reporting(metrics_num_episodes_for_smoothing=WINDOW)
         .debugging(seed=seed)
