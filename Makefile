@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay_throughput.py
 	$(PY) benchmarks/dqn_vs_sb3.py
 	$(PY) benchmarks/multi_agent_sampling.py
+	$(PY) benchmarks/sac_vs_sb3.py
 	$(PY) benchmarks/tutorial_ray.py
 	$(PY) benchmarks/build_time.py
 

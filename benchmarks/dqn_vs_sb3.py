@@ -29,18 +29,10 @@ import time
 
 _T_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+from sb3_race import main, report  # noqa: E402
 
 THRESHOLD = 450.0
 BUDGET = 200_000
-
-
-def report(**fields) -> None:
-    print("RESULT " + json.dumps(fields), flush=True)
 
 
 def worker_scalerl(seed: int) -> None:
@@ -100,47 +92,5 @@ def worker_sb3(seed: int) -> None:
     )
 
 
-def run(name: str, seed: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", name, "--seed", str(seed)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    return {"error": (out.stderr or out.stdout)[-300:]}
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--worker", choices=["scalerl", "sb3"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--seeds", default="0,1,2")
-    args = p.parse_args()
-    if args.worker:
-        (worker_scalerl if args.worker == "scalerl" else worker_sb3)(args.seed)
-        return
-    seeds = [int(s) for s in args.seeds.split(",")]
-    medians = {}
-    for name in ("scalerl", "sb3"):
-        runs = [run(name, s) for s in seeds]
-        for s, r in zip(seeds, runs):
-            if "error" in r:
-                print(f"{name:8s} seed {s}: failed: {r['error']}")
-            else:
-                flag = "" if r["reached"] else " (not reached)"
-                print(f"{name:8s} seed {s}: {r['seconds']:7.1f} s, {r['steps']:>7,} steps{flag}")
-        ok = [r["seconds"] for r in runs if r.get("reached")]
-        medians[name] = statistics.median(ok) if ok else None
-    if medians["scalerl"] and medians["sb3"]:
-        print(
-            f"median time to {THRESHOLD:.0f}: scalerl {medians['scalerl']:.1f} s, "
-            f"SB3 {medians['sb3']:.1f} s -> scalerl is {medians['sb3'] / medians['scalerl']:.2f}x "
-            "SB3's speed"
-        )
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, __file__, {"scalerl": worker_scalerl, "sb3": worker_sb3}, THRESHOLD)

@@ -322,7 +322,7 @@ class AlgorithmConfig:
             self._check_int("seed", 0)
         if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
             raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
-        validate_schedule("lr", self.lr)
+        self._validate_lr()
         if self.minibatch_size > self.total_train_batch_size:
             raise ConfigError(
                 f"`minibatch_size` ({self.minibatch_size}) must not exceed the train batch size "
@@ -371,6 +371,10 @@ class AlgorithmConfig:
         if self.rl_module_spec is None:
             validate_model_config(self.model_config)
         validate_multi_agent(self)
+
+    def _validate_lr(self) -> None:
+        """`lr`: a number or schedule (SAC replaces it by actor, critic and alpha rates)."""
+        validate_schedule("lr", self.lr)
 
     def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
         value = getattr(self, name)

@@ -12,6 +12,7 @@ ALGORITHMS = {
     "APEXDQN": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
     "APEX": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
     "R2D2": ("scalerl.algorithms.r2d2", "R2D2"),
+    "SAC": ("scalerl.algorithms.sac", "SAC"),
 }
 
 

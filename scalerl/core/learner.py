@@ -12,6 +12,7 @@ from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
+from scalerl.utils.malloc import keep_freed_memory
 from scalerl.utils.nested import first_leaf, index, map_structure
 from scalerl.utils.schedules import Scheduler
 
@@ -30,10 +31,20 @@ class Learner:
             # Small networks train fastest on one thread per learner; more threads only
             # contend with the EnvRunners for the same cores.
             torch.set_num_threads(config.num_cpus_per_learner)
+            # Reuse freed tensor memory instead of page-faulting fresh mmaps every update.
+            keep_freed_memory()
         self.module: RLModule = module_spec.build().to(self.device)
-        self.optimizer = Adam(self.module.parameters(), lr=self._lr0(), eps=1e-5)
-        self.lr_schedule = Scheduler(config.lr)
+        self.configure_optimizers()
         self.rng = np.random.default_rng(config.seed)
+
+    def configure_optimizers(self) -> None:
+        """Build the optimizer(s): one Adam over all parameters with the `lr` schedule.
+
+        Subclasses with several optimizers (SAC: actor, critic, alpha) override this and
+        the state hooks `state_tensors`, `optimizer_hyperparameters`, `load_state_tensors`.
+        """
+        self.optimizer = Adam(self.module.parameters(), lr=self._lr0(), eps=1e-5)
+        self.lr_schedule = Scheduler(self.config.lr)
 
     def _lr0(self) -> float:
         return Scheduler(self.config.lr).value(0)
@@ -57,13 +68,14 @@ class Learner:
         loss.backward()
         return self.apply_gradients()
 
-    def apply_gradients(self) -> torch.Tensor:
+    def apply_gradients(self, optimizer: Adam | None = None) -> torch.Tensor:
         """Clip the gradients in the parameters' `.grad` and take one optimizer step.
 
         For updates that write the gradients themselves; returns the global norm before
-        clipping, as `apply_loss`.
+        clipping, as `apply_loss`. `optimizer` defaults to `self.optimizer`.
         """
-        grad = self.optimizer.flat_grad
+        optimizer = optimizer or self.optimizer
+        grad = optimizer.flat_grad
         # Data-parallel learners: average the gradients first, so that clipping and the
         # step see the same global gradient on every learner and their weights stay equal.
         world = self.world_size()
@@ -77,7 +89,7 @@ class Learner:
                 grad.clamp_(-clip, clip)
             else:
                 grad.mul_((clip / (norm + 1e-6)).clamp(max=1.0))
-        self.optimizer.step()
+        optimizer.step()
         return norm
 
     # -- data-parallel helpers (no-ops unless torch.distributed is initialized) ------------
@@ -140,15 +152,28 @@ class Learner:
     def set_extra_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Named tensors of the state beyond the module's weights (`optimizer.safetensors`):
+        the Adam moments; subclasses add theirs (e.g. SAC's log alpha and target critic)."""
+        return self.optimizer.state_tensors()
+
+    def optimizer_hyperparameters(self) -> dict:
+        """JSON-able optimizer state (`learner_state.json`'s "optimizer")."""
+        return self.optimizer.hyperparameters()
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], hyper: dict) -> None:
+        """The inverse of `state_tensors` and `optimizer_hyperparameters`."""
+        self.optimizer.load_state(tensors, hyper)
+
     def save(self, directory: Path, module_id: str, state_dir: Path | None = None) -> None:
         """The module to `directory/rl_module/<module_id>`, optimizer and learner state to
         `state_dir` (default `directory`; multi-agent checkpoints keep one per module)."""
         state_dir = directory if state_dir is None else state_dir
         self.module._write(directory / "rl_module" / module_id)
-        ckpt.save_tensors(state_dir / "optimizer.safetensors", self.optimizer.state_tensors())
+        ckpt.save_tensors(state_dir / "optimizer.safetensors", self.state_tensors())
         ckpt.write_json(
             state_dir / "learner_state.json",
-            {"optimizer": self.optimizer.hyperparameters(), "extra": self.get_extra_state()},
+            {"optimizer": self.optimizer_hyperparameters(), "extra": self.get_extra_state()},
         )
 
     def load(self, directory: Path, module_id: str) -> None:
@@ -158,7 +183,7 @@ class Learner:
         """Weights, optimizer tensors and the JSON learner state, as `read_learner_files` gives."""
         self.set_weights(weights)
         try:
-            self.optimizer.load_state(tensors, learner_state["optimizer"])
+            self.load_state_tensors(tensors, learner_state["optimizer"])
             self.set_extra_state(learner_state["extra"])
         except (KeyError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"The checkpoint holds a corrupt learner state: {e}") from None

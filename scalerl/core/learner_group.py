@@ -147,11 +147,11 @@ class LearnerWorker:
 
     def get_state(self) -> dict[str, Any]:
         """Optimizer tensors and JSON-able state, as `Learner.save` writes them."""
-        opt = self.learner.optimizer
+        learner = self.learner
         return {
-            "optimizer_tensors": {k: v.detach().cpu() for k, v in opt.state_tensors().items()},
+            "optimizer_tensors": {k: v.detach().cpu() for k, v in learner.state_tensors().items()},
             "learner_state": {
-                "optimizer": opt.hyperparameters(),
+                "optimizer": learner.optimizer_hyperparameters(),
                 "extra": self.learner.get_extra_state(),
             },
         }

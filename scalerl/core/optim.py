@@ -15,6 +15,24 @@ from collections.abc import Iterable
 import torch
 
 
+def flatten_parameters(params: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Copy `params` into one new flat buffer and make each a view into it (returned).
+
+    A whole-buffer op on the result then updates every parameter at once (an Adam step,
+    a Polyak average of a target network).
+    """
+    params = list(params)
+    with torch.no_grad():
+        # (A module without trainable weights, e.g. a random policy, gets empty buffers.)
+        flat = torch.cat([p.detach().reshape(-1) for p in params] or [torch.zeros(0)])
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat[offset : offset + n].view_as(p)
+        offset += n
+    return flat
+
+
 class Adam:
     """m_t = b1 m + (1-b1) g;  v_t = b2 v + (1-b2) g^2;
     theta -= lr * (m_t / (1-b1^t)) / (sqrt(v_t / (1-b2^t)) + eps).
@@ -35,15 +53,11 @@ class Adam:
         self.betas = betas
         self.eps = eps
         self.t = 0
-        with torch.no_grad():
-            # (A module without trainable weights, e.g. a random policy, gets empty buffers.)
-            flat = [p.detach().reshape(-1) for p in self.params] or [torch.zeros(0)]
-            self.flat_param = torch.cat(flat)
+        self.flat_param = flatten_parameters(self.params)
         self.flat_grad = torch.zeros_like(self.flat_param)
         offset = 0
         for p in self.params:
             n = p.numel()
-            p.data = self.flat_param[offset : offset + n].view_as(p)
             p.grad = self.flat_grad[offset : offset + n].view_as(p)
             offset += n
         self.exp_avg = torch.zeros_like(self.flat_param)

@@ -1,1 +1,5 @@
-"""Soft Actor-Critic (issue 4 is building it): losses first."""
+"""Soft Actor-Critic, for Box and Discrete actions."""
+
+from scalerl.algorithms.sac.sac import SAC, SACConfig
+
+__all__ = ["SAC", "SACConfig"]

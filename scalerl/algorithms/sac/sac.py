@@ -1,0 +1,229 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and
+Applications"): twin soft Q-functions with Polyak-averaged targets, a tanh-squashed
+Gaussian policy and automatic entropy tuning; for Discrete actions the variant of
+Christodoulou (2019), with Q(s, .) heads and a categorical policy.
+
+    SACConfig().environment("Pendulum-v1").build_algo()   # -250 in 7-8k env steps
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.sac.default_sac_rl_module import (
+    DefaultSACTorchRLModule,
+    check_sac_action_space,
+)
+from scalerl.algorithms.sac.sac_learner import SACLearner
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.rl_module import RLModule
+from scalerl.utils.errors import ConfigError
+from scalerl.utils.replay_buffers import (
+    PrioritizedReplayBuffer,
+    ReplayBuffer,
+    n_step_transitions,
+)
+from scalerl.utils.schedules import validate_schedule
+
+SAC_TRAINING = (
+    "twin_q",
+    "initial_alpha",
+    "target_entropy",
+    "actor_lr",
+    "critic_lr",
+    "alpha_lr",
+    "n_step",
+    "replay_buffer_config",
+    "tau",
+    "target_network_update_freq",
+    "training_intensity",
+    "num_steps_sampled_before_learning_starts",
+    "min_sample_timesteps_per_iteration",
+)
+BUFFER_TYPES = ("uniform", "prioritized")
+BUFFER_KEYS = ("type", "capacity", "alpha", "beta")
+
+
+class SACConfig(AlgorithmConfig):
+    """SAC settings. `train_batch_size` is the replayed batch size of one update.
+
+    SAC-specific `.training()` settings: twin_q, initial_alpha, target_entropy ("auto":
+    -dim(A) for Box actions, 0.98 log |A| for Discrete; or a number), actor_lr, critic_lr,
+    alpha_lr (numbers or schedules; `lr` is not used and must stay None), n_step,
+    replay_buffer_config ({"type": "uniform" | "prioritized", "capacity", "alpha",
+    "beta"}), tau, target_network_update_freq (env steps between Polyak updates; 0: after
+    every update), training_intensity (replayed / sampled transitions; None: one update
+    per sampled env step, the paper's ratio, whatever the fragment length),
+    num_steps_sampled_before_learning_starts,
+    min_sample_timesteps_per_iteration. `grad_clip` (None: off) applies to each optimizer.
+    """
+
+    sections = {**SECTIONS, "training": SECTIONS["training"] + SAC_TRAINING}
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class or SAC)
+        self.lr = None
+        self.actor_lr: Any = 3e-4
+        self.critic_lr: Any = 3e-4
+        self.alpha_lr: Any = 3e-4
+        self.train_batch_size = 256
+        self.minibatch_size = 1  # unused (one update per replayed batch); 1 passes any batch size
+        self.rollout_fragment_length = 4  # weights sync per fragment; the update ratio stays
+        self.twin_q = True
+        self.initial_alpha = 1.0
+        self.target_entropy: str | float = "auto"
+        self.n_step = 1
+        self.replay_buffer_config: dict[str, Any] = {"type": "uniform", "capacity": 1_000_000}
+        self.tau = 5e-3
+        self.target_network_update_freq = 0
+        self.training_intensity: float | None = None
+        self.num_steps_sampled_before_learning_starts = 1000
+        self.min_sample_timesteps_per_iteration = 1000
+
+    def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        return DefaultSACTorchRLModule
+
+    def get_rl_module_spec(self, observation_space, action_space):
+        spec = super().get_rl_module_spec(observation_space, action_space)
+        check_sac_action_space(spec.action_space)
+        if isinstance(spec.action_space, gym.spaces.Box) and not self.normalize_actions:
+            low, high = spec.action_space.low, spec.action_space.high
+            if not (np.all(low == -1.0) and np.all(high == 1.0)):
+                raise ConfigError(
+                    "SAC's squashed Gaussian acts in (-1, 1); with `normalize_actions=False` "
+                    f"it cannot reach the bounds of {spec.action_space}. Set "
+                    "`normalize_actions=True` (the default) to map (-1, 1) onto the Box."
+                )
+        spec.model_config = {
+            "fcnet_activation": "relu",  # fcnet_hiddens: DefaultModelConfig's [64, 64]
+            "twin_q": self.twin_q,
+            **(spec.model_config or {}),
+        }
+        return spec
+
+    def _validate_lr(self) -> None:
+        if self.lr is not None:
+            raise ConfigError(
+                f"`lr` is not used by SAC (got {self.lr!r}): set `actor_lr`, `critic_lr` and "
+                "`alpha_lr` instead, and leave `lr=None`."
+            )
+        for name in ("actor_lr", "critic_lr", "alpha_lr"):
+            validate_schedule(name, getattr(self, name))
+
+    def validate(self) -> None:
+        super().validate()
+        self._check_int("n_step", 1)
+        self._check_int("target_network_update_freq", 0)
+        self._check_int("num_steps_sampled_before_learning_starts", 0)
+        self._check_int("min_sample_timesteps_per_iteration", 1)
+        self.check_number("tau")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"`tau` must be in (0, 1], got {self.tau!r}.")
+        self.check_number("initial_alpha")
+        if not self.initial_alpha > 0:
+            raise ConfigError(f"`initial_alpha` must be > 0, got {self.initial_alpha!r}.")
+        te = self.target_entropy
+        if te != "auto" and (isinstance(te, bool) or not isinstance(te, int | float)):
+            raise ConfigError(f'`target_entropy` must be "auto" or a number (nats), got {te!r}.')
+        if not isinstance(self.twin_q, bool):
+            raise ConfigError(f"`twin_q` must be True or False, got {self.twin_q!r}.")
+        ti = self.training_intensity
+        if ti is not None and (isinstance(ti, bool) or not isinstance(ti, int | float) or ti <= 0):
+            raise ConfigError(f"`training_intensity` must be None or a number > 0, got {ti!r}.")
+        self._validate_replay_buffer_config()
+        if self.num_learners > 0:
+            raise ConfigError("SAC runs its learner in the driver: set `num_learners=0`.")
+
+    def _validate_replay_buffer_config(self) -> None:
+        rb = self.replay_buffer_config
+        if not isinstance(rb, dict) or rb.get("type", "uniform") not in BUFFER_TYPES:
+            raise ConfigError(
+                "`replay_buffer_config` must be a dict with `type` in "
+                f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
+            )
+        unknown = [k for k in rb if k not in BUFFER_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"`replay_buffer_config` has unknown keys {unknown}; valid: {list(BUFFER_KEYS)}."
+            )
+        capacity = rb.get("capacity", 1)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ConfigError(
+                f"`replay_buffer_config['capacity']` must be an integer >= 1, got {capacity!r}."
+            )
+
+
+def build_replay_buffer(rb: dict[str, Any]) -> ReplayBuffer:
+    rb = {"type": "uniform", "capacity": 1_000_000, "alpha": 0.6, "beta": 0.4, **rb}
+    if rb["type"] == "prioritized":
+        return PrioritizedReplayBuffer(
+            int(rb["capacity"]), alpha=float(rb["alpha"]), beta=float(rb["beta"])
+        )
+    return ReplayBuffer(int(rb["capacity"]))
+
+
+class SAC(Algorithm):
+    config_class = SACConfig
+    learner_class = SACLearner
+
+    def __init__(self, config: SACConfig):
+        super().__init__(config)
+        self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
+        self.replay_rng = np.random.default_rng(config.seed)
+        self.update_credit = 0.0  # updates owed by the sampled steps, fractions carried
+
+    def training_step(self) -> dict[str, Any]:
+        cfg = self.config
+        learner = self.learner_group.learner
+        prioritized = isinstance(self.replay_buffer, PrioritizedReplayBuffer)
+        rows: list[dict] = []
+        start = self.num_env_steps_sampled_lifetime
+        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
+            # 1. Sample a fragment per env with the current stochastic policy, store it as
+            #    n-step transitions.
+            with self._timer("env_runner_sampling_timer"):
+                samples = self.env_runner_group.sample()
+            fragments, metrics = zip(*samples)
+            self.record_sampling(list(metrics))
+            sampled = 0
+            for fragment in fragments:
+                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                self.replay_buffer.add(transitions)
+                sampled += len(transitions["rewards"])
+            if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
+                continue
+            # 2. Replay: `training_intensity` replayed transitions per sampled one.
+            intensity = cfg.training_intensity or cfg.train_batch_size
+            self.update_credit += intensity * sampled / cfg.train_batch_size
+            num_updates = int(self.update_credit)
+            self.update_credit -= num_updates
+            if not num_updates:
+                continue
+            with self._timer("learner_update_timer"):
+                for _ in range(num_updates):
+                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
+                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+                    td = out.pop("td_error")
+                    if prioritized:
+                        self.replay_buffer.update_priorities(batch["indices"], td.cpu().numpy())
+                    rows.append(out)
+            # 3. The new policy to the EnvRunners (they need its weights only).
+            with self._timer("synch_weights"):
+                self.env_runner_group.sync_weights(learner.module.get_policy_state())
+        learner_metrics = learner.mean_metrics(rows) if rows else {}
+        if rows:
+            learner_metrics.update(
+                learner.current_lrs(),
+                log_alpha_value=float(learner.log_alpha.detach()),
+                target_entropy=learner.target_entropy,
+                num_module_steps_trained=len(rows) * cfg.train_batch_size,
+            )
+        return {
+            "learners": {DEFAULT_MODULE_ID: learner_metrics},
+            "replay_buffer": {"num_transitions": len(self.replay_buffer)},
+        }
