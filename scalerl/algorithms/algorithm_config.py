@@ -422,7 +422,10 @@ class AlgorithmConfig:
             if key in MULTI_AGENT_SETTINGS:
                 value = encode_multi_agent(key, value, mapping_table)
             elif key == "env" and not isinstance(value, str) and value is not None:
-                value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
+                if getattr(value, "multi_agent_of", None):  # make_multi_agent("CartPole-v1")
+                    value = {"__make_multi_agent__": value.multi_agent_of}
+                else:
+                    value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
             elif key == "env_to_module_connector" and value is not None:
                 out["observation_filter"] = self._stored_observation_filter()
                 value = None
@@ -463,6 +466,10 @@ class AlgorithmConfig:
                 value = decode_multi_agent(key, value)
             elif key == "env" and isinstance(value, dict) and "__callable__" in value:
                 value = import_env(value["__callable__"])
+            elif key == "env" and isinstance(value, dict) and "__make_multi_agent__" in value:
+                from scalerl.env.multi_agent_env import make_multi_agent
+
+                value = make_multi_agent(value["__make_multi_agent__"])
             elif key == "rl_module_spec" and isinstance(value, dict):
                 value = RLModuleSpec(
                     module_class=import_class(value["module_class"], RLModule),

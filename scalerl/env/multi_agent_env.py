@@ -229,6 +229,9 @@ def make_multi_agent(env_name_or_creator: str | Callable[[EnvContext], gym.Env])
                 env.close()
 
     MultiEnv.__name__ = MultiEnv.__qualname__ = f"MultiAgent({name})"
+    # A class made from an env name is stored in configs as that name (it has no import
+    # path); one made from a creator function cannot be stored.
+    MultiEnv.multi_agent_of = env_name_or_creator if isinstance(env_name_or_creator, str) else None
     return MultiEnv
 
 

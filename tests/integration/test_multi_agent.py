@@ -19,7 +19,9 @@ from multi_agent_test_envs import (
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.dqn import DQNConfig
 from scalerl.algorithms.ppo import PPOConfig
+from scalerl.algorithms.sac import SACConfig
 from scalerl.core.rl_module import RLModule
+from scalerl.env.multi_agent_env import make_multi_agent
 from scalerl.env.registry import register_env
 from scalerl.env.wrappers import ParallelPettingZooEnv, PettingZooEnv
 from scalerl.examples.envs import MixedAgentsEnv, MultiAgentCartPole, TicTacToe
@@ -317,5 +319,40 @@ def test_dqn_multi_agent_replays_each_policy_apart(tmp_path):
     assert result["replay_buffer"]["num_transitions"] == sum(sizes.values())
     restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
     assert {mid: len(b) for mid, b in restored.replay_buffers.items()} == sizes
+    restored.stop()
+    algo.stop()
+
+
+def test_sac_multi_agent_with_a_frozen_policy(tmp_path):
+    algo = (
+        SACConfig()
+        .environment(make_multi_agent("Pendulum-v1"), env_config={"num_agents": 2})
+        .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=by_agent_id, policies_to_train=["p0"])
+        .training(
+            num_steps_sampled_before_learning_starts=64,
+            min_sample_timesteps_per_iteration=64,
+            train_batch_size=32,
+            store_buffer_in_checkpoints=True,
+        )
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .debugging(seed=0)
+        .build_algo()
+    )
+    frozen = weights_of(algo.get_module("p1"))
+    algo.train()
+    result = algo.train()
+    assert list(result["learners"]) == ["p0"]
+    assert np.isfinite(result["learners"]["p0"]["qf_loss"])
+    assert not changed(frozen, algo.get_module("p1"))
+    # The runners act with the trained policy weights (synced policy-only).
+    runner = algo.env_runner_group.local_runner.module["p0"].state_dict()
+    policy = algo.get_module("p0").get_policy_state()
+    assert policy and all(np.array_equal(runner[k].numpy(), v) for k, v in policy.items())
+    action = algo.compute_single_action(np.zeros(3, np.float32), policy_id="p0")
+    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
+    restored = Algorithm.from_checkpoint(algo.save(tmp_path / "ckpt").checkpoint.path)
+    assert {m: len(b) for m, b in restored.replay_buffers.items()} == {
+        m: len(b) for m, b in algo.replay_buffers.items()
+    }
     restored.stop()
     algo.stop()

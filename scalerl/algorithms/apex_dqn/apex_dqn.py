@@ -25,8 +25,9 @@ import numpy as np
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner
 from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
-from scalerl.algorithms.dqn.dqn import REPLAY_DIR, DQNConfig
+from scalerl.algorithms.dqn.dqn import DQNConfig
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
+from scalerl.algorithms.replay import REPLAY_DIR
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.utils import nested
 from scalerl.utils.errors import CheckpointError, ConfigError

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.algorithms.dqn.dqn import build_replay_buffer
+from scalerl.algorithms.replay import build_replay_buffer
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer
 
 

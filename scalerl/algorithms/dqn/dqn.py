@@ -13,7 +13,6 @@ That config reached a return of 450 on CartPole-v1 in 93k env steps.)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
 from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
-from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -30,7 +29,6 @@ from scalerl.utils.replay_buffers import (
     ReplayBuffer,
     n_step_transitions,
 )
-from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
 from scalerl.utils.schedules import validate_schedule
 
 DQN_TRAINING = (
@@ -53,7 +51,6 @@ DQN_TRAINING = (
 )
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
 BUFFER_TYPES = ("uniform", "prioritized")
-REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
 
 
 class DQNConfig(AlgorithmConfig):
@@ -131,16 +128,7 @@ class DQNConfig(AlgorithmConfig):
             raise ConfigError("DQN runs its learner in the driver: set `num_learners=0`.")
 
 
-def build_replay_buffer(replay_buffer_config: dict, capacity: int | None = None) -> ReplayBuffer:
-    """The buffer `replay_buffer_config` describes (`capacity` overrides its capacity)."""
-    rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **replay_buffer_config}
-    capacity = int(rb["capacity"] if capacity is None else capacity)
-    if rb.get("type", "prioritized") == "prioritized":
-        return PrioritizedReplayBuffer(capacity, alpha=float(rb["alpha"]), beta=float(rb["beta"]))
-    return ReplayBuffer(capacity)
-
-
-class DQN(Algorithm):
+class DQN(ReplayMixin, Algorithm):
     config_class = DQNConfig
     learner_class = DQNLearner
 
@@ -154,38 +142,6 @@ class DQN(Algorithm):
         self.replay_rng = np.random.default_rng(config.seed)
         self._sync_with_epsilon()
 
-    @property
-    def replay_buffer(self) -> ReplayBuffer:
-        """The buffer of the (single-agent) default module."""
-        return self.replay_buffers[DEFAULT_MODULE_ID]
-
-    @replay_buffer.setter
-    def replay_buffer(self, buffer: ReplayBuffer) -> None:
-        self.replay_buffers = {DEFAULT_MODULE_ID: buffer}
-
-    def learners(self) -> dict[str, Any]:
-        """{module_id: learner}: the one learner, or one per policy (multi-agent)."""
-        if self.config.is_multi_agent:
-            return self.learner_group.learners
-        return {DEFAULT_MODULE_ID: self.learner_group.learner}
-
-    def save_extra_state(self, directory: Path) -> None:
-        if self.config.store_buffer_in_checkpoints:
-            for mid, buffer in self.replay_buffers.items():
-                save_buffer_state(self._buffer_dir(directory, mid), buffer.get_state())
-
-    def restore_extra_state(self, directory: Path) -> None:
-        if not self.config.store_buffer_in_checkpoints:
-            return
-        for mid, buffer in self.replay_buffers.items():
-            if self._buffer_dir(directory, mid).exists():
-                restore_buffer(buffer, self._buffer_dir(directory, mid))
-
-    def _buffer_dir(self, directory: Path, module_id: str) -> Path:
-        if self.config.is_multi_agent:
-            return directory / REPLAY_DIR / module_id
-        return directory / REPLAY_DIR
-
     def _sync_with_epsilon(self) -> None:
         for learner in self.learners().values():
             learner.set_epsilon(self.num_env_steps_sampled_lifetime)
@@ -194,8 +150,7 @@ class DQN(Algorithm):
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
         learners = self.learners()
-        trainable = getattr(self.learner_group, "policies_to_train", learners)
-        rows: dict[str, list[dict]] = {mid: [] for mid in learners if mid in trainable}
+        rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a few steps per env with the current epsilon-greedy policy, store
@@ -206,7 +161,7 @@ class DQN(Algorithm):
             self.record_sampling(list(metrics))
             sampled = dict.fromkeys(learners, 0)
             for batch in fragments:
-                for mid, fragment in self._by_module(batch):
+                for mid, fragment in self.by_module(batch):
                     transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
                     self.replay_buffers[mid].add(transitions)
                     sampled[mid] += len(transitions["rewards"])
@@ -231,21 +186,7 @@ class DQN(Algorithm):
             )
             stats["curr_epsilon"] = float(learners[mid].module.epsilon)
             results[mid] = stats
-        return {
-            "learners": results,
-            "replay_buffer": {
-                "num_transitions": sum(len(b) for b in self.replay_buffers.values()),
-                **{
-                    f"{mid}/num_transitions": len(b)
-                    for mid, b in self.replay_buffers.items()
-                    if cfg.is_multi_agent
-                },
-            },
-        }
-
-    def _by_module(self, batch: dict) -> list[tuple[str, dict]]:
-        """A runner's batch as (module_id, fragment) pairs."""
-        return list(batch.items()) if self.config.is_multi_agent else [(DEFAULT_MODULE_ID, batch)]
+        return {"learners": results, "replay_buffer": self.replay_metrics()}
 
     def _replay(self, learner: Any, buffer: ReplayBuffer, sampled: int) -> list[dict]:
         """Updates on replayed batches for `sampled` new transitions; new priorities back."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
     check_sac_action_space,
@@ -25,7 +26,6 @@ from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
     PrioritizedReplayBuffer,
-    ReplayBuffer,
     n_step_transitions,
 )
 from scalerl.utils.schedules import validate_schedule
@@ -44,6 +44,7 @@ SAC_TRAINING = (
     "training_intensity",
     "num_steps_sampled_before_learning_starts",
     "min_sample_timesteps_per_iteration",
+    "store_buffer_in_checkpoints",
 )
 BUFFER_TYPES = ("uniform", "prioritized")
 BUFFER_KEYS = ("type", "capacity", "alpha", "beta")
@@ -59,8 +60,8 @@ class SACConfig(AlgorithmConfig):
     "beta"}), tau, target_network_update_freq (env steps between Polyak updates; 0: after
     every update), training_intensity (replayed / sampled transitions; None: one update
     per sampled env step, the paper's ratio, whatever the fragment length),
-    num_steps_sampled_before_learning_starts,
-    min_sample_timesteps_per_iteration. `grad_clip` (None: off) applies to each optimizer.
+    num_steps_sampled_before_learning_starts, min_sample_timesteps_per_iteration,
+    store_buffer_in_checkpoints. `grad_clip` (None: off) applies to each optimizer.
     """
 
     sections = {**SECTIONS, "training": SECTIONS["training"] + SAC_TRAINING}
@@ -84,6 +85,7 @@ class SACConfig(AlgorithmConfig):
         self.training_intensity: float | None = None
         self.num_steps_sampled_before_learning_starts = 1000
         self.min_sample_timesteps_per_iteration = 1000
+        self.store_buffer_in_checkpoints = False
 
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
         return DefaultSACTorchRLModule
@@ -158,72 +160,82 @@ class SACConfig(AlgorithmConfig):
             )
 
 
-def build_replay_buffer(rb: dict[str, Any]) -> ReplayBuffer:
-    rb = {"type": "uniform", "capacity": 1_000_000, "alpha": 0.6, "beta": 0.4, **rb}
-    if rb["type"] == "prioritized":
-        return PrioritizedReplayBuffer(
-            int(rb["capacity"]), alpha=float(rb["alpha"]), beta=float(rb["beta"])
-        )
-    return ReplayBuffer(int(rb["capacity"]))
-
-
-class SAC(Algorithm):
+class SAC(ReplayMixin, Algorithm):
     config_class = SACConfig
     learner_class = SACLearner
 
     def __init__(self, config: SACConfig):
         super().__init__(config)
-        self.replay_buffer = build_replay_buffer(config.replay_buffer_config)
+        # One buffer per module (multi-agent: each policy replays its own agents' steps).
+        self.replay_buffers = {
+            mid: build_replay_buffer(learner.config.replay_buffer_config, default_type="uniform")
+            for mid, learner in self.learners().items()
+        }
         self.replay_rng = np.random.default_rng(config.seed)
-        self.update_credit = 0.0  # updates owed by the sampled steps, fractions carried
+        self.update_credit = dict.fromkeys(self.replay_buffers, 0.0)  # fractions carried
 
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
-        learner = self.learner_group.learner
-        prioritized = isinstance(self.replay_buffer, PrioritizedReplayBuffer)
-        rows: list[dict] = []
+        learners = self.learners()
+        rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a fragment per env with the current stochastic policy, store it as
-            #    n-step transitions.
+            #    n-step transitions (in each module's own buffer).
             with self._timer("env_runner_sampling_timer"):
                 samples = self.env_runner_group.sample()
             fragments, metrics = zip(*samples)
             self.record_sampling(list(metrics))
-            sampled = 0
-            for fragment in fragments:
-                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
-                self.replay_buffer.add(transitions)
-                sampled += len(transitions["rewards"])
+            sampled = dict.fromkeys(learners, 0)
+            for batch in fragments:
+                for mid, fragment in self.by_module(batch):
+                    transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                    self.replay_buffers[mid].add(transitions)
+                    sampled[mid] += len(transitions["rewards"])
             if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
                 continue
             # 2. Replay: `training_intensity` replayed transitions per sampled one.
-            intensity = cfg.training_intensity or cfg.train_batch_size
-            self.update_credit += intensity * sampled / cfg.train_batch_size
-            num_updates = int(self.update_credit)
-            self.update_credit -= num_updates
-            if not num_updates:
-                continue
             with self._timer("learner_update_timer"):
-                for _ in range(num_updates):
-                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
-                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
-                    td = out.pop("td_error")
-                    if prioritized:
-                        self.replay_buffer.update_priorities(batch["indices"], td.cpu().numpy())
-                    rows.append(out)
-            # 3. The new policy to the EnvRunners (they need its weights only).
+                updates = [self._replay(mid, learners[mid], sampled[mid]) for mid in rows]
+            for mid, new_rows in zip(rows, updates):
+                rows[mid] += new_rows
+            if not any(updates):
+                continue
+            # 3. The new policies to the EnvRunners (they need the policy weights only).
             with self._timer("synch_weights"):
-                self.env_runner_group.sync_weights(learner.module.get_policy_state())
-        learner_metrics = learner.mean_metrics(rows) if rows else {}
-        if rows:
-            learner_metrics.update(
-                learner.current_lrs(),
-                log_alpha_value=float(learner.log_alpha.detach()),
-                target_entropy=learner.target_entropy,
-                num_module_steps_trained=len(rows) * cfg.train_batch_size,
-            )
-        return {
-            "learners": {DEFAULT_MODULE_ID: learner_metrics},
-            "replay_buffer": {"num_transitions": len(self.replay_buffer)},
-        }
+                weights = {mid: lr.module.get_policy_state() for mid, lr in learners.items()}
+                if not cfg.is_multi_agent:
+                    weights = weights[DEFAULT_MODULE_ID]
+                self.env_runner_group.sync_weights(weights)
+        results = {}
+        for mid, module_rows in rows.items():
+            learner = learners[mid]
+            stats = learner.mean_metrics(module_rows) if module_rows else {}
+            if module_rows:
+                stats.update(
+                    learner.current_lrs(),
+                    log_alpha_value=float(learner.log_alpha.detach()),
+                    target_entropy=learner.target_entropy,
+                    num_module_steps_trained=len(module_rows) * learner.config.train_batch_size,
+                )
+            results[mid] = stats
+        return {"learners": results, "replay_buffer": self.replay_metrics()}
+
+    def _replay(self, mid: str, learner: Any, sampled: int) -> list[dict]:
+        """`training_intensity * sampled / train_batch_size` updates (fractions carried to
+        the next round); new priorities back to a prioritized buffer."""
+        cfg = learner.config
+        buffer = self.replay_buffers[mid]
+        intensity = cfg.training_intensity or cfg.train_batch_size
+        self.update_credit[mid] += intensity * sampled / cfg.train_batch_size
+        num_updates = int(self.update_credit[mid])
+        self.update_credit[mid] -= num_updates
+        rows = []
+        for _ in range(num_updates):
+            batch = buffer.sample(cfg.train_batch_size, self.replay_rng)
+            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+            td = out.pop("td_error")
+            if isinstance(buffer, PrioritizedReplayBuffer):
+                buffer.update_priorities(batch["indices"], td.cpu().numpy())
+            rows.append(out)
+        return rows

@@ -1,0 +1,76 @@
+"""What the replay-based algorithms (DQN, SAC) share: one replay buffer per module, the
+buffer factory, runner batches split by module, and buffers in checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer
+from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
+
+REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
+
+
+def build_replay_buffer(
+    replay_buffer_config: dict, capacity: int | None = None, default_type: str = "prioritized"
+) -> ReplayBuffer:
+    """The buffer `replay_buffer_config` describes (`capacity` overrides its capacity)."""
+    rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **replay_buffer_config}
+    capacity = int(rb["capacity"] if capacity is None else capacity)
+    if rb.get("type", default_type) == "prioritized":
+        return PrioritizedReplayBuffer(capacity, alpha=float(rb["alpha"]), beta=float(rb["beta"]))
+    return ReplayBuffer(capacity)
+
+
+class ReplayMixin:
+    """For an Algorithm with `self.replay_buffers: {module_id: buffer}`."""
+
+    replay_buffers: dict[str, ReplayBuffer]
+
+    @property
+    def replay_buffer(self) -> ReplayBuffer:
+        """The buffer of the (single-agent) default module."""
+        return self.replay_buffers[DEFAULT_MODULE_ID]
+
+    @replay_buffer.setter
+    def replay_buffer(self, buffer: ReplayBuffer) -> None:
+        self.replay_buffers = {DEFAULT_MODULE_ID: buffer}
+
+    def learners(self) -> dict[str, Any]:
+        """{module_id: learner}: the one learner, or one per policy (multi-agent)."""
+        if self.config.is_multi_agent:
+            return self.learner_group.learners
+        return {DEFAULT_MODULE_ID: self.learner_group.learner}
+
+    def trainable_learners(self) -> dict[str, Any]:
+        trainable = getattr(self.learner_group, "policies_to_train", None)
+        return {m: lr for m, lr in self.learners().items() if trainable is None or m in trainable}
+
+    def by_module(self, batch: dict) -> list[tuple[str, dict]]:
+        """A runner's batch as (module_id, fragment) pairs."""
+        return list(batch.items()) if self.config.is_multi_agent else [(DEFAULT_MODULE_ID, batch)]
+
+    def replay_metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"num_transitions": sum(len(b) for b in self.replay_buffers.values())}
+        if self.config.is_multi_agent:
+            out.update({f"{m}/num_transitions": len(b) for m, b in self.replay_buffers.items()})
+        return out
+
+    def save_extra_state(self, directory: Path) -> None:
+        if self.config.store_buffer_in_checkpoints:
+            for mid, buffer in self.replay_buffers.items():
+                save_buffer_state(self._buffer_dir(directory, mid), buffer.get_state())
+
+    def restore_extra_state(self, directory: Path) -> None:
+        if not self.config.store_buffer_in_checkpoints:
+            return
+        for mid, buffer in self.replay_buffers.items():
+            if self._buffer_dir(directory, mid).exists():
+                restore_buffer(buffer, self._buffer_dir(directory, mid))
+
+    def _buffer_dir(self, directory: Path, module_id: str) -> Path:
+        if self.config.is_multi_agent:
+            return directory / REPLAY_DIR / module_id
+        return directory / REPLAY_DIR
