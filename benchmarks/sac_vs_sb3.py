@@ -18,8 +18,6 @@ Contenders
                     otherwise: [256, 256], batch 256, tau 0.005, buffer 1e6, learning_starts
                     100, one update per env step, automatic entropy tuning), with
                     `stats_window_size=10` for the same 10-episode smoothing.
-    sb3-malloc   -- the same after `scalerl.utils.malloc.keep_freed_memory()`, the glibc
-                    setting scalerl's CPU learners make (how much of the gap it explains).
 
 Both use one torch thread. No timing assertions: the script prints a table.
 
@@ -71,14 +69,10 @@ def worker_scalerl(seed: int, model_config: dict) -> None:
     report(seconds=time.perf_counter() - _T_START, steps=steps, reached=ret >= THRESHOLD)
 
 
-def worker_sb3(seed: int, keep_freed_memory: bool = False) -> None:
+def worker_sb3(seed: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    if keep_freed_memory:
-        from scalerl.utils.malloc import keep_freed_memory as keep
-
-        keep()
     import gymnasium as gym
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
@@ -113,5 +107,4 @@ if __name__ == "__main__":
         name: (lambda seed, mc=mc: worker_scalerl(seed, mc)) for name, mc in SCALERL_MODELS.items()
     }
     workers["sb3"] = worker_sb3
-    workers["sb3-malloc"] = lambda seed: worker_sb3(seed, keep_freed_memory=True)
     main(__doc__, __file__, workers, THRESHOLD)

@@ -12,7 +12,6 @@ from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
-from scalerl.utils.malloc import keep_freed_memory
 from scalerl.utils.nested import first_leaf, index, map_structure
 from scalerl.utils.schedules import Scheduler
 
@@ -31,8 +30,6 @@ class Learner:
             # Small networks train fastest on one thread per learner; more threads only
             # contend with the EnvRunners for the same cores.
             torch.set_num_threads(config.num_cpus_per_learner)
-            # Reuse freed tensor memory instead of page-faulting fresh mmaps every update.
-            keep_freed_memory()
         self.module: RLModule = module_spec.build().to(self.device)
         self.configure_optimizers()
         self.rng = np.random.default_rng(config.seed)
