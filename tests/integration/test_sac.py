@@ -194,3 +194,23 @@ def test_image_observations_train_through_autograd():
     assert any(not torch.equal(a, b) for a, b in zip(actor_cnn, learner.module.pi_pre.parameters()))
     assert len(learner.target_params) == len(learner.optimizers["critic"].flat_param)
     algo.stop()
+
+
+def test_ray_env_runners_act_with_the_synced_policy():
+    """Remote EnvRunners receive the policy's weights only (read-only arrays from Ray)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    try:
+        algo = config().env_runners(num_env_runners=1, num_cpus_per_env_runner=0.5).build_algo()
+        algo.train()
+        result = algo.train()
+        assert result["num_env_steps_sampled_lifetime"] == 128
+        assert np.isfinite(result["learners"]["default_policy"]["qf_loss"])
+        runner = algo.env_runner_group.remote_runners[0]
+        remote = ray.get(runner.__ray_call__.remote(lambda self: self.module.get_policy_state()))
+        for k, v in algo.learner_group.learner.module.get_policy_state().items():
+            np.testing.assert_array_equal(remote[k], v)
+        algo.stop()
+    finally:
+        ray.shutdown()

@@ -150,7 +150,8 @@ class DefaultSACTorchRLModule(RLModule):
             )
         with torch.no_grad():
             for k, v in state.items():
-                v = v if torch.is_tensor(v) else torch.from_numpy(np.asarray(v))
+                # np.array copies: arrays from Ray are read-only (torch warns on those).
+                v = v if torch.is_tensor(v) else torch.from_numpy(np.array(v))
                 if v.shape != own[k].shape:
                     raise ValueError(
                         f"`{k}` has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}."
