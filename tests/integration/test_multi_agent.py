@@ -356,3 +356,18 @@ def test_sac_multi_agent_with_a_frozen_policy(tmp_path):
     }
     restored.stop()
     algo.stop()
+
+
+@pytest.mark.parametrize("config_class", ["APEXDQNConfig", "R2D2Config"])
+def test_single_agent_only_algorithms_say_so(config_class):
+    from scalerl.algorithms.apex_dqn import APEXDQNConfig
+    from scalerl.algorithms.r2d2 import R2D2Config
+
+    cls = {"APEXDQNConfig": APEXDQNConfig, "R2D2Config": R2D2Config}[config_class]
+    config = (
+        cls()
+        .environment(IndependentCartPoles)
+        .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=by_agent_id)
+    )
+    with pytest.raises(ConfigError, match="single-agent so far"):
+        config.validate()

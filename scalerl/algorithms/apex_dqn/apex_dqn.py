@@ -70,6 +70,11 @@ class APEXDQNConfig(DQNConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.is_multi_agent:
+            raise ConfigError(
+                "APEX-DQN is single-agent so far: drop `config.multi_agent(...)` (PPO, DQN and "
+                "SAC train several policies)."
+            )
         if self.num_env_runners < 1:
             raise ConfigError(
                 "APEX-DQN samples with Ray EnvRunner actors: set `num_env_runners` >= 1 "

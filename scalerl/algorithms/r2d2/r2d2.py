@@ -101,6 +101,11 @@ class R2D2Config(DQNConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.is_multi_agent:
+            raise ConfigError(
+                "R2D2 is single-agent so far: drop `config.multi_agent(...)` (PPO, DQN and "
+                "SAC train several policies)."
+            )
         self._check_int("burn_in", 0)
         self.check_number("h_function_epsilon")
         if self.h_function_epsilon <= 0:
