@@ -224,12 +224,13 @@ class MultiAgentEnvRunner:
             env_actions = to_env_actions(
                 actions, self.specs[mid].action_space, cfg.normalize_actions, cfg.clip_actions
             )
-            for k, (i, aid) in enumerate(members):
-                out[i][aid] = (
-                    nested.index(actions, k),
-                    nested.index(env_actions, k),
-                    None if dist_inputs is None else dist_inputs[k],
-                )
+            rows = zip(
+                _rows(actions, len(members)),
+                _rows(env_actions, len(members)),
+                [None] * len(members) if dist_inputs is None else dist_inputs,
+            )
+            for (i, aid), row in zip(members, rows):
+                out[i][aid] = row
         return out
 
     def _forward(self, mid: str, module: Any, obs: Any, explore: bool) -> tuple[Any, Any]:
@@ -435,6 +436,13 @@ class MultiAgentEnvRunner:
         for env in self.envs:
             env.close()
         self.envs = []
+
+
+def _rows(batch: Any, n: int) -> list:
+    """The n rows of a batch (nested structures row by row; a plain array is iterated)."""
+    if isinstance(batch, np.ndarray):
+        return list(batch)
+    return [nested.index(batch, k) for k in range(n)]
 
 
 def stack_as(space: gym.Space, rows: list) -> Any:
