@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.core import DEFAULT_MODULE_ID
-from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer
+from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer, n_step_transitions
 from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
 
 REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
@@ -51,6 +51,22 @@ class ReplayMixin:
     def by_module(self, batch: dict) -> list[tuple[str, dict]]:
         """A runner's batch as (module_id, fragment) pairs."""
         return list(batch.items()) if self.config.is_multi_agent else [(DEFAULT_MODULE_ID, batch)]
+
+    def sample_into_replay(self) -> dict[str, int]:
+        """Sample a fragment from every EnvRunner and store it as n-step transitions in
+        its module's buffer; returns the number of transitions added per module."""
+        cfg = self.config
+        with self._timer("env_runner_sampling_timer"):
+            samples = self.env_runner_group.sample()
+        fragments, metrics = zip(*samples)
+        self.record_sampling(list(metrics))
+        sampled = dict.fromkeys(self.replay_buffers, 0)
+        for batch in fragments:
+            for mid, fragment in self.by_module(batch):
+                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                self.replay_buffers[mid].add(transitions)
+                sampled[mid] += len(transitions["rewards"])
+        return sampled
 
     def replay_metrics(self) -> dict[str, Any]:
         out: dict[str, Any] = {"num_transitions": sum(len(b) for b in self.replay_buffers.values())}

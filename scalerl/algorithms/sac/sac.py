@@ -26,7 +26,6 @@ from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
     PrioritizedReplayBuffer,
-    n_step_transitions,
 )
 from scalerl.utils.schedules import validate_schedule
 
@@ -182,16 +181,7 @@ class SAC(ReplayMixin, Algorithm):
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a fragment per env with the current stochastic policy, store it as
             #    n-step transitions (in each module's own buffer).
-            with self._timer("env_runner_sampling_timer"):
-                samples = self.env_runner_group.sample()
-            fragments, metrics = zip(*samples)
-            self.record_sampling(list(metrics))
-            sampled = dict.fromkeys(learners, 0)
-            for batch in fragments:
-                for mid, fragment in self.by_module(batch):
-                    transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
-                    self.replay_buffers[mid].add(transitions)
-                    sampled[mid] += len(transitions["rewards"])
+            sampled = self.sample_into_replay()
             if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
                 continue
             # 2. Replay: `training_intensity` replayed transitions per sampled one.
