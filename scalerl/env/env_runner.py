@@ -67,6 +67,19 @@ def check_obs(obs: Any, space: gym.Space, where: str) -> Any:
     return arr.astype(space.dtype, copy=False)
 
 
+def make_envs(
+    config: Any, env_creator: Any, worker_index: int, num_workers: int
+) -> tuple[list, list, np.random.Generator]:
+    """A runner's envs, their reset seeds (`seed` + 10000 x worker + env index, or None) and
+    its action-sampling RNG (seeded from `seed` and the worker index)."""
+    n, seed = config.num_envs_per_env_runner, config.seed
+    envs = [
+        env_creator(EnvContext(config.env_config, worker_index, i, num_workers)) for i in range(n)
+    ]
+    seeds = [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
+    return envs, seeds, np.random.default_rng(None if seed is None else [seed, worker_index])
+
+
 class SingleAgentEnvRunner:
     """Collects time-major rollout fragments `[T, num_envs]` from a list of envs.
 
@@ -88,10 +101,9 @@ class SingleAgentEnvRunner:
         self.worker_index = worker_index
         self.env_id = env_name(config.env)
         n = config.num_envs_per_env_runner
-        self.envs = [
-            env_creator(EnvContext(config.env_config, worker_index, i, num_workers))
-            for i in range(n)
-        ]
+        self.envs, self._env_seeds, self.rng = make_envs(
+            config, env_creator, worker_index, num_workers
+        )
         self.module = module_spec.build().eval()
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
         self.numpy_recurrent_fn = self.module.get_numpy_recurrent_fn()
@@ -99,11 +111,6 @@ class SingleAgentEnvRunner:
         self.act_space = module_spec.action_space
         # MeanStdFilter or None. Local mode: the central filter; Ray: this runner's copy.
         self.obs_filter = build_observation_filter(config.observation_filter, self.obs_space)
-        seed = config.seed
-        self._env_seeds = (
-            [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
-        )
-        self.rng = np.random.default_rng(None if seed is None else [seed, worker_index])
         self.obs: Any = None  # [N, ...] arrays, nested like the observation space
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)

@@ -25,9 +25,9 @@ import torch
 
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
-from scalerl.env.env_runner import check_obs, to_env_actions
+from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
-from scalerl.env.registry import EnvContext, env_name
+from scalerl.env.registry import env_name
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError
 
@@ -83,22 +83,15 @@ class MultiAgentEnvRunner:
         self.config = config
         self.worker_index = worker_index
         self.env_id = env_name(config.env)
-        n = config.num_envs_per_env_runner
-        self.envs = [
-            env_creator(EnvContext(config.env_config, worker_index, i, num_workers))
-            for i in range(n)
-        ]
+        self.envs, self._env_seeds, self.rng = make_envs(
+            config, env_creator, worker_index, num_workers
+        )
         self.module = module_spec.build().eval()
         self.specs = dict(module_spec.rl_module_specs)
         self.mapping_fn = config.get_policy_mapping_fn()
         self.obs_filter = None  # observation filters are single-agent only (ConfigError)
         self._numpy_fns: dict[str, Any] = {}
         self._refresh_numpy_fns()
-        seed = config.seed
-        self._env_seeds = (
-            [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
-        )
-        self.rng = np.random.default_rng(None if seed is None else [seed, worker_index])
         self._episodes = 0
         self.obs: list[dict] | None = None  # per env: agent id -> observation to act on
         self._checked: set = set()  # agents whose first observation was checked
