@@ -33,9 +33,7 @@ class DQNLearner(Learner):
             self.module, self.target_module, tensors, double_q=cfg.double_q
         )
         norm = self.apply_loss(loss)
-        if timestep - self.last_target_update >= cfg.target_network_update_freq:
-            self.update_target()
-            self.last_target_update = timestep
+        self.maybe_update_target(timestep)
         metrics = {k: float(v) for k, v in stats.items()}
         metrics.update(
             curr_lr=lr,
@@ -43,6 +41,12 @@ class DQNLearner(Learner):
             num_module_steps_trained=len(td_errors),
         )
         return {**metrics, "td_error": td_errors.cpu().numpy()}
+
+    def maybe_update_target(self, timestep: int) -> None:
+        """Update the target network every `target_network_update_freq` env steps."""
+        if timestep - self.last_target_update >= self.config.target_network_update_freq:
+            self.update_target()
+            self.last_target_update = timestep
 
     @torch.no_grad()
     def update_target(self) -> None:

@@ -29,9 +29,7 @@ class R2D2Learner(DQNLearner):
             zero_init_states=cfg.zero_init_states,
         )
         norm = self.apply_loss(loss)
-        if timestep - self.last_target_update >= cfg.target_network_update_freq:
-            self.update_target()
-            self.last_target_update = timestep
+        self.maybe_update_target(timestep)
         metrics = {k: float(v) for k, v in stats.items()}
         metrics.update(
             curr_lr=lr,
