@@ -33,10 +33,9 @@ class MultiLearnerGroup:
         self.config = config
         self.learner_class = learner_class
         self.learners: dict[str, Learner] = {}
+        self.policies_to_train: set[str] = set()
         for mid, spec in module_spec.rl_module_specs.items():
-            self.add_module(mid, spec)
-        ids = list(self.learners)
-        self.policies_to_train = set(ids if policies_to_train is None else policies_to_train)
+            self.add_module(mid, spec, train=policies_to_train is None or mid in policies_to_train)
 
     @property
     def module(self) -> MultiRLModule:
@@ -48,7 +47,7 @@ class MultiLearnerGroup:
         self.learners[module_id] = self.learner_class(
             config_for_module(self.config, module_id), spec
         )
-        if train and hasattr(self, "policies_to_train"):
+        if train:
             self.policies_to_train.add(module_id)
 
     def remove_module(self, module_id: str) -> None:
