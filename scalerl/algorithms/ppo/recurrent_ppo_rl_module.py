@@ -32,9 +32,8 @@ from scalerl.core.models.observations import (
     MASK_KEY,
     MASKED_OBS_KEY,
 )
-from scalerl.core.models.recurrent import LSTMCore
+from scalerl.core.models.recurrent import LSTMCore, memory_inputs
 from scalerl.core.rl_module import Columns
-from scalerl.utils.nested import first_leaf, map_structure
 
 VF = "vf_"  # prefix of the value core's state keys
 
@@ -134,17 +133,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
     def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int, int]:
         """The encoders' input [B*T, in_dim]: observation features [, a_{t-1}] [, r_{t-1}]."""
         obs = self.encoder_obs(batch[Columns.OBS])
-        B, T = first_leaf(obs).shape[:2]
-
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(B * T, *x.shape[2:])
-
-        parts = [self.pre(map_structure(flat, obs))]
-        if self.prev_action_pre is not None:
-            parts.append(self.prev_action_pre(map_structure(flat, batch[Columns.PREV_ACTIONS])))
-        if self.use_prev_reward:
-            parts.append(batch[Columns.PREV_REWARDS].reshape(B * T, 1).float())
-        return (torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]), B, T
+        return memory_inputs(self.pre, self.prev_action_pre, self.use_prev_reward, obs, batch)
 
     def _memory(self, batch: dict[str, Any], policy: bool = True, value: bool = True):
         """(policy features [B, T, D], value features [B, T, D], state_out); a side not

@@ -27,10 +27,9 @@ import torch
 from scalerl.algorithms.dqn.default_dqn_rl_module import QF_PREDS
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.observations import FLOAT_MIN
-from scalerl.core.models.recurrent import LSTMCore
+from scalerl.core.models.recurrent import LSTMCore, memory_inputs
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.nested import first_leaf, map_structure
 
 R2D2_MODEL_DEFAULTS = {
     "use_lstm": True,
@@ -98,17 +97,7 @@ class RecurrentDQNTorchRLModule(RLModule):
     def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int, int]:
         """The encoder's input [B*T, in_dim]: features(o_t) [, a_{t-1}] [, r_{t-1}]."""
         obs = batch[Columns.OBS]
-        B, T = first_leaf(obs).shape[:2]
-
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(B * T, *x.shape[2:])
-
-        parts = [self.pre(map_structure(flat, obs))]
-        if self.prev_action_pre is not None:
-            parts.append(self.prev_action_pre(map_structure(flat, batch[Columns.PREV_ACTIONS])))
-        if self.use_prev_reward:
-            parts.append(batch[Columns.PREV_REWARDS].reshape(B * T, 1).float())
-        return (torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]), B, T
+        return memory_inputs(self.pre, self.prev_action_pre, self.use_prev_reward, obs, batch)
 
     def _q_head(self, y: torch.Tensor) -> torch.Tensor:
         advantages = self.advantage_head(y)

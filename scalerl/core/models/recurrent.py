@@ -13,10 +13,32 @@ sequences of `max_seq_len` steps with the state stored at each sequence's start.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from scalerl.core.columns import Columns
+from scalerl.utils.nested import first_leaf, map_structure
+
+
+def memory_inputs(
+    pre: Callable, prev_action_pre: Callable | None, use_prev_reward: bool, obs: Any, batch: dict
+) -> tuple[torch.Tensor, int, int]:
+    """A memory core's input [B*T, in_dim] from [B, T] batches: pre(o_t) [, features of
+    a_{t-1}] [, r_{t-1}], and (B, T)."""
+    B, T = first_leaf(obs).shape[:2]
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(B * T, *x.shape[2:])
+
+    parts = [pre(map_structure(flat, obs))]
+    if prev_action_pre is not None:
+        parts.append(prev_action_pre(map_structure(flat, batch[Columns.PREV_ACTIONS])))
+    if use_prev_reward:
+        parts.append(batch[Columns.PREV_REWARDS].reshape(B * T, 1).float())
+    return (torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]), B, T
 
 
 class LSTMCore(nn.Module):
