@@ -57,6 +57,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             self.learner_group = MultiLearnerGroup(
                 config, self.learner_class, self.module_spec, config.policies_to_train
             )
+            self._check_memoryless()
             runner_class = MultiAgentEnvRunner
         else:
             obs_space, act_space = self._env_spaces()

@@ -27,14 +27,16 @@ class MultiAgentMixin:
         env.close()
         fn = cfg.get_policy_mapping_fn()
         self.agent_to_module = {aid: fn(aid, None) for aid in agents}
-        spec = multi_rl_module_spec(cfg, self.agent_space_table)
-        for mid, module_spec in spec.rl_module_specs.items():
-            if module_spec.build().is_stateful():
+        return multi_rl_module_spec(cfg, self.agent_space_table)
+
+    def _check_memoryless(self) -> None:
+        """The multi-agent EnvRunner keeps no per-agent recurrent state (yet)."""
+        for mid, learner in self.learner_group.learners.items():
+            if learner.module.is_stateful():
                 raise ConfigError(
                     f"Policy `{mid}` has a recurrent module: multi-agent training supports "
                     "memoryless modules so far (drop `use_lstm` / `use_attention`)."
                 )
-        return spec
 
     def _multi_agent_means(self, agents: KeyedReturns, modules: KeyedReturns) -> dict:
         if not self.config.is_multi_agent:
