@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import (
@@ -29,6 +30,7 @@ from scalerl.core.rl_module import (
     import_class,
     import_object,
 )
+from scalerl.env.checks import ON_NONFINITE
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 from scalerl.utils.spaces import space_from_dict, space_to_dict
@@ -44,6 +46,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "normalize_actions",
         "clip_actions",
         "disable_env_checking",
+        "check_env_steps",
+        "on_nonfinite",
     ),
     "framework": ("framework",),
     "env_runners": (
@@ -82,6 +86,36 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "debugging": ("seed", "log_level"),
     "api_stack": ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2"),
 }
+# Settings that may hold inf legitimately (env data, space bounds) or are not numbers.
+NON_FINITE_ALLOWED = {
+    "env",
+    "env_config",
+    "observation_space",
+    "action_space",
+    "rl_module_spec",
+    "policies",
+    "policy_mapping_fn",
+    "env_to_module_connector",
+}
+
+
+def _nonfinite_path(value: Any, path: str) -> tuple[str, float] | None:
+    """(setting path, value) of the first NaN/inf float in a setting, or None."""
+    if isinstance(value, float | np.floating):
+        return None if math.isfinite(value) else (path, float(value))
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _nonfinite_path(v, f"{path}[{k!r}]")
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = _nonfinite_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 # Setting name in a builder call -> attribute name (RLlib stores `framework` as `framework_str`).
 ATTRIBUTE = {"framework": "framework_str"}
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
@@ -143,6 +177,9 @@ class AlgorithmConfig:
         self.normalize_actions = True
         self.clip_actions = False
         self.disable_env_checking = False
+        # Per-step checks of env data (`env/checks.py`); "drop": count and drop NaN/inf steps.
+        self.check_env_steps = True
+        self.on_nonfinite = "raise"
         # framework
         self.framework_str = "torch"
         # env_runners
@@ -323,6 +360,16 @@ class AlgorithmConfig:
         if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
             raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
         self._validate_lr()
+        self._check_finite_settings()
+        if not isinstance(self.check_env_steps, bool):
+            raise ConfigError(
+                f"`check_env_steps` must be True or False, got {self.check_env_steps!r}."
+            )
+        self._check_choice("on_nonfinite", ON_NONFINITE)
+        if self.on_nonfinite == "drop" and not self.check_env_steps:
+            raise ConfigError(
+                "`on_nonfinite='drop'` needs the per-step checks: set `check_env_steps=True`."
+            )
         if self.minibatch_size > self.total_train_batch_size:
             raise ConfigError(
                 f"`minibatch_size` ({self.minibatch_size}) must not exceed the train batch size "
@@ -373,8 +420,28 @@ class AlgorithmConfig:
         validate_multi_agent(self)
 
     def _validate_lr(self) -> None:
-        """`lr`: a number or schedule (SAC replaces it by actor, critic and alpha rates)."""
-        validate_schedule("lr", self.lr)
+        """`lr`: a number or schedule > 0 (SAC replaces it by actor, critic and alpha rates)."""
+        validate_schedule("lr", self.lr, positive=True)
+
+    def _check_finite_settings(self) -> None:
+        """No NaN or inf in any numeric setting (nested in lists and dicts too), except in
+        `env_config`, the spaces and the multi-agent specs, which belong to the env."""
+        for key in self._all_keys():
+            if key in NON_FINITE_ALLOWED:
+                continue
+            path = _nonfinite_path(getattr(self, ATTRIBUTE.get(key, key)), key)
+            if path is not None:
+                raise ConfigError(
+                    f"`{path[0]}` is {path[1]!r}: settings must be finite numbers (use None "
+                    "where a setting can be turned off)."
+                )
+
+    def check_coefficient(self, name: str) -> None:
+        """A loss coefficient: a finite number >= 0."""
+        self.check_number(name)
+        value = getattr(self, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"`{name}` is a loss coefficient: it must be >= 0, got {value!r}.")
 
     def _check_int(self, name: str, minimum: int, extra: str = "") -> None:
         value = getattr(self, name)

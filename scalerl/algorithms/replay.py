@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer, n_step_transitions
 from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
 
@@ -22,6 +23,16 @@ def build_replay_buffer(
     if rb.get("type", default_type) == "prioritized":
         return PrioritizedReplayBuffer(capacity, alpha=float(rb["alpha"]), beta=float(rb["beta"]))
     return ReplayBuffer(capacity)
+
+
+def check_buffer_exponents(replay_buffer_config: dict) -> None:
+    """Prioritized replay's `alpha` and `beta`: finite numbers >= 0."""
+    for key in ("alpha", "beta"):
+        value = replay_buffer_config.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(
+                f"`replay_buffer_config[{key!r}]` must be a number >= 0, got {value!r}."
+            )
 
 
 class ReplayMixin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -10,6 +11,14 @@ import torch
 
 from scalerl.connectors.env_to_module.mean_std_filter import build_observation_filter
 from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.env.checks import (
+    MAX_RESETS,
+    EnvChecks,
+    finite,
+    nonfinite_rows,
+    reset_obs,
+    step_api_error,
+)
 from scalerl.env.registry import EnvContext, env_name
 from scalerl.utils import nested
 from scalerl.utils.errors import EnvError
@@ -112,6 +121,15 @@ class SingleAgentEnvRunner:
         # MeanStdFilter or None. Local mode: the central filter; Ray: this runner's copy.
         self.obs_filter = build_observation_filter(config.observation_filter, self.obs_space)
         self.obs: Any = None  # [N, ...] arrays, nested like the observation space
+        self._raw_obs: Any = None  # the same before the observation filter
+        # Per-step checks of what the envs return (`env/checks.py`); None: first step only.
+        self.checks = (
+            EnvChecks(self.obs_space, self.env_id, config.on_nonfinite)
+            if config.check_env_steps
+            else None
+        )
+        self.num_steps = 0  # this runner's env steps, for error messages
+        self.num_nonfinite_dropped = 0  # since the last sample() (on_nonfinite="drop")
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)
         # A stateful (recurrent) module: its state, a_{t-1} and r_{t-1} per env.
@@ -154,11 +172,9 @@ class SingleAgentEnvRunner:
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self, update_filter: bool = True) -> None:
-        first = [
-            self._checked_obs(env.reset(seed=s)[0], "reset()")
-            for env, s in zip(self.envs, self._env_seeds)
-        ]
-        self.obs = self._filter_obs(nested.stack(first), update_filter)
+        first = [self._reset_env(i, s) for i, s in enumerate(self._env_seeds)]
+        self._raw_obs = nested.stack(first)
+        self.obs = self._filter_obs(self._raw_obs, update_filter)
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         self._checked_first_step = False
@@ -168,6 +184,32 @@ class SingleAgentEnvRunner:
             nested.map_structure(lambda a: a.fill(0), self.prev_actions)
             self.prev_rewards[:] = 0.0
             self.steps_in_sequence[:] = 0
+
+    def _where(self, i: int, stepped: int = 0) -> str:
+        """Where a step happens, for error messages (`stepped`: 1 once `ep_len` counts it)."""
+        return (
+            f"at episode step {int(self.ep_len[i]) + 1 - stepped} (sub-env {i} of runner "
+            f"{self.worker_index}, the runner's env step {self.num_steps + i + 1 - stepped})"
+        )
+
+    def _reset_env(self, i: int, seed: int | None = None) -> Any:
+        """Reset env i and return its checked first observation (with `on_nonfinite="drop"`
+        a non-finite one is counted and the env reset again)."""
+        for _ in range(MAX_RESETS):
+            where = f"(sub-env {i} of runner {self.worker_index})"
+            obs = self._checked_obs(
+                reset_obs(self.env_id, self.envs[i].reset(seed=seed), where), "reset()"
+            )
+            if self.checks is None or finite(obs):
+                return obs
+            if not self.checks.drop:
+                raise self.checks.nonfinite_error("observation", obs, f"from reset() {where}")
+            self.num_nonfinite_dropped += 1
+            seed = None
+        raise EnvError(
+            f"Env `{self.env_id}`.reset() returned a non-finite observation {MAX_RESETS} times "
+            f"in a row (sub-env {i} of runner {self.worker_index}); fix the env."
+        )
 
     def _checked_obs(self, obs: Any, where: str) -> Any:
         try:
@@ -263,28 +305,93 @@ class SingleAgentEnvRunner:
         next_obs = nested.map_structure(np.empty_like, self.obs)
         if not isinstance(env_actions, np.ndarray):  # nested: one structure per env
             env_actions = [nested.index(env_actions, i) for i in range(n)]
-        check = not self._checked_first_step
+        checks = self.checks
+        check_first = checks is None and not self._checked_first_step
+        if checks is not None:
+            shape, dtype, isfinite = checks.shape, checks.dtype, math.isfinite
+            k0 = len(record["trunc_index"]) if record is not None else 0
         for i, env in enumerate(self.envs):
-            obs, r, term, trunc, _ = env.step(env_actions[i])
-            if check:
+            out = env.step(env_actions[i])
+            try:
+                obs, r, term, trunc, _ = out
+                rewards[i] = r
+                self.ep_return[i] += r
+            except (TypeError, ValueError):
+                raise step_api_error(self.env_id, out, self._where(i)) from None
+            dropped = False
+            if checks is not None:  # inline: this runs for every env step (see env/checks.py)
+                if not (term is True or term is False) or not (trunc is True or trunc is False):
+                    error = checks.flags_error(term, trunc, self._where(i))
+                    if error is not None:
+                        raise error
+                if not flat:
+                    obs = checks.check_obs(obs, self._where(i))
+                elif (
+                    obs.__class__ is not np.ndarray or obs.shape != shape or obs.dtype is not dtype
+                ):
+                    obs, dtype = checks.flat_obs(obs, self._where(i))
+                    checks.dtype = dtype
+                if not isfinite(r) or ((term or trunc) and not finite(obs)):
+                    what, value = ("reward", r) if not isfinite(r) else ("final observation", obs)
+                    if not checks.drop:
+                        raise checks.nonfinite_error(what, value, self._where(i))
+                    # Cut the episode here: bootstrap from the last good observation.
+                    dropped, term, trunc = True, False, True
+                    rewards[i] = 0.0 if what == "reward" else r
+                    obs = nested.index(self._raw_obs, i)
+            elif check_first:
                 obs = self._checked_obs(obs, "step()")
-            rewards[i], terms[i], truncs[i] = r, term, trunc
-            self.ep_return[i] += r
+            terms[i], truncs[i] = term, trunc
             self.ep_len[i] += 1
             if term or trunc:
                 if trunc and not term and record is not None:
                     record["trunc_index"].append((t, i))
                     record["trunc_obs"].append(obs)
-                finished.append((self.ep_return[i], self.ep_len[i]))
+                if dropped:
+                    self.num_nonfinite_dropped += 1
+                else:
+                    finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
-                obs, _ = env.reset()
+                obs = self._reset_env(i)
             if flat:
                 next_obs[i] = obs
             else:
                 nested.assign(next_obs, i, obs)
+        if checks is not None and not checks.batch_finite(next_obs):
+            self._nonfinite_obs(next_obs, t, record, k0, truncs)
+        self.num_steps += n
         self._checked_first_step = True
+        self._raw_obs = next_obs
         self.obs = self._filter_obs(next_obs, update=record is not None)
         return rewards, terms, truncs
+
+    def _nonfinite_obs(
+        self, next_obs: Any, t: int, record: dict | None, k0: int, truncs: np.ndarray
+    ) -> None:
+        """Rows of `next_obs` with NaN/inf (episodes that go on: reset observations are
+        checked in `_reset_env`): an EnvError, or with `on_nonfinite="drop"` the step is
+        cut as a truncation that bootstraps from the last good observation, the episode
+        dropped from the metrics and the env reset."""
+        for i in nonfinite_rows(next_obs):
+            where = self._where(i, stepped=1)
+            if not self.checks.drop:
+                value = nested.index(next_obs, i)
+                raise self.checks.nonfinite_error("observation", value, where)
+            truncs[i] = True
+            if record is not None:
+                record["trunc_index"].append((t, i))
+                record["trunc_obs"].append(nested.index(self._raw_obs, i))
+            self.num_nonfinite_dropped += 1
+            self.ep_return[i], self.ep_len[i] = 0.0, 0
+            nested.assign(next_obs, i, self._reset_env(i))
+        if record is not None:  # this step's truncations in env order (as `_MemoryRecord`)
+            idx, obs = record["trunc_index"], record["trunc_obs"]
+            order = sorted(range(k0, len(idx)), key=lambda k: idx[k][1])
+            idx[k0:], obs[k0:] = [idx[k] for k in order], [obs[k] for k in order]
+
+    def _pop_dropped(self) -> int:
+        n, self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
+        return n
 
     def sample(self, num_timesteps: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
         """Step each env `num_timesteps` times (default: the rollout fragment length).
@@ -342,7 +449,9 @@ class SingleAgentEnvRunner:
         }
         if memory is not None:
             batch.update(memory.columns())
-        return batch, self._episode_metrics(finished, T * n)
+        metrics = self._episode_metrics(finished, T * n)
+        metrics["num_nonfinite_dropped"] = self._pop_dropped()
+        return batch, metrics
 
     def sample_episodes(
         self,
@@ -368,7 +477,9 @@ class SingleAgentEnvRunner:
         self.obs = None  # the next training sample starts fresh episodes
         if num_episodes is not None:
             finished = finished[:num_episodes]
-        return self._episode_metrics(finished, steps)
+        metrics = self._episode_metrics(finished, steps)
+        metrics["num_nonfinite_dropped"] = self._pop_dropped()
+        return metrics
 
     def _clip_rewards(self, rewards: np.ndarray) -> np.ndarray:
         clip = self.config.clip_rewards

@@ -85,6 +85,10 @@ class APEXDQNConfig(DQNConfig):
         self._check_int("max_requests_in_flight_per_replay_shard", 1)
         self.check_number("apex_epsilon")
         self.check_number("apex_epsilon_alpha")
+        if not self.apex_epsilon_alpha >= 0:
+            raise ConfigError(
+                f"`apex_epsilon_alpha` must be >= 0, got {self.apex_epsilon_alpha!r}."
+            )
         if not 0.0 <= self.apex_epsilon <= 1.0:
             raise ConfigError(f"`apex_epsilon` must be in [0, 1], got {self.apex_epsilon!r}.")
         if self.observation_filter not in (None, "NoFilter"):

@@ -21,7 +21,7 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
 from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
-from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer
+from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer, check_buffer_exponents
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -116,13 +116,19 @@ class DQNConfig(AlgorithmConfig):
         self.check_number("tau")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"`tau` must be in (0, 1], got {self.tau!r}.")
-        validate_schedule("epsilon", self.epsilon)
+        validate_schedule("epsilon", self.epsilon, minimum=0.0, maximum=1.0)
+        self.check_coefficient("sigma0")
+        self.check_number("v_min")
+        self.check_number("v_max")
+        if not self.v_min < self.v_max:
+            raise ConfigError(f"`v_min` ({self.v_min}) must be below `v_max` ({self.v_max}).")
         rb = self.replay_buffer_config
         if not isinstance(rb, dict) or rb.get("type", "prioritized") not in BUFFER_TYPES:
             raise ConfigError(
                 "`replay_buffer_config` must be a dict with `type` in "
                 f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
             )
+        check_buffer_exponents(rb)
         if self.num_learners > 0:
             raise ConfigError("DQN runs its learner in the driver: set `num_learners=0`.")
 

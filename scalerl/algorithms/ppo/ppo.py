@@ -67,8 +67,10 @@ class PPOConfig(AlgorithmConfig):
 
     def validate(self) -> None:
         super().validate()
-        for name in ("lambda_", "clip_param", "vf_loss_coeff", "kl_coeff", "kl_target"):
+        for name in ("lambda_", "clip_param", "kl_target"):
             self.check_number(name)
+        for name in ("vf_loss_coeff", "kl_coeff"):
+            self.check_coefficient(name)
         if self.vf_clip_param is not None:
             self.check_number("vf_clip_param", "or None")
         if not 0.0 <= self.lambda_ <= 1.0:
@@ -83,7 +85,7 @@ class PPOConfig(AlgorithmConfig):
             raise ConfigError(
                 "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
             )
-        validate_schedule("entropy_coeff", self.entropy_coeff)
+        validate_schedule("entropy_coeff", self.entropy_coeff, minimum=0.0)
         self._validate_module_class()
 
     def _validate_module_class(self) -> None:

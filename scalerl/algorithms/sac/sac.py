@@ -15,7 +15,7 @@ import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
-from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer
+from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer, check_buffer_exponents
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
     check_sac_action_space,
@@ -114,7 +114,7 @@ class SACConfig(AlgorithmConfig):
                 "`alpha_lr` instead, and leave `lr=None`."
             )
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
-            validate_schedule(name, getattr(self, name))
+            validate_schedule(name, getattr(self, name), positive=True)
 
     def validate(self) -> None:
         super().validate()
@@ -152,6 +152,7 @@ class SACConfig(AlgorithmConfig):
             raise ConfigError(
                 f"`replay_buffer_config` has unknown keys {unknown}; valid: {list(BUFFER_KEYS)}."
             )
+        check_buffer_exponents(rb)
         capacity = rb.get("capacity", 1)
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ConfigError(
