@@ -16,8 +16,15 @@ What it measures
     env steps per second and as a ratio to the raw rate measured in the same run. The
     process keeps torch at 1 thread (as scalerl's Learner sets it when the algo is built).
 
+    ``--compare-checks`` instead times the same runner settings with the per-step env data
+    checks on (the default) and off (``config.environment(check_env_steps=False)``): the
+    two runners alternate, round by round, so machine-load drift hits both alike, and
+    each round is timed in process CPU time (a busy shared machine barely moves it);
+    printed are the best and the median rate of each and their ratio (on / off).
+
 Run
     .venv/bin/python benchmarks/sampling_throughput.py
+    .venv/bin/python benchmarks/sampling_throughput.py --compare-checks --trials 15
     .venv/bin/python benchmarks/sampling_throughput.py --steps 50000 --trials 5 --envs 1,8,16,64
 
 No timing assertions: the script only prints a table.
@@ -39,12 +46,12 @@ def raw_gym_rate(num_steps: int) -> float:
     return raw_rate(lambda: gym.make("CartPole-v1"), num_steps)
 
 
-def make_runner(num_envs: int):
+def make_runner(num_envs: int, check_env_steps: bool = True):
     from scalerl.algorithms.ppo import PPOConfig
 
     algo = (
         PPOConfig()
-        .environment("CartPole-v1")
+        .environment("CartPole-v1", check_env_steps=check_env_steps)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=num_envs, explore=True)
         .debugging(seed=0)
         .build_algo()
@@ -52,14 +59,52 @@ def make_runner(num_envs: int):
     return algo, algo.env_runner_group.local_runner
 
 
-def runner_rate(runner, num_steps: int) -> tuple[float, int]:
+def runner_rate(runner, num_steps: int, clock=time.perf_counter) -> tuple[float, int]:
     """Env steps/s of repeated `runner.sample()` calls totalling >= num_steps steps."""
     done = 0
-    start = time.perf_counter()
+    start = clock()
     while done < num_steps:
         _, metrics = runner.sample()
         done += metrics["num_env_steps"]
-    return done / (time.perf_counter() - start), done
+    return done / (clock() - start), done
+
+
+def compare_checks(env_counts: list[int], num_steps: int, trials: int) -> None:
+    """Checks on vs off, same run, rounds interleaved (on, off, off, on, ...)."""
+    import statistics
+
+    runners = {
+        (n, on): make_runner(n, check_env_steps=on) for n in env_counts for on in (True, False)
+    }
+    for _, runner in runners.values():
+        runner_rate(runner, 5_000)  # warm-up
+    rates: dict[tuple, list[float]] = {key: [] for key in runners}
+    for trial in range(trials):
+        for n in env_counts:
+            # Alternate which goes first, so neither always follows the other.
+            for on in (True, False) if trial % 2 == 0 else (False, True):
+                runner = runners[(n, on)][1]
+                rates[(n, on)].append(runner_rate(runner, num_steps, time.process_time)[0])
+    print(
+        f"CartPole-v1 sampling, per-step env checks on vs off: {trials} interleaved rounds "
+        f"of >= {num_steps} env steps each; env steps per second of this process's CPU "
+        "time (other processes on the machine barely move it)\n"
+    )
+    header = (
+        f"{'envs':>4s} {'on best':>9s} {'off best':>9s} {'ratio':>6s}   "
+        f"{'on median':>9s} {'off median':>10s} {'ratio':>6s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for n in env_counts:
+        on, off = rates[(n, True)], rates[(n, False)]
+        print(
+            f"{n:4d} {max(on):9.0f} {max(off):9.0f} {max(on) / max(off):6.3f}   "
+            f"{statistics.median(on):9.0f} {statistics.median(off):10.0f} "
+            f"{statistics.median(on) / statistics.median(off):6.3f}"
+        )
+    for algo, _ in runners.values():
+        algo.stop()
 
 
 def main() -> None:
@@ -67,10 +112,16 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000, help="env steps per timed round")
     p.add_argument("--trials", type=int, default=3, help="timed rounds; the best is kept")
     p.add_argument("--envs", default="1,16", help="comma-separated envs per runner")
+    p.add_argument(
+        "--compare-checks", action="store_true", help="per-step env checks on vs off"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
 
     env_counts = [int(n) for n in args.envs.split(",")]
+    if args.compare_checks:
+        compare_checks(env_counts, args.steps, args.trials)
+        return
     runners = {n: make_runner(n) for n in env_counts}
 
     # Warm-up: a few thousand steps of each, so lazy init and caches are out of the way.

@@ -74,6 +74,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.num_episodes_lifetime = 0
+        self.num_nonfinite_dropped_lifetime = 0  # config.environment(on_nonfinite="drop")
         self.time_total_s = 0.0
         self._timers: dict[str, float] = {}
         self._stopped = False
@@ -128,7 +129,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             raise RuntimeError("This algorithm was stopped; build a new one to train again.")
         start = time.perf_counter()
         self._timers = {}
-        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0}
+        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0, "dropped": 0}
         result = self.training_step()
         self.iteration += 1
         cfg = self.config
@@ -144,6 +145,8 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "num_env_steps_sampled": self._sampled_this_iter["steps"],
             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
             "num_episodes_lifetime": self.num_episodes_lifetime,
+            "num_nonfinite_dropped": self._sampled_this_iter["dropped"],
+            "num_nonfinite_dropped_lifetime": self.num_nonfinite_dropped_lifetime,
         }
         result.update(
             env_runners=env_runners,
@@ -166,6 +169,8 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             self.num_episodes_lifetime += len(m["episode_returns"])
             self._sampled_this_iter["steps"] += m["num_env_steps"]
             self._sampled_this_iter["episodes"] += len(m["episode_returns"])
+            self._sampled_this_iter["dropped"] += m.get("num_nonfinite_dropped", 0)
+            self.num_nonfinite_dropped_lifetime += m.get("num_nonfinite_dropped", 0)
 
     @contextlib.contextmanager
     def _timer(self, name: str):

@@ -129,6 +129,56 @@ def nonfinite_rows(batch: Any) -> np.ndarray:
     return np.zeros(0, dtype=np.int64) if bad is None else np.flatnonzero(bad)
 
 
+def episode_step(dones: np.ndarray, t: int, steps_before: int) -> int:
+    """The episode step (from 1) of fragment step t of one env: `dones` [T] are its episode
+    ends in the fragment, `steps_before` the episode's steps before the fragment."""
+    ends = np.flatnonzero(dones[:t])
+    return t - int(ends[-1]) if len(ends) else steps_before + t + 1
+
+
+def _first_bad_cell(leaf: np.ndarray) -> tuple[int, int] | None:
+    """(t, i) of the first non-finite cell of a [T, N, ...] float array, in step order."""
+    if leaf.dtype.kind != "f":
+        return None
+    ok = np.isfinite(leaf)
+    if ok.all():
+        return None
+    bad = ~ok.reshape(*leaf.shape[:2], -1).all(axis=2)
+    t, i = np.argwhere(bad)[0]
+    return int(t), int(i)
+
+
+def first_nonfinite(
+    rewards: np.ndarray,
+    obs: Any,
+    next_obs: Any,
+    trunc_index: list[tuple[int, int]],
+    trunc_obs: list[Any],
+) -> tuple[str, int, int, Any] | None:
+    """The first NaN/inf of a [T, N] fragment by env step: (what, t, i, value), where step
+    (t, i) returned it, or None. `obs` [T, N, ...] (obs[t] was returned by step t - 1),
+    `next_obs` [N, ...] (by step T - 1), and the final observations of truncated episodes.
+    """
+    T, N = rewards.shape
+    found: list[tuple[int, str, int, int, Any]] = []
+    cell = _first_bad_cell(rewards[..., None])
+    if cell:
+        found.append((cell[0] * N + cell[1], "reward", *cell, rewards[cell]))
+    after = nested.map_structure(lambda o, b: np.concatenate([o[1:], b[None]]), obs, next_obs)
+    for leaf in nested.leaves(after):
+        cell = _first_bad_cell(leaf)
+        if cell:
+            found.append((cell[0] * N + cell[1], "observation", *cell, nested.index(after, cell)))
+    for (t, i), o in zip(trunc_index, trunc_obs):
+        if not finite(o):
+            found.append((t * N + i, "final observation", t, i, o))
+            break
+    if not found:
+        return None
+    _, what, t, i, value = min(found, key=lambda f: f[0])
+    return what, t, i, value
+
+
 class EnvChecks:
     """The per-step checks of one runner's observation space (single-agent: its only
     space; multi-agent: one per module) and the messages when they fail.
@@ -241,9 +291,10 @@ def step_api_error(env_id: str, out: Any, where: str, multi_agent: bool = False)
     )
 
 
-def reset_obs(env_id: str, result: Any, where: str) -> Any:
+def reset_obs(env_id: str, result: Any, env_index: int, worker_index: int) -> Any:
     """The observation of a `reset()` result, or an EnvError if it is not `(obs, info)`."""
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
+        where = f"(sub-env {env_index} of runner {worker_index})"
         got = (
             f"a {len(result)}-tuple"
             if isinstance(result, tuple)

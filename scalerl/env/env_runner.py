@@ -14,7 +14,9 @@ from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.checks import (
     MAX_RESETS,
     EnvChecks,
+    episode_step,
     finite,
+    first_nonfinite,
     nonfinite_rows,
     reset_obs,
     step_api_error,
@@ -192,18 +194,25 @@ class SingleAgentEnvRunner:
             f"{self.worker_index}, the runner's env step {self.num_steps + i + 1 - stepped})"
         )
 
-    def _reset_env(self, i: int, seed: int | None = None) -> Any:
+    def _reset_env(self, i: int, seed: int | None = None, check_finite: bool = True) -> Any:
         """Reset env i and return its checked first observation (with `on_nonfinite="drop"`
-        a non-finite one is counted and the env reset again)."""
+        a non-finite one is counted and the env reset again). Without `check_finite` the
+        fragment check (`_check_fragment`) finds NaN/inf later, at less cost."""
+        c = self.checks
         for _ in range(MAX_RESETS):
-            where = f"(sub-env {i} of runner {self.worker_index})"
-            obs = self._checked_obs(
-                reset_obs(self.env_id, self.envs[i].reset(seed=seed), where), "reset()"
-            )
-            if self.checks is None or finite(obs):
+            obs = reset_obs(self.env_id, self.envs[i].reset(seed=seed), i, self.worker_index)
+            if (
+                c is None
+                or obs.__class__ is not np.ndarray
+                or obs.shape != c.shape
+                or obs.dtype is not c.dtype
+            ):
+                obs = self._checked_obs(obs, "reset()")
+            if c is None or not check_finite or finite(obs):
                 return obs
-            if not self.checks.drop:
-                raise self.checks.nonfinite_error("observation", obs, f"from reset() {where}")
+            if not c.drop:
+                where = f"(sub-env {i} of runner {self.worker_index})"
+                raise c.nonfinite_error("observation", obs, f"from reset() {where}")
             self.num_nonfinite_dropped += 1
             seed = None
         raise EnvError(
@@ -307,6 +316,9 @@ class SingleAgentEnvRunner:
             env_actions = [nested.index(env_actions, i) for i in range(n)]
         checks = self.checks
         check_first = checks is None and not self._checked_first_step
+        # NaN/inf: checked here on every step when dropping (and when evaluating); else
+        # once per fragment on the recorded arrays (`_check_fragment`), which costs less.
+        per_step = checks is not None and (checks.drop or record is None)
         if checks is not None:
             shape, dtype, isfinite = checks.shape, checks.dtype, math.isfinite
             k0 = len(record["trunc_index"]) if record is not None else 0
@@ -331,7 +343,7 @@ class SingleAgentEnvRunner:
                 ):
                     obs, dtype = checks.flat_obs(obs, self._where(i))
                     checks.dtype = dtype
-                if not isfinite(r) or ((term or trunc) and not finite(obs)):
+                if per_step and (not isfinite(r) or ((term or trunc) and not finite(obs))):
                     what, value = ("reward", r) if not isfinite(r) else ("final observation", obs)
                     if not checks.drop:
                         raise checks.nonfinite_error(what, value, self._where(i))
@@ -352,12 +364,12 @@ class SingleAgentEnvRunner:
                 else:
                     finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
-                obs = self._reset_env(i)
+                obs = self._reset_env(i, check_finite=per_step)
             if flat:
                 next_obs[i] = obs
             else:
                 nested.assign(next_obs, i, obs)
-        if checks is not None and not checks.batch_finite(next_obs):
+        if per_step and not checks.batch_finite(next_obs):
             self._nonfinite_obs(next_obs, t, record, k0, truncs)
         self.num_steps += n
         self._checked_first_step = True
@@ -389,6 +401,30 @@ class SingleAgentEnvRunner:
             order = sorted(range(k0, len(idx)), key=lambda k: idx[k][1])
             idx[k0:], obs[k0:] = [idx[k] for k in order], [obs[k] for k in order]
 
+    def _check_fragment(
+        self, obs_buf: Any, rew_buf: np.ndarray, dones: np.ndarray, record: dict, start: tuple
+    ) -> None:
+        """NaN/inf anywhere in a fragment: an EnvError naming the first step that returned
+        one. Observations [t >= 1] were returned by step t - 1 (obs[0] and reset
+        observations were checked before), the bootstrap observation by step T - 1."""
+        ep0, steps0 = start
+        n = len(self.envs)
+        found = first_nonfinite(
+            rew_buf,
+            obs_buf,
+            self._raw_obs,
+            record["trunc_index"],
+            record["trunc_obs"],
+        )
+        if found is None:
+            return
+        what, t, i, value = found
+        where = (
+            f"at episode step {episode_step(dones[:, i], t, int(ep0[i]))} (sub-env {i} of "
+            f"runner {self.worker_index}, the runner's env step {steps0 + t * n + i + 1})"
+        )
+        raise self.checks.nonfinite_error(what, value, where)
+
     def _pop_dropped(self) -> int:
         n, self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
         return n
@@ -411,6 +447,7 @@ class SingleAgentEnvRunner:
         record: dict[str, list] = {"trunc_index": [], "trunc_obs": []}
         finished: list[tuple[float, int]] = []
         memory = _MemoryRecord(self, T) if self.stateful else None
+        start = (self.ep_len.copy(), self.num_steps)  # for `_check_fragment`'s messages
         for t in range(T):
             nested.assign(obs_buf, t, self.obs)
             if memory is not None:
@@ -431,6 +468,8 @@ class SingleAgentEnvRunner:
                 memory.after_step(
                     actions, self._clip_rewards(rew_buf[t]), term_buf[t], trunc_buf[t]
                 )
+        if self.checks is not None and not self.checks.drop:
+            self._check_fragment(obs_buf, rew_buf, term_buf | trunc_buf, record, start)
         trunc_obs = (
             self._filter_obs(nested.stack(record["trunc_obs"]), update=False)
             if record["trunc_obs"]

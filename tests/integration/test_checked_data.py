@@ -1,0 +1,225 @@
+"""Checked data: what envs return is checked on every step (API, shape, dtype, NaN/inf),
+bad settings are refused, non-finite updates are skipped, and acting validates its input."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from scalerl.algorithms.ppo import PPOConfig
+from scalerl.utils.errors import EnvError
+
+SMALL = dict(train_batch_size=256, minibatch_size=64, num_epochs=2)
+
+
+class Faulty(gym.Wrapper):
+    """CartPole that returns bad data: `nan_obs_p` / `nan_reward_p`: the chance per step of
+    a NaN observation / reward; `bad_step`: at this global step return `bad_value`."""
+
+    def __init__(self, config: dict):
+        super().__init__(gym.make("CartPole-v1"))
+        self.cfg = config
+        self.rng = np.random.default_rng(config.get("seed", 0))
+        self.count = 0
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self.count += 1
+        c = self.cfg
+        if self.rng.random() < c.get("nan_obs_p", 0.0):
+            obs = obs.copy()
+            obs[self.rng.integers(4)] = c.get("value", np.nan)
+        if self.rng.random() < c.get("nan_reward_p", 0.0):
+            r = c.get("value", np.nan)
+        if self.count == c.get("bad_step"):
+            kind = c["kind"]
+            if kind == "short_obs":
+                obs = obs[:1]
+            elif kind == "reward":
+                r = c["bad_value"]
+            elif kind == "terminated":
+                term = c["bad_value"]
+            elif kind == "float_for_discrete":
+                obs = c["bad_value"]
+        return obs, r, term, trunc, info
+
+
+def config(env_config: dict, **env_kwargs) -> PPOConfig:
+    return (
+        PPOConfig()
+        .environment(Faulty, env_config=env_config, **env_kwargs)
+        .training(**SMALL)
+        .debugging(seed=0)
+    )
+
+
+# -- observations and rewards: raise --------------------------------------------------------
+
+
+def test_nan_observation_names_env_and_step():
+    algo = config(
+        {"bad_step": 37, "kind": "reward", "bad_value": 1.0, "nan_obs_p": 0.0}
+    ).build_algo()
+    algo.train()  # clean data trains
+    algo.stop()
+    algo = config({"nan_obs_p": 0.01, "seed": 3}).build_algo()
+    with pytest.raises(EnvError) as e:
+        for _ in range(5):
+            algo.train()
+    msg = str(e.value)
+    assert "Faulty" in msg and "non-finite observation" in msg
+    assert "episode step" in msg and "env step" in msg and "nan" in msg
+    assert "on_nonfinite='drop'" in msg
+    algo.stop()
+
+
+def test_nan_and_inf_rewards_raise():
+    for value in (np.nan, np.inf, -np.inf):
+        algo = config({"nan_reward_p": 0.02, "value": value}).build_algo()
+        with pytest.raises(EnvError, match="non-finite reward"):
+            for _ in range(5):
+                algo.train()
+        algo.stop()
+
+
+def test_error_names_the_exact_step():
+    """A NaN reward at env step 100 of one env: the message names runner step 100."""
+    algo = config({"bad_step": 100, "kind": "reward", "bad_value": float("nan")}).build_algo()
+    with pytest.raises(EnvError, match=r"the runner's env step 100\)"):
+        algo.train()
+    algo.stop()
+
+
+def test_evaluation_checks_every_step():
+    algo = config({"nan_obs_p": 0.05}).evaluation(evaluation_duration=3).build_algo()
+    with pytest.raises(EnvError, match="non-finite observation"):
+        algo.evaluate()
+    algo.stop()
+
+
+# -- observations and rewards: drop -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_envs", [1, 4])
+def test_drop_counts_and_weights_stay_finite(num_envs):
+    algo = (
+        config({"nan_obs_p": 0.01, "nan_reward_p": 0.01}, on_nonfinite="drop")
+        .env_runners(num_envs_per_env_runner=num_envs)
+        .build_algo()
+    )
+    dropped = 0
+    for _ in range(4):
+        result = algo.train()
+        dropped += result["env_runners"]["num_nonfinite_dropped"]
+        assert np.isfinite(result["env_runners"]["episode_return_mean"])
+        assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
+    assert dropped > 0
+    assert result["env_runners"]["num_nonfinite_dropped_lifetime"] == dropped
+    weights = algo.get_weights()["default_policy"]
+    assert all(np.isfinite(w).all() for w in weights.values())
+    algo.stop()
+
+
+def test_drop_recurrent_module():
+    algo = (
+        config({"nan_obs_p": 0.02}, on_nonfinite="drop")
+        .env_runners(num_envs_per_env_runner=3)
+        .rl_module(model_config={"use_lstm": True, "max_seq_len": 8, "lstm_cell_size": 16})
+        .build_algo()
+    )
+    for _ in range(2):
+        result = algo.train()
+    assert result["env_runners"]["num_nonfinite_dropped_lifetime"] > 0
+    assert all(np.isfinite(w).all() for w in algo.get_weights()["default_policy"].values())
+    algo.stop()
+
+
+def test_checks_off_lets_nan_through():
+    """`check_env_steps=False` (the benchmark's baseline) does not look at the data."""
+    algo = config({"nan_obs_p": 0.01}, check_env_steps=False).build_algo()
+    algo.train()
+    algo.stop()
+
+
+# -- shapes, dtypes, API ----------------------------------------------------------------------
+
+
+def test_shape_change_at_step_7_is_an_error():
+    algo = config({"bad_step": 7, "kind": "short_obs"}).build_algo()
+    with pytest.raises(EnvError, match=r"shape \(1,\), expected \(4,\)") as e:
+        algo.train()
+    assert "episode step 7" in str(e.value) and "Faulty" in str(e.value)
+    algo.stop()
+
+
+@pytest.mark.parametrize("bad", [None, "1.0", [1.0, 2.0]])
+def test_bad_reward_types(bad):
+    algo = config({"bad_step": 5, "kind": "reward", "bad_value": bad}).build_algo()
+    with pytest.raises(EnvError, match="reward"):
+        algo.train()
+    algo.stop()
+
+
+@pytest.mark.parametrize("bad", [None, 0, "yes"])
+def test_non_bool_terminated(bad):
+    algo = config({"bad_step": 5, "kind": "terminated", "bad_value": bad}).build_algo()
+    with pytest.raises(EnvError, match="`terminated`.*must be a bool"):
+        algo.train()
+    algo.stop()
+
+
+class OldGym(gym.Env):
+    """The pre-0.26 Gym API: reset() -> obs, step() -> (obs, reward, done, info)."""
+
+    observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, config=None):
+        self.reset_ok = (config or {}).get("reset_ok", False)
+
+    def reset(self, *, seed=None, options=None):
+        obs = np.zeros(4, np.float32)
+        return (obs, {}) if self.reset_ok else obs
+
+    def step(self, action):
+        return np.zeros(4, np.float32), 1.0, False, {}
+
+
+@pytest.mark.parametrize("reset_ok", [False, True])
+def test_old_gym_api_names_the_gymnasium_api(reset_ok):
+    algo = PPOConfig().environment(OldGym, env_config={"reset_ok": reset_ok}).training(**SMALL)
+    algo = algo.build_algo()
+    with pytest.raises(EnvError) as e:
+        algo.train()
+    msg = str(e.value)
+    assert "OldGym" in msg
+    assert "reset() returned" in msg if not reset_ok else "step() returned a 4-tuple" in msg
+    assert "step(action) -> (obs, reward, terminated, truncated, info)" in msg
+    assert "reset(*, seed=None, options=None) -> (obs, info)" in msg
+    assert "shimmy" in msg
+    algo.stop()
+
+
+def test_float_observation_for_integer_space():
+    class Grid(gym.Env):
+        observation_space = gym.spaces.Discrete(5)
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, config=None):
+            pass
+
+        def reset(self, *, seed=None, options=None):
+            return 0, {}
+
+        def step(self, action):
+            return 1.5, 0.0, False, False, {}
+
+    algo = PPOConfig().environment(Grid).training(**SMALL).build_algo()
+    with pytest.raises(EnvError, match="dtype float64"):
+        algo.train()
+    algo.stop()
+
+
+def test_discrete_python_ints_are_fine():
+    algo = PPOConfig().environment("FrozenLake-v1").training(**SMALL).build_algo()
+    algo.train()
+    algo.stop()
