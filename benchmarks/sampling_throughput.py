@@ -112,9 +112,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20_000, help="env steps per timed round")
     p.add_argument("--trials", type=int, default=3, help="timed rounds; the best is kept")
     p.add_argument("--envs", default="1,16", help="comma-separated envs per runner")
-    p.add_argument(
-        "--compare-checks", action="store_true", help="per-step env checks on vs off"
-    )
+    p.add_argument("--compare-checks", action="store_true", help="per-step env checks on vs off")
     args = p.parse_args()
     torch.set_num_threads(1)
 
