@@ -8,16 +8,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
-from scalerl.utils.errors import CheckpointError
+from scalerl.utils.errors import CheckpointError, NonFiniteUpdateError
 from scalerl.utils.nested import first_leaf, index, map_structure
 from scalerl.utils.schedules import Scheduler
+
+# Updates with a NaN/inf gradient are skipped (weights and optimizer state untouched); this
+# many in a row raise a NonFiniteUpdateError naming the module and the loss terms.
+MAX_NON_FINITE_UPDATES_IN_A_ROW = 3
 
 
 class Learner:
     """Owns the trainable module and its optimizer; subclasses define `update()`."""
+
+    # The module this learner trains (multi-agent: set by the MultiLearnerGroup), for errors.
+    module_id: str = DEFAULT_MODULE_ID
 
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         self.config = config
@@ -33,6 +41,8 @@ class Learner:
         self.module: RLModule = module_spec.build().to(self.device)
         self.configure_optimizers()
         self.rng = np.random.default_rng(config.seed)
+        self.num_non_finite_updates_skipped = 0  # lifetime (reported in the learner results)
+        self._non_finite_in_a_row: dict[str, int] = {}  # per optimizer
 
     def configure_optimizers(self) -> None:
         """Build the optimizer(s): one Adam over all parameters with the `lr` schedule.
@@ -55,21 +65,35 @@ class Learner:
         self.optimizer.lr = lr
         return lr
 
-    def apply_loss(self, loss: torch.Tensor) -> torch.Tensor:
+    def apply_loss(
+        self, loss: torch.Tensor, loss_terms: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Backprop `loss`, clip gradients by the configured rule, and take one step.
 
         Returns the gradient's global norm before clipping (a tensor: converting it to a
-        float every minibatch would cost more than it is worth).
+        float every minibatch would cost more than it is worth). `loss_terms` (name ->
+        scalar tensor) name the culprit if the gradient is not finite (`apply_gradients`).
         """
         self.optimizer.zero_grad()
         loss.backward()
-        return self.apply_gradients()
+        return self.apply_gradients(loss_terms=loss_terms)
 
-    def apply_gradients(self, optimizer: Adam | None = None) -> torch.Tensor:
+    def apply_gradients(
+        self,
+        optimizer: Adam | None = None,
+        loss_terms: dict[str, torch.Tensor] | None = None,
+        name: str = "default_optimizer",
+    ) -> torch.Tensor:
         """Clip the gradients in the parameters' `.grad` and take one optimizer step.
 
         For updates that write the gradients themselves; returns the global norm before
         clipping, as `apply_loss`. `optimizer` defaults to `self.optimizer`.
+
+        A NaN/inf gradient norm skips the step (weights and optimizer state stay as they
+        were) and counts it in `num_non_finite_updates_skipped`; after
+        `MAX_NON_FINITE_UPDATES_IN_A_ROW` in a row a NonFiniteUpdateError names the module,
+        the optimizer and the non-finite `loss_terms`. Data-parallel learners decide alike:
+        they test the all-reduced gradient.
         """
         optimizer = optimizer or self.optimizer
         grad = optimizer.flat_grad
@@ -80,6 +104,10 @@ class Learner:
             torch.distributed.all_reduce(grad)
             grad.div_(world)
         norm = grad.norm()
+        if not torch.isfinite(norm):  # one host sync per step: cheap next to the update
+            self._skip_non_finite(norm, loss_terms, name)
+            return norm
+        self._non_finite_in_a_row[name] = 0
         clip = self.config.grad_clip
         if clip is not None:
             if self.config.grad_clip_by == "value":
@@ -88,6 +116,32 @@ class Learner:
                 grad.mul_((clip / (norm + 1e-6)).clamp(max=1.0))
         optimizer.step()
         return norm
+
+    def _skip_non_finite(
+        self, norm: torch.Tensor, loss_terms: dict[str, torch.Tensor] | None, name: str
+    ) -> None:
+        self.num_non_finite_updates_skipped += 1
+        in_a_row = self._non_finite_in_a_row[name] = self._non_finite_in_a_row.get(name, 0) + 1
+        if in_a_row < MAX_NON_FINITE_UPDATES_IN_A_ROW:
+            return
+        bad = [
+            f"{k}={float(v.detach().float().mean()):g}"
+            for k, v in (loss_terms or {}).items()
+            if isinstance(v, torch.Tensor) and v.numel() > 0 and not torch.isfinite(v).all()
+        ]
+        culprit = (
+            f"non-finite loss terms: {', '.join(bad)}"
+            if bad
+            else "the loss terms are finite but the gradient is not (an overflow or 0 * inf "
+            "in the backward pass)"
+        )
+        raise NonFiniteUpdateError(
+            f"Module `{self.module_id}`: {MAX_NON_FINITE_UPDATES_IN_A_ROW} updates in a row had "
+            f"a non-finite gradient (norm {float(norm)}, optimizer `{name}`; {culprit}); each "
+            f"was skipped ({self.num_non_finite_updates_skipped} in all). Look for NaN/inf in "
+            "the training data (`config.environment(on_nonfinite=...)`), a learning rate that "
+            "is too high, or a custom loss or module that divides by zero or takes log(0)."
+        )
 
     # -- data-parallel helpers (no-ops unless torch.distributed is initialized) ------------
     @staticmethod

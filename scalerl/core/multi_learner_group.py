@@ -47,6 +47,7 @@ class MultiLearnerGroup:
         self.learners[module_id] = self.learner_class(
             config_for_module(self.config, module_id), spec
         )
+        self.learners[module_id].module_id = module_id  # named in its errors
         if train:
             self.policies_to_train.add(module_id)
 

@@ -243,9 +243,10 @@ class EnvChecks:
 
     def obs_error(self, why: str, where: str) -> EnvError:
         return EnvError(
-            f"Env `{self.env_id}` returned an observation that does not fit its observation "
-            f"space {self.space} {where}: {why}. Fix the env's `observation_space` (or what it "
-            "returns), or set `config.environment(observation_space=...)`."
+            f"Env `{self.env_id}` returned an observation {where} that does not fit its "
+            f"observation space {self.space}: {why}. Fix the env's observation space (or what "
+            "it returns), or set the space in the config (`config.environment("
+            "observation_space=...)`, or the module's spec for a multi-agent policy)."
         )
 
     def flags_error(self, term: Any, trunc: Any, where: str) -> EnvError | None:
@@ -283,9 +284,16 @@ def step_api_error(env_id: str, out: Any, where: str, multi_agent: bool = False)
     if not isinstance(out, tuple) or len(out) != 5:
         got = f"a {len(out)}-tuple" if isinstance(out, tuple) else type(out).__name__
         return EnvError(f"Env `{env_id}`.step() returned {got} {where}, but {api}. {OLD_GYM_HINT}")
-    reward = out[1]
+    reward, whose = out[1], ""
+    if multi_agent and isinstance(reward, Mapping):
+        for aid, r in reward.items():
+            try:
+                float(r)
+            except (TypeError, ValueError):
+                reward, whose = r, f" of agent {aid!r}"
+                break
     return EnvError(
-        f"Env `{env_id}`.step() returned the reward {describe(reward)} "
+        f"Env `{env_id}`.step() returned the reward{whose} {describe(reward)} "
         f"({type(reward).__name__}) {where}; it must be a real number "
         f"(float or int{', per agent' if multi_agent else ''}): {api}."
     )

@@ -26,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from scalerl.env.checks import finite
 from scalerl.env.registry import EnvContext, get_env_creator
 from scalerl.utils.errors import EnvError, did_you_mean
 
@@ -307,9 +308,11 @@ def _check_keys(env: Any, d: Any, what: str, where: str, extra: Collection = ())
             )
 
 
-def _check_obs_dict(env: Any, obs: Any, where: str) -> None:
+def _check_obs_dict(env: Any, obs: Any, where: str, allow_nonfinite: bool = False) -> None:
     _check_keys(env, obs, "observations", where)
     for agent, o in obs.items():
+        if allow_nonfinite and not finite(o):
+            continue  # the runner's own checks handle it (raise or drop)
         space = env.get_observation_space(agent)
         why = space_mismatch(o, space)
         if why:
@@ -319,28 +322,35 @@ def _check_obs_dict(env: Any, obs: Any, where: str) -> None:
             )
 
 
-def check_multi_agent_reset(env: Any, obs: Any, infos: Any) -> None:
+def check_multi_agent_reset(env: Any, obs: Any, infos: Any, allow_nonfinite: bool = False) -> None:
     """Raise an `EnvError` naming the agent and the problem if a reset result is malformed.
 
     Checks: both are dicts keyed by ids in `possible_agents` (`infos` may also hold
     `"__common__"`), every observation lies in its agent's observation space, and at least
     one agent got an observation (else nobody could act).
     """
-    _check_obs_dict(env, obs, "reset()")
+    _check_obs_dict(env, obs, "reset()", allow_nonfinite)
     _check_keys(env, infos, "infos", "reset()", extra=(COMMON,))
     if not obs:
         raise EnvError(f"{_name(env)}.reset() returned no observation: no agent can act.")
 
 
 def check_multi_agent_step(
-    env: Any, obs: Any, rewards: Any, terminateds: Any, truncateds: Any, infos: Any
+    env: Any,
+    obs: Any,
+    rewards: Any,
+    terminateds: Any,
+    truncateds: Any,
+    infos: Any,
+    allow_nonfinite: bool = False,
 ) -> None:
     """Raise an `EnvError` naming the agent and the problem if a step result is malformed.
 
     Checks: all five are dicts keyed by ids in `possible_agents`; `terminateds` and
     `truncateds` hold `"__all__"` (and per-agent flags) as bools; rewards are real
     numbers; every observation lies in its agent's observation space; and an episode that
-    is not over has at least one agent to act.
+    is not over has at least one agent to act. `allow_nonfinite`: NaN/inf observations and
+    rewards pass (an EnvRunner checks those itself, on every step).
     """
     where = "step()"
     for flags, what in ((terminateds, "terminateds"), (truncateds, "truncateds")):
@@ -357,10 +367,14 @@ def check_multi_agent_step(
                 raise EnvError(
                     f"{_name(env)}.{where}: {what}[{agent!r}] must be a bool, got {flag!r}."
                 )
-    _check_obs_dict(env, obs, where)
+    _check_obs_dict(env, obs, where, allow_nonfinite)
     _check_keys(env, rewards, "rewards", where)
     for agent, r in rewards.items():
-        if not isinstance(r, numbers.Real) or isinstance(r, bool) or not np.isfinite(r):
+        if (
+            not isinstance(r, numbers.Real)
+            or isinstance(r, bool)
+            or not (allow_nonfinite or np.isfinite(r))
+        ):
             raise EnvError(
                 f"{_name(env)}.{where}: the reward of agent {agent!r} must be a finite real "
                 f"number, got {r!r}."

@@ -16,6 +16,7 @@ unchanged.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -25,6 +26,14 @@ import torch
 
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from scalerl.env.checks import (
+    MAX_RESETS,
+    EnvChecks,
+    finite,
+    nonfinite_rows,
+    reset_obs,
+    step_api_error,
+)
 from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.registry import env_name
@@ -95,6 +104,16 @@ class MultiAgentEnvRunner:
         self._episodes = 0
         self.obs: list[dict] | None = None  # per env: agent id -> observation to act on
         self._checked: set = set()  # agents whose first observation was checked
+        # Per-step checks (`env/checks.py`), one per module's observation space.
+        self.checks: dict[str, EnvChecks] | None = None
+        if config.check_env_steps:
+            self.checks = {mid: self._module_checks(mid) for mid in self.specs}
+        self.num_steps = 0  # this runner's env steps, for error messages
+        self.num_nonfinite_dropped = 0  # since the last sample() (on_nonfinite="drop")
+
+    def _module_checks(self, mid: str) -> EnvChecks:
+        space = self.specs[mid].observation_space
+        return EnvChecks(space, self.env_id, self.config.on_nonfinite)
 
     # -- weights ------------------------------------------------------------------
     def set_weights(self, weights: dict[str, Any], obs_filter_state: dict | None = None) -> None:
@@ -118,9 +137,13 @@ class MultiAgentEnvRunner:
             mid, spec = add
             self.module.add_module(mid, spec.build().eval())
             self.specs[mid] = spec
+            if self.checks is not None:
+                self.checks[mid] = self._module_checks(mid)
         if remove is not None:
             self.module.remove_module(remove)
             del self.specs[remove]
+            if self.checks is not None:
+                self.checks.pop(remove, None)
         self.mapping_fn = mapping_fn
         self._refresh_numpy_fns()
         self.obs = None
@@ -156,9 +179,10 @@ class MultiAgentEnvRunner:
             checks if hasattr(e, "get_observation_space") else 0 for e in self.envs
         ]
         for i, (env, s) in enumerate(zip(self.envs, self._env_seeds)):
-            obs, infos = env.reset(seed=s)
+            result = env.reset(seed=s)
+            obs = reset_obs(self.env_id, result, i, self.worker_index)
             if self._checks_left[i] > 0:
-                check_multi_agent_reset(env, obs, infos)
+                check_multi_agent_reset(env, obs, result[1], self.checks is not None)
             self._new_episode(i, obs)
 
     def module_for(self, i: int, agent_id: Any) -> str:
@@ -175,15 +199,31 @@ class MultiAgentEnvRunner:
             self.agent_module[i][agent_id] = mid
         return mid
 
+    def _where(self, i: int, aid: Any, where: str = "step()") -> str:
+        """Where an observation or reward came from, for error messages (`num_steps`
+        counts whole vector steps, so the runner's step is exact up to the env order)."""
+        return (
+            f"from {where} for agent {aid!r} at episode step {int(self.ep_len[i])} (sub-env "
+            f"{i} of runner {self.worker_index}, around the runner's env step "
+            f"{self.num_steps + i + 1})"
+        )
+
     def _checked_obs(self, i: int, obs: dict, where: str) -> dict:
         if not isinstance(obs, dict):
             raise EnvError(
                 f"Multi-agent env `{self.env_id}` returned {type(obs).__name__} from {where}; "
                 "a MultiAgentEnv returns a dict {agent_id: observation}."
             )
+        checks = self.checks
         out = {}
         for aid, o in obs.items():
-            if aid not in self._checked:
+            if checks is not None:  # every step: shape and dtype kind (see env/checks.py)
+                c = checks[self.module_for(i, aid)]
+                if not c.flat:
+                    o = c.check_obs(o, self._where(i, aid, where))
+                elif o.__class__ is not np.ndarray or o.shape != c.shape or o.dtype is not c.dtype:
+                    o, c.dtype = c.flat_obs(o, self._where(i, aid, where))
+            elif aid not in self._checked:
                 space = self.specs[self.module_for(i, aid)].observation_space
                 try:
                     check_obs(o, space, "observation")
@@ -197,8 +237,42 @@ class MultiAgentEnvRunner:
             out[aid] = o
         return out
 
+    def _reset(self, i: int) -> dict:
+        """Reset env i (after an episode end); with `on_nonfinite="drop"` again while its
+        first observations are not finite."""
+        for _ in range(MAX_RESETS):
+            obs = reset_obs(self.env_id, self.envs[i].reset(), i, self.worker_index)
+            if self.checks is None or not isinstance(obs, dict) or finite(list(obs.values())):
+                return obs
+            aid = next(a for a, o in obs.items() if not finite(o))
+            c = self.checks[self.module_for(i, aid)]
+            if not c.drop:
+                raise c.nonfinite_error("observation", obs[aid], self._where(i, aid, "reset()"))
+            self.num_nonfinite_dropped += 1
+        raise EnvError(
+            f"Env `{self.env_id}`.reset() returned a non-finite observation {MAX_RESETS} times "
+            f"in a row (sub-env {i} of runner {self.worker_index}); fix the env."
+        )
+
+    def _nonfinite(self, i: int, aid: Any, what: str, value: Any, record: dict | None) -> None:
+        """Agent `aid` of env i got a NaN/inf `what`: an EnvError, or with
+        `on_nonfinite="drop"` the episode ends here, dropped from the metrics: every open
+        step is cut and bootstraps from its agent's last good observation."""
+        c = self.checks[self.module_for(i, aid)]
+        if not c.drop:
+            raise c.nonfinite_error(what, value, self._where(i, aid))
+        for a in list(self.pending[i]):
+            self._end_step(i, a, None, False, record)
+        if record is not None:  # steps that ended on a bad observation: cut before it
+            ep = self.episode_info[i].id_
+            for (env, _, episode), traj in record.items():
+                if env == i and episode == ep and not finite(traj.last_next_obs):
+                    traj.last_next_obs, traj.terminated = traj.obs[-1], False
+        self.num_nonfinite_dropped += 1
+        self._new_episode(i, self._reset(i))
+
     # -- acting -------------------------------------------------------------------
-    def _act(self, explore: bool) -> list[dict]:
+    def _act(self, explore: bool, record: dict | None = None) -> list[dict]:
         """Actions for every agent that observed: one forward pass per module.
 
         Returns per env {agent id: (module action, env action, dist inputs or None)}."""
@@ -206,12 +280,28 @@ class MultiAgentEnvRunner:
         for i, obs in enumerate(self.obs):
             for aid in obs:
                 groups[self.module_for(i, aid)].append((i, aid))
+        stacked = {
+            mid: stack_as(
+                self.specs[mid].observation_space, [self.obs[i][aid] for i, aid in members]
+            )
+            for mid, members in groups.items()
+        }
+        if self.checks is not None:  # NaN/inf: one check per module on the stacked batch
+            bad = [
+                members[k]
+                for mid, members in groups.items()
+                if not self.checks[mid].batch_finite(stacked[mid])
+                for k in nonfinite_rows(stacked[mid])
+            ]
+            if bad:
+                for i in sorted({i for i, _ in bad}):
+                    aid = next(a for j, a in bad if j == i)
+                    self._nonfinite(i, aid, "observation", self.obs[i][aid], record)
+                return self._act(explore, record)
         out: list[dict] = [{} for _ in self.envs]
         for mid, members in groups.items():
             module = self.module[mid]
-            obs = stack_as(
-                self.specs[mid].observation_space, [self.obs[i][aid] for i, aid in members]
-            )
+            obs = stacked[mid]
             actions, dist_inputs = self._forward(mid, module, obs, explore)
             cfg = self.config
             env_actions = to_env_actions(
@@ -257,36 +347,71 @@ class MultiAgentEnvRunner:
     def _step(self, explore: bool, record: dict | None, finished: list) -> None:
         """One step of every env. Ends steps of agents that observe again or are done
         (into `record`: (env, agent, episode) -> _Trajectory), opens the new ones."""
-        acts = self._act(explore)
+        acts = self._act(explore, record)
+        checks, isfinite = self.checks, math.isfinite
         for i, env in enumerate(self.envs):
             action_dict = {}
             for aid, (action, env_action, dist_inputs) in acts[i].items():
                 action_dict[aid] = env_action
                 self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
-            obs, rewards, terms, truncs, infos = env.step(action_dict)
-            if self._checks_left[i] > 0:
-                self._checks_left[i] -= 1
-                check_multi_agent_step(env, obs, rewards, terms, truncs, infos)
+            out = env.step(action_dict)
+            try:
+                obs, rewards, terms, truncs, infos = out
+                all_term, all_trunc = terms.get(ALL, False), truncs.get(ALL, False)
+                total_reward = sum(rewards.values())  # None or a str: TypeError
+            except (TypeError, ValueError, AttributeError):
+                where = f"at episode step {int(self.ep_len[i]) + 1} (sub-env {i})"
+                raise step_api_error(self.env_id, out, where, True) from None
             self.ep_len[i] += 1
+            if checks is not None:  # every step: flags are bools, rewards and ends finite
+                if not (all_term is True or all_term is False) or not (
+                    all_trunc is True or all_trunc is False
+                ):
+                    where = f"at episode step {int(self.ep_len[i])} (sub-env {i})"
+                    error = next(iter(checks.values())).flags_error(all_term, all_trunc, where)
+                    if error is not None:
+                        raise error
+                bad = None
+                if not isfinite(total_reward):  # one check for all agents' rewards
+                    bad = next((a for a, r in rewards.items() if not isfinite(r)), None)
+                    what = "reward"
+                if bad is None and (all_term or all_trunc):  # final observations
+                    bad = next((a for a, o in obs.items() if not finite(o)), None)
+                    what = "final observation"
+                if bad is not None:
+                    value = rewards[bad] if what == "reward" else obs[bad]
+                    self._nonfinite(i, bad, what, value, record)
+                    continue
+            if self._checks_left[i] > 0:  # the full API check of the first steps
+                self._checks_left[i] -= 1
+                args = (obs, rewards, terms, truncs, infos, checks is not None)
+                check_multi_agent_step(env, *args)
             for aid, r in rewards.items():
                 r = float(r)
                 self.ep_return[i] += r
                 self.ep_agent_returns[i][aid] += r
                 if aid in self.pending[i]:
                     self.pending[i][aid][3] += r
-            all_term, all_trunc = bool(terms.get(ALL, False)), bool(truncs.get(ALL, False))
+            all_term, all_trunc = bool(all_term), bool(all_trunc)
             if all_term or all_trunc:
                 for aid in list(self.pending[i]):
                     term = all_term or bool(terms.get(aid, False))
                     self._end_step(i, aid, obs.get(aid), term, record)
                 finished.append(self._episode_summary(i))
-                self._new_episode(i, env.reset()[0])
+                self._new_episode(i, self._reset(i))
                 continue
+            dropped = False
             for aid in list(self.pending[i]):
                 if terms.get(aid, False) or truncs.get(aid, False):
+                    if checks is not None and aid in obs and not finite(obs[aid]):
+                        self._nonfinite(i, aid, "final observation", obs[aid], record)
+                        dropped = True
+                        break
                     self._end_step(i, aid, obs.get(aid), bool(terms.get(aid, False)), record)
                 elif aid in obs:
                     self._end_step(i, aid, obs[aid], False, record)
+            if dropped:
+                continue
             self.obs[i] = self._checked_obs(
                 i, {a: o for a, o in obs.items() if not (terms.get(a) or truncs.get(a))}, "step()"
             )
@@ -332,6 +457,7 @@ class MultiAgentEnvRunner:
         finished: list[dict] = []
         for _ in range(T):
             self._step(self.config.explore, record, finished)
+            self.num_steps += len(self.envs)
         # Steps still open are cut here: they end (and are emitted) in a later fragment.
         by_module: dict[str, list[_Trajectory]] = defaultdict(list)
         for traj in record.values():
@@ -339,6 +465,7 @@ class MultiAgentEnvRunner:
         batch = {mid: self._fragment(mid, trajs) for mid, trajs in by_module.items()}
         metrics = self._metrics(finished, T * len(self.envs))
         metrics["num_agent_steps"] = {mid: len(b[Columns.REWARDS]) for mid, b in batch.items()}
+        metrics["num_nonfinite_dropped"], self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
         return batch, metrics
 
     def _fragment(self, mid: str, trajs: list[_Trajectory]) -> dict[str, Any]:
@@ -403,10 +530,13 @@ class MultiAgentEnvRunner:
                 break
             self._step(explore, None, finished)
             steps += len(self.envs)
+            self.num_steps += len(self.envs)
         if num_episodes is not None:
             finished = finished[:num_episodes]
         self.obs = None  # training continues from fresh episodes
-        return self._metrics(finished, steps)
+        metrics = self._metrics(finished, steps)
+        metrics["num_nonfinite_dropped"], self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
+        return metrics
 
     @staticmethod
     def _metrics(finished: list[dict], steps: int) -> dict:

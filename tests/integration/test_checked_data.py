@@ -223,3 +223,69 @@ def test_discrete_python_ints_are_fine():
     algo = PPOConfig().environment("FrozenLake-v1").training(**SMALL).build_algo()
     algo.train()
     algo.stop()
+
+
+# -- multi-agent ------------------------------------------------------------------------------
+
+
+def multi_agent_config(env_config: dict, **env_kwargs) -> PPOConfig:
+    from scalerl.env.multi_agent_env import make_multi_agent
+    from scalerl.env.registry import register_env
+
+    register_env("faulty", Faulty)
+    return (
+        PPOConfig()
+        .environment(make_multi_agent("faulty"), env_config=env_config, **env_kwargs)
+        .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=lambda aid, ep, **kw: f"p{aid}")
+        .training(**SMALL)
+        .debugging(seed=0)
+    )
+
+
+@pytest.mark.parametrize("kind", ["nan_obs_p", "nan_reward_p"])
+def test_multi_agent_nan_names_agent(kind):
+    algo = multi_agent_config({"num_agents": 2, kind: 0.01}).build_algo()
+    with pytest.raises(EnvError) as e:
+        for _ in range(5):
+            algo.train()
+    msg = str(e.value)
+    what = "observation" if kind == "nan_obs_p" else "reward"
+    assert f"non-finite {what}" in msg and "for agent " in msg and "episode step" in msg
+    algo.stop()
+
+
+def test_multi_agent_shape_change_names_agent():
+    """At step 30: after the full API check of the first 20 steps, the per-step checks."""
+    algo = multi_agent_config({"num_agents": 2, "bad_step": 30, "kind": "short_obs"}).build_algo()
+    with pytest.raises(EnvError, match=r"for agent \d at episode step \d+.*shape \(1,\)"):
+        algo.train()
+    algo.stop()
+
+
+def test_multi_agent_none_reward_names_the_api():
+    algo = multi_agent_config(
+        {"num_agents": 2, "bad_step": 30, "kind": "reward", "bad_value": None}
+    ).build_algo()
+    with pytest.raises(EnvError, match=r"reward of agent 0 None .*step\(action\) -> \(obs, reward"):
+        algo.train()
+    algo.stop()
+
+
+def test_multi_agent_drop():
+    algo = (
+        multi_agent_config(
+            {"num_agents": 2, "nan_obs_p": 0.01, "nan_reward_p": 0.01}, on_nonfinite="drop"
+        )
+        .env_runners(num_envs_per_env_runner=2)
+        .build_algo()
+    )
+    dropped = 0
+    for _ in range(3):
+        result = algo.train()
+        dropped += result["env_runners"]["num_nonfinite_dropped"]
+        for mid in ("p0", "p1"):
+            assert np.isfinite(result["learners"][mid]["total_loss"])
+    assert dropped > 0
+    for weights in algo.get_weights().values():
+        assert all(np.isfinite(w).all() for w in weights.values())
+    algo.stop()

@@ -32,12 +32,13 @@ class DQNLearner(Learner):
         loss, td_errors, stats = dqn_loss(
             self.module, self.target_module, tensors, double_q=cfg.double_q
         )
-        norm = self.apply_loss(loss)
+        norm = self.apply_loss(loss, stats)
         self.maybe_update_target(timestep)
         metrics = {k: float(v) for k, v in stats.items()}
         metrics.update(
             curr_lr=lr,
             gradients_default_optimizer_global_norm=float(norm),
+            num_non_finite_updates_skipped=self.num_non_finite_updates_skipped,
             num_module_steps_trained=len(td_errors),
         )
         return {**metrics, "td_error": td_errors.cpu().numpy()}

@@ -194,11 +194,11 @@ class PPOLearner(Learner):
         for mb in self.minibatches(batch, minibatch_size, cfg.num_epochs):
             if by_hand:
                 stats = manual_gradients.ppo_gradients(self.module, dist_cls, mb, **coeffs)
-                norm = self.apply_gradients()
+                norm = self.apply_gradients(loss_terms=stats)
             else:
                 steps, fwd_out = self._valid_steps(mb, self._forward_train(mb))
                 loss, stats = ppo_loss(dist_cls, steps, fwd_out, **coeffs)
-                norm = self.apply_loss(loss)
+                norm = self.apply_loss(loss, stats)
             stats["gradients_default_optimizer_global_norm"] = norm
             rows.append({k: v.detach() for k, v in stats.items()})
         metrics = self.mean_metrics(rows)
@@ -212,6 +212,7 @@ class PPOLearner(Learner):
             curr_kl_coeff=self.kl_coeff,
             vf_explained_var=float(1 - np.var(targets - values) / (np.var(targets) + 1e-8)),
             num_module_steps_trained=len(targets) * cfg.num_epochs,
+            num_non_finite_updates_skipped=self.num_non_finite_updates_skipped,
         )
         return metrics
 

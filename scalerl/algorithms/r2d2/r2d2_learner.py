@@ -28,12 +28,13 @@ class R2D2Learner(DQNLearner):
             h_epsilon=cfg.h_function_epsilon if cfg.use_h_function else None,
             zero_init_states=cfg.zero_init_states,
         )
-        norm = self.apply_loss(loss)
+        norm = self.apply_loss(loss, stats)
         self.maybe_update_target(timestep)
         metrics = {k: float(v) for k, v in stats.items()}
         metrics.update(
             curr_lr=lr,
             gradients_default_optimizer_global_norm=float(norm),
+            num_non_finite_updates_skipped=self.num_non_finite_updates_skipped,
             num_module_steps_trained=int(stats["num_trained_steps"]),
         )
         metrics.pop("num_trained_steps")

@@ -208,6 +208,7 @@ class SAC(ReplayMixin, Algorithm):
                     log_alpha_value=float(learner.log_alpha.detach()),
                     target_entropy=learner.target_entropy,
                     num_module_steps_trained=len(module_rows) * learner.config.train_batch_size,
+                    num_non_finite_updates_skipped=learner.num_non_finite_updates_skipped,
                 )
             results[mid] = stats
         return {"learners": results, "replay_buffer": self.replay_metrics()}

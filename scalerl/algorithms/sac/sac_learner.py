@@ -86,7 +86,7 @@ class SACLearner(Learner):
                 opt.zero_grad()
             loss.backward()
         for name, opt in self.optimizers.items():
-            stats[f"gradients_{name}_global_norm"] = self.apply_gradients(opt)
+            stats[f"gradients_{name}_global_norm"] = self.apply_gradients(opt, stats, name)
         if timestep - self.last_target_update >= cfg.target_network_update_freq:
             self.update_target()
             self.last_target_update = timestep

@@ -219,8 +219,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return out
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
-        """Set the priorities of sampled `indices` to |td_errors| + eps."""
+        """Set the priorities of sampled `indices` to |td_errors| + eps (NaN/inf errors, of
+        an update the learner skipped, keep the transitions sampleable at the max priority)."""
         p = np.abs(np.asarray(td_errors, dtype=np.float64)).reshape(-1) + self.eps
+        if not np.isfinite(p).all():
+            p = np.where(np.isfinite(p), p, self.max_priority)
         self.max_priority = max(self.max_priority, float(p.max(initial=0.0)))
         self.tree.set(indices, p**self.alpha)
 
