@@ -76,7 +76,7 @@ class Learner:
         """
         self.optimizer.zero_grad()
         loss.backward()
-        return self.apply_gradients(loss_terms=loss_terms)
+        return self.apply_gradients(loss_terms={**(loss_terms or {}), "total_loss": loss})
 
     def apply_gradients(
         self,
@@ -89,8 +89,9 @@ class Learner:
         For updates that write the gradients themselves; returns the global norm before
         clipping, as `apply_loss`. `optimizer` defaults to `self.optimizer`.
 
-        A NaN/inf gradient norm skips the step (weights and optimizer state stay as they
-        were) and counts it in `num_non_finite_updates_skipped`; after
+        A NaN/inf gradient norm, or total loss (`loss_terms["total_loss"]`), skips the step
+        (weights and optimizer state stay as they were) and counts it in
+        `num_non_finite_updates_skipped`; after
         `MAX_NON_FINITE_UPDATES_IN_A_ROW` in a row a NonFiniteUpdateError names the module,
         the optimizer and the non-finite `loss_terms`. Data-parallel learners decide alike:
         they test the all-reduced gradient.
@@ -104,7 +105,10 @@ class Learner:
             torch.distributed.all_reduce(grad)
             grad.div_(world)
         norm = grad.norm()
-        if not torch.isfinite(norm):  # one host sync per step: cheap next to the update
+        total = (loss_terms or {}).get("total_loss")
+        # NaN/inf * 0 is NaN, finite * 0 is 0: one host sync tests both.
+        check = norm if total is None else norm + total.detach() * 0
+        if not torch.isfinite(check):  # one host sync per step: cheap next to the update
             self._skip_non_finite(norm, loss_terms, name)
             return norm
         self._non_finite_in_a_row[name] = 0
@@ -137,7 +141,8 @@ class Learner:
         )
         raise NonFiniteUpdateError(
             f"Module `{self.module_id}`: {MAX_NON_FINITE_UPDATES_IN_A_ROW} updates in a row had "
-            f"a non-finite gradient (norm {float(norm)}, optimizer `{name}`; {culprit}); each "
+            f"a non-finite loss or gradient (gradient norm {float(norm)}, optimizer `{name}`; "
+            f"{culprit}); each "
             f"was skipped ({self.num_non_finite_updates_skipped} in all). Look for NaN/inf in "
             "the training data (`config.environment(on_nonfinite=...)`), a learning rate that "
             "is too high, or a custom loss or module that divides by zero or takes log(0)."

@@ -289,3 +289,101 @@ def test_multi_agent_drop():
     for weights in algo.get_weights().values():
         assert all(np.isfinite(w).all() for w in weights.values())
     algo.stop()
+
+
+# -- non-finite updates -----------------------------------------------------------------------
+
+
+def poisoned_ppo(monkeypatch, bad_calls: set, term: str = "vf_loss"):
+    """PPO (autograd path) whose loss term `term` is NaN on the update calls in `bad_calls`."""
+    import torch
+
+    from scalerl.algorithms.ppo import ppo_learner
+
+    real = ppo_learner.ppo_loss
+    calls = []
+
+    def loss(*args, **kwargs):
+        total, stats = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) in bad_calls:
+            stats[term] = stats[term] * torch.tensor(float("nan"))
+            total = total + stats[term]
+        return total, stats
+
+    monkeypatch.setattr(ppo_learner, "ppo_loss", loss)
+    monkeypatch.setattr(ppo_learner.PPOLearner, "manual_gradients", False)
+    return (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .training(train_batch_size=64, minibatch_size=64, num_epochs=1)
+        .debugging(seed=0)
+        .build_algo()
+    )
+
+
+def test_non_finite_update_is_skipped_and_counted(monkeypatch):
+    algo = poisoned_ppo(monkeypatch, bad_calls={1, 2})
+    before = algo.get_weights()["default_policy"]
+    result = algo.train()  # update 1: NaN, skipped
+    after = algo.get_weights()["default_policy"]
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert result["learners"]["default_policy"]["num_non_finite_updates_skipped"] == 1
+    algo.train()  # update 2: NaN, skipped
+    result = algo.train()  # update 3: fine, applied
+    assert result["learners"]["default_policy"]["num_non_finite_updates_skipped"] == 2
+    changed = algo.get_weights()["default_policy"]
+    assert any(not np.array_equal(before[k], changed[k]) for k in before)
+    assert all(np.isfinite(w).all() for w in changed.values())
+    algo.stop()
+
+
+def test_non_finite_updates_in_a_row_raise_naming_module_and_term(monkeypatch):
+    from scalerl.core.learner import MAX_NON_FINITE_UPDATES_IN_A_ROW
+    from scalerl.utils.errors import NonFiniteUpdateError
+
+    algo = poisoned_ppo(monkeypatch, bad_calls=set(range(1, 100)), term="entropy")
+    before = algo.get_weights()["default_policy"]
+    for _ in range(MAX_NON_FINITE_UPDATES_IN_A_ROW - 1):
+        algo.train()
+    with pytest.raises(NonFiniteUpdateError) as e:
+        algo.train()
+    assert "default_policy" in str(e.value) and "entropy=nan" in str(e.value)
+    after = algo.get_weights()["default_policy"]
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    algo.stop()
+
+
+def test_sac_non_finite_update_skipped(monkeypatch):
+    import torch
+
+    from scalerl.algorithms.sac import SACConfig, sac_learner
+
+    real = sac_learner.sac_losses
+    calls = []
+
+    def losses(*args, **kwargs):
+        loss, td, stats = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            loss = loss * torch.tensor(float("nan"))
+        return loss, td, stats
+
+    monkeypatch.setattr(sac_learner, "sac_losses", losses)
+    monkeypatch.setattr(sac_learner.SACLearner, "manual_gradients", False)
+    algo = (
+        SACConfig()
+        .environment("Pendulum-v1")
+        .training(
+            train_batch_size=32,
+            num_steps_sampled_before_learning_starts=64,
+            min_sample_timesteps_per_iteration=100,
+        )
+        .debugging(seed=0)
+        .build_algo()
+    )
+    result = algo.train()
+    stats = result["learners"]["default_policy"]
+    assert stats["num_non_finite_updates_skipped"] == 3  # actor, critic and alpha steps
+    assert all(np.isfinite(w).all() for w in algo.get_weights()["default_policy"].values())
+    algo.stop()
