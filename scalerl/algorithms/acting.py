@@ -10,8 +10,109 @@ import numpy as np
 import torch
 
 from scalerl.core.rl_module import Columns, RLModule
+from scalerl.env.checks import describe
 from scalerl.env.env_runner import action_buffer
 from scalerl.utils import nested
+
+
+def observation_error(what: str, space: gym.Space, why: str) -> ValueError:
+    return ValueError(
+        f"{what} does not fit the module's observation space {space}: {why}. Pass "
+        + (
+            "one observation (lists and Python numbers are converted to the space's dtype)."
+            if what.startswith("The observation")
+            else "a batch (first axis = batch) of observations, or a dict {key: observation}."
+        )
+    )
+
+
+def check_observation(obs: Any, space: gym.Space, path: str = "") -> Any:
+    """One observation as arrays of the space's dtypes (nested like the space); a
+    ValueError naming the expected shape and what was given (no broadcasting, no
+    flattening, no NaN/inf, Discrete values in range)."""
+    if isinstance(space, gym.spaces.Dict):
+        if not isinstance(obs, dict) or set(obs) != set(space.spaces):
+            got = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+            raise observation_error(
+                f"The observation{path}",
+                space,
+                f"expected a dict with keys {sorted(space.spaces)}, got {got}",
+            )
+        return {k: check_observation(obs[k], s, f"{path}[{k!r}]") for k, s in space.spaces.items()}
+    if isinstance(space, gym.spaces.Tuple):
+        if not isinstance(obs, tuple | list) or len(obs) != len(space.spaces):
+            raise observation_error(
+                f"The observation{path}",
+                space,
+                f"expected a tuple of {len(space.spaces)}, got {describe(obs)}",
+            )
+        return tuple(
+            check_observation(o, s, f"{path}[{i}]")
+            for i, (o, s) in enumerate(zip(obs, space.spaces))
+        )
+    return _leaf(obs, space, f"The observation{path}", ())
+
+
+def check_observation_batch(obs: Any, space: gym.Space) -> Any:
+    """A batch of observations [B, ...] (nested like the space), checked as
+    `check_observation` checks one; every leaf must have the same batch size B."""
+    sizes: set[int] = set()
+
+    def visit(x: Any, s: gym.Space, path: str) -> Any:
+        if isinstance(s, gym.spaces.Dict):
+            if not isinstance(x, dict) or set(x) != set(s.spaces):
+                got = sorted(x) if isinstance(x, dict) else type(x).__name__
+                raise observation_error(
+                    f"The batch{path}",
+                    s,
+                    f"expected a dict with keys {sorted(s.spaces)}, got {got}",
+                )
+            return {k: visit(x[k], sub, f"{path}[{k!r}]") for k, sub in s.spaces.items()}
+        if isinstance(s, gym.spaces.Tuple):
+            if not isinstance(x, tuple | list) or len(x) != len(s.spaces):
+                raise observation_error(
+                    f"The batch{path}", s, f"expected a tuple of {len(s.spaces)} batched parts"
+                )
+            return tuple(
+                visit(p, sub, f"{path}[{i}]") for i, (p, sub) in enumerate(zip(x, s.spaces))
+            )
+        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        if arr.ndim == 0:
+            raise observation_error(
+                f"The batch{path}", s, f"got a scalar {describe(x)} with no batch axis"
+            )
+        sizes.add(len(arr))
+        return _leaf(arr, s, f"The batch{path}", (len(arr),))
+
+    out = visit(obs, space, "")
+    if len(sizes) > 1:
+        raise observation_error(
+            "The batch", space, f"its parts have different batch sizes {sorted(sizes)}"
+        )
+    return out
+
+
+def _leaf(value: Any, space: gym.Space, what: str, batch: tuple[int, ...]) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise observation_error(what, space, f"got {describe(value)}") from None
+    shape = batch + (() if isinstance(space, gym.spaces.Discrete) else tuple(space.shape))
+    if arr.dtype.kind not in "biuf":
+        raise observation_error(
+            what, space, f"got non-numeric values ({arr.dtype}) {describe(value)}"
+        )
+    if arr.shape != shape:
+        raise observation_error(what, space, f"got shape {arr.shape}, expected {shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise observation_error(what, space, f"got non-finite values {describe(value)}")
+    if np.issubdtype(space.dtype, np.integer) and arr.dtype.kind == "f":
+        if not np.array_equal(arr, np.round(arr)):
+            raise observation_error(what, space, f"got non-integer values {describe(value)}")
+    if isinstance(space, gym.spaces.Discrete):
+        if arr.size and not ((arr >= space.start) & (arr < space.start + space.n)).all():
+            raise observation_error(what, space, f"got {describe(value)}, outside its range")
+    return arr.astype(space.dtype, copy=False)
 
 
 def obs_to_tensors(obs: Any, space: gym.Space, device: torch.device) -> Any:

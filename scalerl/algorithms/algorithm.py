@@ -10,7 +10,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from scalerl.algorithms.acting import obs_to_tensors, recurrent_batch
+from scalerl.algorithms.acting import (
+    check_observation,
+    check_observation_batch,
+    obs_to_tensors,
+    recurrent_batch,
+)
 from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exported)
     OBS_FILTER_FILE,
     AlgorithmCheckpoints,
@@ -269,9 +274,10 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             if state is not None:
                 raise ValueError("Pass a batch (not a dict of observations) with `state`.")
             keys = list(observations)
-            batch = nested.stack([observations[k] for k in keys])
+            batch = nested.stack([check_observation(observations[k], space) for k in keys])
             actions = self.compute_actions(batch, explore=explore, policy_id=policy_id)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
+        observations = check_observation_batch(observations, space)
         if self.obs_filter is not None:  # frozen: acting must not move the statistics
             observations = self.obs_filter(observations, update=False)
         device = next(module.parameters()).device
@@ -314,12 +320,17 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
     ) -> Any:
         """The action for one observation; deterministic (greedy/mean) unless `explore=True`.
 
+        The observation may be an array, a list or a Python number (converted to the space's
+        dtype); it must fit the module's observation space (shape, dtype, range, Dict keys,
+        no NaN/inf) or a ValueError says what was expected.
+
         Recurrent modules: pass `state` (start with `algo.get_module().get_initial_state()`)
         and get `(action, state_out, extra)` back; feed `state_out` in at the next step, and
         `prev_action` / `prev_reward` if the module uses them. Without `state` every call
         starts from the initial state and returns only the action.
         """
-        self.get_module(policy_id)
+        space = self.get_module(policy_id).observation_space
+        observation = check_observation(observation, space)
 
         def batched(x: Any) -> Any:
             return nested.map_structure(lambda v: np.asarray(v)[None], x)

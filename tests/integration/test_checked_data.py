@@ -387,3 +387,78 @@ def test_sac_non_finite_update_skipped(monkeypatch):
     assert stats["num_non_finite_updates_skipped"] == 3  # actor, critic and alpha steps
     assert all(np.isfinite(w).all() for w in algo.get_weights()["default_policy"].values())
     algo.stop()
+
+
+# -- acting -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cartpole_algo():
+    algo = PPOConfig().environment("CartPole-v1").training(**SMALL).build_algo()
+    yield algo
+    algo.stop()
+
+
+def test_compute_single_action_accepts_lists_and_tuples(cartpole_algo):
+    obs = [0.01, -0.02, 0.03, 0.04]
+    expected = cartpole_algo.compute_single_action(np.array(obs, dtype=np.float32))
+    assert cartpole_algo.compute_single_action(obs) == expected
+    assert cartpole_algo.compute_single_action(tuple(obs)) == expected
+    batch = cartpole_algo.compute_actions([obs, obs])
+    assert list(batch) == [expected, expected]
+
+
+@pytest.mark.parametrize(
+    "obs, match",
+    [
+        ([0.1, 0.2, 0.3], r"shape \(3,\), expected \(4,\)"),
+        ([[0.1, 0.2, 0.3, 0.4]], r"shape \(1, 4\), expected \(4,\)"),
+        (0.5, r"shape \(\), expected \(4,\)"),
+        ([0.1, float("nan"), 0.3, 0.4], "non-finite"),
+        ([0.1, float("inf"), 0.3, 0.4], "non-finite"),
+        (["a", "b", "c", "d"], "non-numeric"),
+        (None, "non-numeric"),
+    ],
+)
+def test_compute_single_action_rejects_bad_observations(cartpole_algo, obs, match):
+    with pytest.raises(ValueError, match=match) as e:
+        cartpole_algo.compute_single_action(obs)
+    assert "Box(" in str(e.value) and "(4,)" in str(e.value)
+
+
+def test_compute_actions_rejects_bad_batches(cartpole_algo):
+    with pytest.raises(ValueError, match=r"shape \(2, 3\), expected \(2, 4\)"):
+        cartpole_algo.compute_actions(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        cartpole_algo.compute_actions(np.full((2, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match="no batch axis"):
+        cartpole_algo.compute_actions(np.float32(0.5))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        cartpole_algo.compute_actions({"a": [0.0] * 4, "b": [0.0] * 3})
+
+
+def test_compute_single_action_discrete_and_dict_spaces():
+    class DictEnv(gym.Env):
+        observation_space = gym.spaces.Dict(
+            {"pos": gym.spaces.Discrete(5), "vel": gym.spaces.Box(-1, 1, (2,), np.float32)}
+        )
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, config=None):
+            pass
+
+        def reset(self, *, seed=None, options=None):
+            return {"pos": 0, "vel": np.zeros(2, np.float32)}, {}
+
+        def step(self, action):
+            return {"pos": 1, "vel": np.zeros(2, np.float32)}, 0.0, True, False, {}
+
+    algo = PPOConfig().environment(DictEnv).training(**SMALL).build_algo()
+    assert algo.compute_single_action({"pos": 3, "vel": [0.1, -0.1]}) in (0, 1)
+    with pytest.raises(ValueError, match=r"keys \['pos', 'vel'\], got \['pos'\]"):
+        algo.compute_single_action({"pos": 3})
+    with pytest.raises(ValueError, match=r"\['pos'\].*outside its range"):
+        algo.compute_single_action({"pos": 7, "vel": [0.1, -0.1]})
+    with pytest.raises(ValueError, match=r"\['pos'\].*non-integer"):
+        algo.compute_single_action({"pos": 2.5, "vel": [0.1, -0.1]})
+    algo.stop()
