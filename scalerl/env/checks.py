@@ -202,6 +202,9 @@ class EnvChecks:
             else None
         )
         self.dtype = np.dtype(space.dtype) if self.flat else None
+        # An integer flat space (Discrete, MultiDiscrete, MultiBinary, an integer Box).
+        self.integer = self.flat and not np.issubdtype(space.dtype, np.floating)
+        self.discrete = _DiscreteRange(space) if isinstance(space, gym.spaces.Discrete) else None
         self.has_floats = any(
             np.issubdtype(s.dtype, np.floating) for s in _leaf_spaces(space) if s.dtype
         )
@@ -214,7 +217,12 @@ class EnvChecks:
         cheaper than `np.isfinite(x).all()` on the small arrays of a vector step."""
         if not self.has_floats:
             return True
-        for leaf in nested.leaves(batch) if not self.flat else (batch,):
+        if self.flat:  # the hot path
+            zeros = self._zeros.get(batch.size)
+            if zeros is None:
+                zeros = self._zeros[batch.size] = np.zeros(batch.size, dtype=batch.dtype)
+            return math.isfinite(batch.reshape(-1).dot(zeros))
+        for leaf in nested.leaves(batch):
             if leaf.dtype.kind != "f":
                 continue
             key = (leaf.size, leaf.dtype)
@@ -265,6 +273,17 @@ class EnvChecks:
             f"Env `{self.env_id}` returned a non-finite {what} {where}: {describe(value)}. "
             f"NaN or inf in training data turns the weights into NaN. {NONFINITE_HINT}"
         )
+
+
+class _DiscreteRange:
+    """Whether a batch of Discrete values is in range (an embedding or one-hot of a value
+    outside would fail, or silently read another row)."""
+
+    def __init__(self, space: gym.spaces.Discrete):
+        self.low, self.high = int(space.start), int(space.start + space.n)
+
+    def contains_batch(self, x: np.ndarray) -> bool:
+        return x.size == 0 or (self.low <= int(x.min()) and int(x.max()) < self.high)
 
 
 def _leaf_spaces(space: gym.Space) -> list[gym.Space]:

@@ -30,7 +30,7 @@ from scalerl.env.checks import (
     MAX_RESETS,
     EnvChecks,
     finite,
-    nonfinite_rows,
+    obs_problem,
     reset_obs,
     step_api_error,
 )
@@ -215,14 +215,14 @@ class MultiAgentEnvRunner:
                 "a MultiAgentEnv returns a dict {agent_id: observation}."
             )
         checks = self.checks
+        if checks is not None and all(c.flat for c in checks.values()):
+            return obs  # flat spaces: checked batched in `_act`
         out = {}
         for aid, o in obs.items():
-            if checks is not None:  # every step: shape and dtype kind (see env/checks.py)
+            if checks is not None:  # Dict/Tuple spaces: every step, per agent
                 c = checks[self.module_for(i, aid)]
                 if not c.flat:
                     o = c.check_obs(o, self._where(i, aid, where))
-                elif o.__class__ is not np.ndarray or o.shape != c.shape or o.dtype is not c.dtype:
-                    o, c.dtype = c.flat_obs(o, self._where(i, aid, where))
             elif aid not in self._checked:
                 space = self.specs[self.module_for(i, aid)].observation_space
                 try:
@@ -254,6 +254,20 @@ class MultiAgentEnvRunner:
             f"in a row (sub-env {i} of runner {self.worker_index}); fix the env."
         )
 
+    def _bad_observations(self, mid: str, members: list, record: dict | None) -> None:
+        """The agents of module `mid` whose observation failed the batched check in `_act`:
+        an EnvError for a shape or dtype that does not fit; NaN/inf as `_nonfinite`."""
+        c = self.checks[mid]
+        for i, aid in members:
+            o = self.obs[i].get(aid)
+            if o is None:  # its episode was dropped already
+                continue
+            _, why = obs_problem(o, c.space)
+            if why:
+                raise c.obs_error(why, self._where(i, aid))
+            if not finite(o):
+                self._nonfinite(i, aid, "observation", o, record)
+
     def _nonfinite(self, i: int, aid: Any, what: str, value: Any, record: dict | None) -> None:
         """Agent `aid` of env i got a NaN/inf `what`: an EnvError, or with
         `on_nonfinite="drop"` the episode ends here, dropped from the metrics: every open
@@ -280,24 +294,30 @@ class MultiAgentEnvRunner:
         for i, obs in enumerate(self.obs):
             for aid in obs:
                 groups[self.module_for(i, aid)].append((i, aid))
-        stacked = {
-            mid: stack_as(
-                self.specs[mid].observation_space, [self.obs[i][aid] for i, aid in members]
-            )
-            for mid, members in groups.items()
-        }
-        if self.checks is not None:  # NaN/inf: one check per module on the stacked batch
-            bad = [
-                members[k]
-                for mid, members in groups.items()
-                if not self.checks[mid].batch_finite(stacked[mid])
-                for k in nonfinite_rows(stacked[mid])
-            ]
-            if bad:
-                for i in sorted({i for i, _ in bad}):
-                    aid = next(a for j, a in bad if j == i)
-                    self._nonfinite(i, aid, "observation", self.obs[i][aid], record)
+        stacked = {}
+        for mid, members in groups.items():
+            space = self.specs[mid].observation_space
+            rows = [self.obs[i][aid] for i, aid in members]
+            c = None if self.checks is None else self.checks[mid]
+            if c is None or not c.flat:
+                stacked[mid] = stack_as(space, rows)
+                continue
+            # Every step, one check per module on the stacked batch: shape, dtype kind
+            # (an integer space takes no floats) and NaN/inf (see env/checks.py).
+            try:
+                x = np.asarray(rows) if c.integer else stack_as(space, rows)
+            except (TypeError, ValueError):
+                x = None
+            if (
+                x is None
+                or x.shape[1:] != c.shape
+                or (c.integer and x.dtype.kind not in "biu")
+                or not c.batch_finite(x)
+                or (c.discrete is not None and not c.discrete.contains_batch(x))
+            ):
+                self._bad_observations(mid, members, record)  # raises, or drops episodes
                 return self._act(explore, record)
+            stacked[mid] = x.astype(space.dtype, copy=False) if c.integer else x
         out: list[dict] = [{} for _ in self.envs]
         for mid, members in groups.items():
             module = self.module[mid]

@@ -133,10 +133,17 @@ def test_drop_recurrent_module():
     algo.stop()
 
 
-def test_checks_off_lets_nan_through():
-    """`check_env_steps=False` (the benchmark's baseline) does not look at the data."""
+def test_checks_off_the_learner_guard_still_stops_nan():
+    """`check_env_steps=False` (the benchmark's baseline) does not look at the data; the
+    learner then skips the NaN updates and stops the run, naming the module."""
+    from scalerl.utils.errors import NonFiniteUpdateError
+
     algo = config({"nan_obs_p": 0.01}, check_env_steps=False).build_algo()
-    algo.train()
+    with pytest.raises(NonFiniteUpdateError, match="default_policy"):
+        for _ in range(5):
+            algo.train()
+    after = algo.get_weights()["default_policy"]
+    assert all(np.isfinite(w).all() for w in after.values())
     algo.stop()
 
 
