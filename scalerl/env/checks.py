@@ -233,6 +233,27 @@ class EnvChecks:
                 return False
         return True
 
+    def stack(self, rows: list) -> np.ndarray | None:
+        """Observations of a flat space stacked [B, ...] with the space's dtype, or None
+        when one does not fit: a shape, a dtype kind (no floats for an integer space), a
+        Discrete value out of range, or NaN/inf (multi-agent runners, per module and step)."""
+        try:
+            x = np.asarray(rows) if self.integer else np.asarray(rows, dtype=self.dtype)
+        except (TypeError, ValueError):
+            return None
+        if x.shape[1:] != self.shape:
+            return None
+        if self.integer:
+            if x.dtype.kind not in "biu":
+                return None
+            if self.discrete is not None and not self.discrete.contains_batch(x):
+                return None
+            return x.astype(self.dtype, copy=False)
+        zeros = self._zeros.get(x.size)
+        if zeros is None:
+            zeros = self._zeros[x.size] = np.zeros(x.size, dtype=x.dtype)
+        return x if math.isfinite(x.reshape(-1).dot(zeros)) else None
+
     # -- slow paths: convert or raise -----------------------------------------------------
     def flat_obs(self, obs: Any, where: str) -> tuple[np.ndarray, np.dtype]:
         """A flat observation that failed the inline check: (as an array, its dtype to

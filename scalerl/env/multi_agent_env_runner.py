@@ -108,6 +108,7 @@ class MultiAgentEnvRunner:
         self.checks: dict[str, EnvChecks] | None = None
         if config.check_env_steps:
             self.checks = {mid: self._module_checks(mid) for mid in self.specs}
+        self._all_flat = self.checks is not None and all(c.flat for c in self.checks.values())
         self.num_steps = 0  # this runner's env steps, for error messages
         self.num_nonfinite_dropped = 0  # since the last sample() (on_nonfinite="drop")
 
@@ -139,6 +140,7 @@ class MultiAgentEnvRunner:
             self.specs[mid] = spec
             if self.checks is not None:
                 self.checks[mid] = self._module_checks(mid)
+                self._all_flat = all(c.flat for c in self.checks.values())
         if remove is not None:
             self.module.remove_module(remove)
             del self.specs[remove]
@@ -215,7 +217,7 @@ class MultiAgentEnvRunner:
                 "a MultiAgentEnv returns a dict {agent_id: observation}."
             )
         checks = self.checks
-        if checks is not None and all(c.flat for c in checks.values()):
+        if checks is not None and self._all_flat:
             return obs  # flat spaces: checked batched in `_act`
         out = {}
         for aid, o in obs.items():
@@ -238,21 +240,9 @@ class MultiAgentEnvRunner:
         return out
 
     def _reset(self, i: int) -> dict:
-        """Reset env i (after an episode end); with `on_nonfinite="drop"` again while its
-        first observations are not finite."""
-        for _ in range(MAX_RESETS):
-            obs = reset_obs(self.env_id, self.envs[i].reset(), i, self.worker_index)
-            if self.checks is None or not isinstance(obs, dict) or finite(list(obs.values())):
-                return obs
-            aid = next(a for a, o in obs.items() if not finite(o))
-            c = self.checks[self.module_for(i, aid)]
-            if not c.drop:
-                raise c.nonfinite_error("observation", obs[aid], self._where(i, aid, "reset()"))
-            self.num_nonfinite_dropped += 1
-        raise EnvError(
-            f"Env `{self.env_id}`.reset() returned a non-finite observation {MAX_RESETS} times "
-            f"in a row (sub-env {i} of runner {self.worker_index}); fix the env."
-        )
+        """Reset env i after an episode end (its observations are checked where every
+        observation is: in `_checked_obs` and `_act`)."""
+        return reset_obs(self.env_id, self.envs[i].reset(), i, self.worker_index)
 
     def _bad_observations(self, mid: str, members: list, record: dict | None) -> None:
         """The agents of module `mid` whose observation failed the batched check in `_act`:
@@ -286,7 +276,7 @@ class MultiAgentEnvRunner:
         self._new_episode(i, self._reset(i))
 
     # -- acting -------------------------------------------------------------------
-    def _act(self, explore: bool, record: dict | None = None) -> list[dict]:
+    def _act(self, explore: bool, record: dict | None = None, retries: int = 0) -> list[dict]:
         """Actions for every agent that observed: one forward pass per module.
 
         Returns per env {agent id: (module action, env action, dist inputs or None)}."""
@@ -294,30 +284,27 @@ class MultiAgentEnvRunner:
         for i, obs in enumerate(self.obs):
             for aid in obs:
                 groups[self.module_for(i, aid)].append((i, aid))
+        checks = self.checks
         stacked = {}
         for mid, members in groups.items():
-            space = self.specs[mid].observation_space
             rows = [self.obs[i][aid] for i, aid in members]
-            c = None if self.checks is None else self.checks[mid]
-            if c is None or not c.flat:
-                stacked[mid] = stack_as(space, rows)
+            if checks is None:
+                stacked[mid] = stack_as(self.specs[mid].observation_space, rows)
                 continue
-            # Every step, one check per module on the stacked batch: shape, dtype kind
-            # (an integer space takes no floats) and NaN/inf (see env/checks.py).
-            try:
-                x = np.asarray(rows) if c.integer else stack_as(space, rows)
-            except (TypeError, ValueError):
-                x = None
-            if (
-                x is None
-                or x.shape[1:] != c.shape
-                or (c.integer and x.dtype.kind not in "biu")
-                or not c.batch_finite(x)
-                or (c.discrete is not None and not c.discrete.contains_batch(x))
-            ):
+            # Every step, one check per module on the stacked batch: shape, dtype kind,
+            # Discrete range and NaN/inf (see env/checks.py); Dict/Tuple: NaN/inf here,
+            # shapes per agent in `_checked_obs`.
+            c = checks[mid]
+            x = c.stack(rows) if c.flat else stack_as(c.space, rows)
+            if x is None or (not c.flat and not c.batch_finite(x)):
+                if retries >= MAX_RESETS:
+                    raise EnvError(
+                        f"Env `{self.env_id}` kept returning non-finite observations after "
+                        f"{MAX_RESETS} resets in a row (`on_nonfinite='drop'`); fix the env."
+                    )
                 self._bad_observations(mid, members, record)  # raises, or drops episodes
-                return self._act(explore, record)
-            stacked[mid] = x.astype(space.dtype, copy=False) if c.integer else x
+                return self._act(explore, record, retries + 1)
+            stacked[mid] = x
         out: list[dict] = [{} for _ in self.envs]
         for mid, members in groups.items():
             module = self.module[mid]
