@@ -68,7 +68,8 @@ def compare_checks(env_counts: list[int], num_steps: int, trials: int) -> None:
 
     print(f"MultiAgentCartPole (4 agents), checks on vs off: {trials} interleaved rounds")
     header = ("envs", "contender", "on best", "off best", "ratio", "on med", "off med", "ratio")
-    print("{:>4}  {:<26} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6}".format(*header))
+    print("{:>4}  {:<26} {:>9} {:>9} {:>6} {:>9} {:>9} {:>6}".format(*header), end="")
+    print("   paired ratio [q1, q3]")
     for n in env_counts:
         for name, policies in (("1 shared policy", 1), ("4 policies", 4)):
             runners = {on: make_runner(n, policies, on) for on in (True, False)}
@@ -81,10 +82,12 @@ def compare_checks(env_counts: list[int], num_steps: int, trials: int) -> None:
                     agent_rates[on].append(rates(runner, num_steps, time.process_time)[1])
             on, off = agent_rates[True], agent_rates[False]
             med_on, med_off = statistics.median(on), statistics.median(off)
+            # Each round's on/off ratio (the two ran back to back): drift cancels in pairs.
+            q1, med, q3 = statistics.quantiles([a / b for a, b in zip(on, off)], n=4)
             print(
                 f"{n:>4}  {name:<26} {max(on):>9,.0f} {max(off):>9,.0f} "
                 f"{max(on) / max(off):>6.3f} {med_on:>9,.0f} {med_off:>9,.0f} "
-                f"{med_on / med_off:>6.3f}"
+                f"{med_on / med_off:>6.3f}   {med:.3f} [{q1:.3f}, {q3:.3f}]"
             )
             for algo, _ in runners.values():
                 algo.stop()

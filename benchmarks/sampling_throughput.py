@@ -92,16 +92,19 @@ def compare_checks(env_counts: list[int], num_steps: int, trials: int) -> None:
     )
     header = (
         f"{'envs':>4s} {'on best':>9s} {'off best':>9s} {'ratio':>6s}   "
-        f"{'on median':>9s} {'off median':>10s} {'ratio':>6s}"
+        f"{'on median':>9s} {'off median':>10s} {'ratio':>6s}   {'paired ratio [q1, q3]':>22s}"
     )
     print(header)
     print("-" * len(header))
     for n in env_counts:
         on, off = rates[(n, True)], rates[(n, False)]
+        # Each round's on/off ratio (the two ran back to back): drift cancels in pairs.
+        q1, med, q3 = statistics.quantiles([a / b for a, b in zip(on, off)], n=4)
         print(
             f"{n:4d} {max(on):9.0f} {max(off):9.0f} {max(on) / max(off):6.3f}   "
             f"{statistics.median(on):9.0f} {statistics.median(off):10.0f} "
-            f"{statistics.median(on) / statistics.median(off):6.3f}"
+            f"{statistics.median(on) / statistics.median(off):6.3f}   "
+            f"{med:6.3f} [{q1:.3f}, {q3:.3f}]"
         )
     for algo, _ in runners.values():
         algo.stop()

@@ -321,6 +321,7 @@ class SingleAgentEnvRunner:
         per_step = checks is not None and (checks.drop or record is None)
         if checks is not None:
             shape, dtype, isfinite = checks.shape, checks.dtype, math.isfinite
+            ndarray = np.ndarray
             k0 = len(record["trunc_index"]) if record is not None else 0
         for i, env in enumerate(self.envs):
             out = env.step(env_actions[i])
@@ -338,9 +339,7 @@ class SingleAgentEnvRunner:
                         raise error
                 if not flat:
                     obs = checks.check_obs(obs, self._where(i))
-                elif (
-                    obs.__class__ is not np.ndarray or obs.shape != shape or obs.dtype is not dtype
-                ):
+                elif obs.__class__ is not ndarray or obs.shape != shape or obs.dtype is not dtype:
                     obs, dtype = checks.flat_obs(obs, self._where(i))
                     checks.dtype = dtype
                 if per_step and (not isfinite(r) or ((term or trunc) and not finite(obs))):
@@ -364,7 +363,10 @@ class SingleAgentEnvRunner:
                 else:
                     finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
-                obs = self._reset_env(i, check_finite=per_step)
+                if checks is None:
+                    obs, _ = env.reset()
+                else:
+                    obs = self._reset_env(i, check_finite=per_step)
             if flat:
                 next_obs[i] = obs
             else:
