@@ -233,10 +233,11 @@ class EnvChecks:
                 return False
         return True
 
-    def stack(self, rows: list) -> np.ndarray | None:
+    def stack(self, rows: list, check_finite: bool = True) -> np.ndarray | None:
         """Observations of a flat space stacked [B, ...] with the space's dtype, or None
         when one does not fit: a shape, a dtype kind (no floats for an integer space), a
-        Discrete value out of range, or NaN/inf (multi-agent runners, per module and step)."""
+        Discrete value out of range, or (`check_finite`) NaN/inf (multi-agent runners, per
+        module and step)."""
         try:
             x = np.asarray(rows) if self.integer else np.asarray(rows, dtype=self.dtype)
         except (TypeError, ValueError):
@@ -249,6 +250,8 @@ class EnvChecks:
             if self.discrete is not None and not self.discrete.contains_batch(x):
                 return None
             return x.astype(self.dtype, copy=False)
+        if not check_finite:
+            return x
         zeros = self._zeros.get(x.size)
         if zeros is None:
             zeros = self._zeros[x.size] = np.zeros(x.size, dtype=x.dtype)

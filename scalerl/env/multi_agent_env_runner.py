@@ -64,10 +64,15 @@ class _Trajectory:
         "rewards",
         "last_next_obs",
         "terminated",
+        "env",
+        "agent",
+        "steps",
     )
 
-    def __init__(self, module: str) -> None:
+    def __init__(self, module: str, env: int, agent: Any) -> None:
         self.module = module
+        self.env, self.agent = env, agent
+        self.steps: list = []  # the episode step at which each obs was returned
         self.obs: list = []
         self.actions: list = []
         self.dist_inputs: list = []
@@ -295,8 +300,10 @@ class MultiAgentEnvRunner:
             # Discrete range and NaN/inf (see env/checks.py); Dict/Tuple: NaN/inf here,
             # shapes per agent in `_checked_obs`.
             c = checks[mid]
-            x = c.stack(rows) if c.flat else stack_as(c.space, rows)
-            if x is None or (not c.flat and not c.batch_finite(x)):
+            # NaN/inf: here when dropping or evaluating, else once per fragment (`_fragment`).
+            per_step = c.drop or record is None
+            x = c.stack(rows, per_step) if c.flat else stack_as(c.space, rows)
+            if x is None or (per_step and not c.flat and not c.batch_finite(x)):
                 if retries >= MAX_RESETS:
                     raise EnvError(
                         f"Env `{self.env_id}` kept returning non-finite observations after "
@@ -355,12 +362,12 @@ class MultiAgentEnvRunner:
         """One step of every env. Ends steps of agents that observe again or are done
         (into `record`: (env, agent, episode) -> _Trajectory), opens the new ones."""
         acts = self._act(explore, record)
-        checks, isfinite = self.checks, math.isfinite
+        checks, isfinite, ep_len = self.checks, math.isfinite, self.ep_len
         for i, env in enumerate(self.envs):
             action_dict = {}
             for aid, (action, env_action, dist_inputs) in acts[i].items():
                 action_dict[aid] = env_action
-                self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
+                self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0, ep_len[i]]
             out = env.step(action_dict)
             try:
                 obs, rewards, terms, truncs, infos = out
@@ -424,13 +431,14 @@ class MultiAgentEnvRunner:
             )
 
     def _end_step(self, i: int, aid: Any, next_obs: Any, terminated: bool, record: dict | None):
-        obs, action, dist_inputs, reward = self.pending[i].pop(aid)
+        obs, action, dist_inputs, reward, step = self.pending[i].pop(aid)
         if record is None:
             return
         key = (i, aid, self.episode_info[i].id_)
         traj = record.get(key)
         if traj is None:
-            traj = record[key] = _Trajectory(self.agent_module[i][aid])
+            traj = record[key] = _Trajectory(self.agent_module[i][aid], i, aid)
+        traj.steps.append(step)
         traj.obs.append(obs)
         traj.actions.append(action)
         traj.dist_inputs.append(dist_inputs)
@@ -438,6 +446,28 @@ class MultiAgentEnvRunner:
         # An agent cut off without a final observation bootstraps from its last one.
         traj.last_next_obs = obs if next_obs is None else next_obs
         traj.terminated = terminated
+
+    def _check_fragment(self, mid: str, trajs: list, obs: Any, trunc_obs: list) -> None:
+        """NaN/inf in a module's observations (stacked) or bootstrap observations: an
+        EnvError naming the first agent, env and episode step (`on_nonfinite="raise"`)."""
+        c = self.checks[mid]
+        if c.batch_finite(obs) and all(finite(o) for o in trunc_obs):
+            return
+        for traj in trajs:
+            for k, o in enumerate(traj.obs):
+                if not finite(o):
+                    self._nonfinite_at(c, traj, o, int(traj.steps[k]), "")
+            if not traj.terminated and not finite(traj.last_next_obs):
+                self._nonfinite_at(c, traj, traj.last_next_obs, int(traj.steps[-1]), "after ")
+
+    def _nonfinite_at(self, c: EnvChecks, traj: Any, value: Any, step: int, after: str) -> None:
+        where = "from reset()" if step == 0 and not after else "from step()"
+        raise c.nonfinite_error(
+            "observation",
+            value,
+            f"{where} for agent {traj.agent!r} {after}at episode step {step} (sub-env "
+            f"{traj.env} of runner {self.worker_index})",
+        )
 
     def _episode_summary(self, i: int) -> dict:
         modules: dict[str, float] = defaultdict(float)
@@ -502,8 +532,11 @@ class MultiAgentEnvRunner:
             return nested.map_structure(lambda x: x[:, None], nested.stack(rows))
 
         last_obs = trajs[-1].last_next_obs
+        obs = stack_as(space, obs)
+        if self.checks is not None and not self.checks[mid].drop:
+            self._check_fragment(mid, trajs, obs, trunc_obs)
         return {
-            Columns.OBS: nested.map_structure(lambda x: x[:, None], stack_as(space, obs)),
+            Columns.OBS: nested.map_structure(lambda x: x[:, None], obs),
             Columns.ACTIONS: column(actions),
             Columns.REWARDS: np.asarray(rewards, dtype=np.float32)[:, None],
             Columns.TERMINATEDS: np.asarray(terms)[:, None],
