@@ -323,6 +323,7 @@ class SingleAgentEnvRunner:
             shape, dtype, isfinite = checks.shape, checks.dtype, math.isfinite
             ndarray = np.ndarray
             k0 = len(record["trunc_index"]) if record is not None else 0
+        dropped = -1  # the env whose step was just dropped (on_nonfinite="drop")
         for i, env in enumerate(self.envs):
             out = env.step(env_actions[i])
             try:
@@ -331,7 +332,6 @@ class SingleAgentEnvRunner:
                 self.ep_return[i] += r
             except (TypeError, ValueError):
                 raise step_api_error(self.env_id, out, self._where(i)) from None
-            dropped = False
             if checks is not None:  # inline: this runs for every env step (see env/checks.py)
                 if not (term is True or term is False) or not (trunc is True or trunc is False):
                     error = checks.flags_error(term, trunc, self._where(i))
@@ -347,7 +347,7 @@ class SingleAgentEnvRunner:
                     if not checks.drop:
                         raise checks.nonfinite_error(what, value, self._where(i))
                     # Cut the episode here: bootstrap from the last good observation.
-                    dropped, term, trunc = True, False, True
+                    dropped, term, trunc = i, False, True
                     rewards[i] = 0.0 if what == "reward" else r
                     obs = nested.index(self._raw_obs, i)
             elif check_first:
@@ -358,7 +358,7 @@ class SingleAgentEnvRunner:
                 if trunc and not term and record is not None:
                     record["trunc_index"].append((t, i))
                     record["trunc_obs"].append(obs)
-                if dropped:
+                if dropped == i:
                     self.num_nonfinite_dropped += 1
                 else:
                     finished.append((self.ep_return[i], self.ep_len[i]))
