@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from scalerl.algorithms.ppo import PPOConfig
+from scalerl.env.multi_agent_env import MultiAgentEnv
 from scalerl.utils.errors import EnvError
 
 SMALL = dict(train_batch_size=256, minibatch_size=64, num_epochs=2)
@@ -468,4 +469,46 @@ def test_compute_single_action_discrete_and_dict_spaces():
         algo.compute_single_action({"pos": 7, "vel": [0.1, -0.1]})
     with pytest.raises(ValueError, match=r"\['pos'\].*non-integer"):
         algo.compute_single_action({"pos": 2.5, "vel": [0.1, -0.1]})
+    algo.stop()
+
+
+class OldGymMultiAgent(MultiAgentEnv):
+    """A MultiAgentEnv whose step() returns the old 4-tuple (no truncateds)."""
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = self.agents = [0, 1]
+        box = gym.spaces.Box(-1, 1, (4,), np.float32)
+        self.observation_spaces = {0: box, 1: box}
+        self.action_spaces = {0: gym.spaces.Discrete(2), 1: gym.spaces.Discrete(2)}
+
+    def reset(self, *, seed=None, options=None):
+        return {a: np.zeros(4, np.float32) for a in self.agents}, {}
+
+    def step(self, action_dict):
+        obs = {a: np.zeros(4, np.float32) for a in action_dict}
+        return obs, dict.fromkeys(action_dict, 1.0), {"__all__": False}, {}
+
+
+def test_multi_agent_old_gym_step_names_the_api():
+    algo = (
+        PPOConfig()
+        .environment(OldGymMultiAgent)
+        .multi_agent(policies={"p"}, policy_mapping_fn=lambda aid, ep, **kw: "p")
+        .training(**SMALL)
+        .build_algo()
+    )
+    with pytest.raises(EnvError, match=r"step\(\) returned a 4-tuple.*MultiAgentEnv"):
+        algo.train()
+    algo.stop()
+
+
+def test_multi_agent_evaluation_checks_every_step():
+    algo = (
+        multi_agent_config({"num_agents": 2, "nan_obs_p": 0.05})
+        .evaluation(evaluation_duration=3)
+        .build_algo()
+    )
+    with pytest.raises(EnvError, match="non-finite observation.*for agent"):
+        algo.evaluate()
     algo.stop()
