@@ -439,9 +439,11 @@ class AlgorithmConfig:
                 out["observation_filter"] = self._stored_observation_filter()
                 value = None
             elif isinstance(value, RLModuleSpec):
-                register_trusted(value.module_class)
+                cls = value.module_class
+                if cls is not None:
+                    register_trusted(cls)  # given in this process: it may load it back
                 value = {
-                    "module_class": qualified_name(value.module_class),
+                    "module_class": None if cls is None else qualified_name(cls),
                     "model_config": value.model_config,
                 }
             out[key] = encode_spaces(copy.deepcopy(value))
@@ -492,10 +494,11 @@ class AlgorithmConfig:
                 check_stored_env_id(name)
                 value = make_multi_agent(name)
             elif key == "rl_module_spec" and isinstance(value, dict):
+                name = value.get("module_class")
                 value = RLModuleSpec(
-                    module_class=resolve(
-                        value["module_class"], "the RLModule class", trusted, RLModule
-                    ),
+                    module_class=None
+                    if name is None
+                    else resolve(name, "the RLModule class", trusted, RLModule),
                     model_config=value.get("model_config"),
                 )
             setattr(self, ATTRIBUTE.get(key, key), value)

@@ -131,15 +131,17 @@ def write_checkpoint(target: Path, kind: str) -> Iterator[Path]:
 
 
 def _commit(target: Path, staging: Path, old: set[str], new: set[str]) -> None:
-    """Move the staged entries in (and the old ones out), the manifest last."""
-    names = sorted((old | new) - {MANIFEST_FILE}) + [MANIFEST_FILE]
-    for name in names:
+    """Move the staged entries in (and the old ones out), the manifest last: replacing it
+    is the one atomic step that switches readers from the old checkpoint to the new."""
+    for name in sorted((old | new) - {MANIFEST_FILE}):
         if name in new and name in old:
-            exchange(staging / name, target / name)
+            exchange(staging / name, target / name)  # the old entry stays findable
         elif name in new:
             os.rename(staging / name, target / name)
         else:
             os.rename(target / name, staging / name)
+    _fsync_dir(target)
+    os.replace(staging / MANIFEST_FILE, target / MANIFEST_FILE)
     _fsync_dir(target)
 
 

@@ -149,62 +149,72 @@ class Crash(BaseException):
     """Stands for the process dying between two file-system operations."""
 
 
-def count_moves(algo, path: Path) -> int:
+MOVES = ("rename", "replace")  # os functions; plus ckpt.exchange
+
+
+def patch_moves(monkeypatch, wrap) -> None:
+    """Route every move a save makes (os.rename, os.replace, ckpt.exchange) through `wrap`."""
+    for name in MOVES:
+        monkeypatch.setattr(ckpt.os, name, wrap(getattr(os, name)))
+    monkeypatch.setattr(ckpt, "exchange", wrap(ckpt.exchange))
+
+
+def count_moves(algo, path: Path, monkeypatch) -> int:
     calls = 0
-    real_rename, real_exchange = os.rename, ckpt.exchange
 
-    def rename(a, b):
-        nonlocal calls
-        calls += 1
-        real_rename(a, b)
+    def wrap(fn):
+        def counted(a, b):
+            nonlocal calls
+            calls += 1
+            fn(a, b)
 
-    def exchange(a, b):
-        nonlocal calls
-        calls += 1
-        real_exchange(a, b)
+        return counted
 
-    ckpt.os.rename, ckpt.exchange = rename, exchange
-    try:
+    with monkeypatch.context() as m:
+        patch_moves(m, wrap)
         algo.save(path)
-    finally:
-        ckpt.os.rename, ckpt.exchange = real_rename, real_exchange
     return calls
 
 
+@pytest.mark.parametrize("exchange", ["renameat2", "three_renames"])
 @pytest.mark.parametrize("with_user_files", [False, True])
 def test_a_crash_at_every_move_leaves_old_or_new_and_the_next_save_works(
-    algo, tmp_path, monkeypatch, with_user_files
+    algo, tmp_path, monkeypatch, with_user_files, exchange
 ):
     """Crash the save (same process, same pid) at each rename/exchange of the commit and of
-    the recovery after it; every time the path loads as the old or the new checkpoint."""
+    the recovery after it; every time the path loads as the old or the new checkpoint.
+    `three_renames`: a file system without atomic exchange (the fallback path)."""
+    if exchange == "three_renames":
+        monkeypatch.setattr(ckpt, "_renameat2", None)
+    elif ckpt._renameat2 is None:
+        pytest.fail("renameat2 is missing on this Linux machine")
     target = tmp_path / "ckpt"
     target.mkdir()
     if with_user_files:
         write_user_files(target)
     algo.iteration = 1
     algo.save(target)
-    moves = count_moves(algo, target)  # a save over an existing checkpoint
-    assert moves >= 2
+    moves = count_moves(algo, target, monkeypatch)  # a save over an existing checkpoint
+    assert moves >= 3
     for k in range(1, moves + 1):
         algo.iteration = 10 + k
         before = saved_iteration(target)
-        state = {"calls": 0}
-        real_rename, real_exchange = os.rename, ckpt.exchange
+        calls = 0
 
-        def crash_at_k(fn, state=state, k=k):
-            def wrapped(a, b):
-                state["calls"] += 1
-                if state["calls"] == k:
+        def wrap(fn, k=k):
+            def crash_at_k(a, b):
+                nonlocal calls
+                calls += 1
+                if calls == k:
                     raise Crash
                 fn(a, b)
 
-            return wrapped
+            return crash_at_k
 
-        monkeypatch.setattr(ckpt.os, "rename", crash_at_k(real_rename))
-        monkeypatch.setattr(ckpt, "exchange", crash_at_k(real_exchange))
-        with pytest.raises(Crash):
-            algo.save(target)
-        monkeypatch.undo()
+        with monkeypatch.context() as m:
+            patch_moves(m, wrap)
+            with pytest.raises(Crash):
+                algo.save(target)
         assert saved_iteration(target) in (before, 10 + k)
         restored_module = RLModule.from_checkpoint(target)
         assert isinstance(restored_module, RLModule)
