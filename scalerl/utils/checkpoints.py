@@ -422,21 +422,18 @@ class CheckpointView:
         return data
 
     def load_tensors(self, rel: str, what: str) -> dict[str, torch.Tensor]:
+        return self._safetensors(rel, what, load_torch_bytes)
+
+    def load_arrays(self, rel: str, what: str) -> dict[str, np.ndarray]:
+        return self._safetensors(rel, what, load_numpy_bytes)
+
+    def _safetensors(self, rel: str, what: str, parse: Any) -> dict[str, Any]:
         data = self.read_bytes(rel, what)
         try:
-            return load_torch_bytes(data)
+            return parse(data)
         except (SafetensorError, ValueError, RuntimeError) as e:
             raise CheckpointError(
                 f"{what}: `{self.root / rel}` is not a tensor file ({e})."
-            ) from None
-
-    def load_arrays(self, rel: str, what: str) -> dict[str, np.ndarray]:
-        data = self.read_bytes(rel, what)
-        try:
-            return load_numpy_bytes(data)
-        except (SafetensorError, ValueError, RuntimeError) as e:
-            raise CheckpointError(
-                f"{what}: `{self.root / rel}` is not an array file ({e})."
             ) from None
 
 
