@@ -344,3 +344,32 @@ def test_replay_buffer_state_is_verified(tmp_path):
         with pytest.raises(CheckpointError, match="replay_buffer"):
             Algorithm.from_checkpoint(copy).stop()
         shutil.rmtree(copy)
+
+
+class _CartPoleCopy:
+    """A user's env creator, as it would live in their own module."""
+
+    def __new__(cls, env_config):
+        import gymnasium as gym
+
+        return gym.make("CartPole-v1")
+
+
+def test_a_users_classes_load_in_a_new_process_only_when_trusted(tmp_path, monkeypatch):
+    from scalerl.utils import trust
+
+    config = PPOConfig().environment(_CartPoleCopy)
+    algo = config.training(train_batch_size=64, minibatch_size=32).build_algo()
+    path = algo.save(tmp_path / "ckpt").checkpoint.path
+    algo.stop()
+    restored = Algorithm.from_checkpoint(path)  # this process stored it: trusted here
+    restored.stop()
+    monkeypatch.setattr(trust, "_TRUSTED", {})  # a new process: nothing registered
+    with pytest.raises(CheckpointError, match=r"trusted=\[_CartPoleCopy\]"):
+        Algorithm.from_checkpoint(path)
+    Algorithm.from_checkpoint(path, trusted=[_CartPoleCopy]).stop()
+    monkeypatch.setattr(trust, "_TRUSTED", {})
+    Algorithm.from_checkpoint(path, config_overrides={"env": _CartPoleCopy}).stop()
+    monkeypatch.setattr(trust, "_TRUSTED", {})
+    trust.register_trusted(_CartPoleCopy)
+    Algorithm.from_checkpoint(path).stop()
