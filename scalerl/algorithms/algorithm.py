@@ -21,7 +21,6 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     AlgorithmCheckpoints,
     Checkpoint,
     SaveResult,
-    _sha256,
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
