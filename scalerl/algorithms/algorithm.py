@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -34,6 +35,7 @@ from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
+from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
@@ -74,6 +76,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         self.iteration = 0
         self.num_env_steps_sampled_lifetime = 0
         self.num_episodes_lifetime = 0
+        self.num_sub_env_restarts_lifetime = 0  # envs recreated (restart_failed_sub_environments)
         self.time_total_s = 0.0
         self._timers: dict[str, float] = {}
         self._stopped = False
@@ -128,7 +131,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             raise RuntimeError("This algorithm was stopped; build a new one to train again.")
         start = time.perf_counter()
         self._timers = {}
-        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0}
+        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0, "env_restarts": 0}
         result = self.training_step()
         self.iteration += 1
         cfg = self.config
@@ -144,9 +147,12 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "num_env_steps_sampled": self._sampled_this_iter["steps"],
             "num_env_steps_sampled_lifetime": self.num_env_steps_sampled_lifetime,
             "num_episodes_lifetime": self.num_episodes_lifetime,
+            "num_sub_env_restarts": self._sampled_this_iter["env_restarts"],
+            "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
         }
         result.update(
             env_runners=env_runners,
+            env_runner_group=self.env_runner_group.metrics(),
             timers={**self._timers, "training_iteration": elapsed},
             training_iteration=self.iteration,
             num_env_steps_sampled_lifetime=self.num_env_steps_sampled_lifetime,
@@ -166,6 +172,24 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             self.num_episodes_lifetime += len(m["episode_returns"])
             self._sampled_this_iter["steps"] += m["num_env_steps"]
             self._sampled_this_iter["episodes"] += len(m["episode_returns"])
+            self._sampled_this_iter["env_restarts"] += m.get("num_sub_env_restarts", 0)
+            self.num_sub_env_restarts_lifetime += m.get("num_sub_env_restarts", 0)
+
+    def get_env_runner_state(self) -> dict:
+        """The training EnvRunners' sampling state (JSON): RNGs and fault counters."""
+        return {
+            **self.env_runner_group.get_state(),
+            "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
+        }
+
+    def set_env_runner_state(self, file: Path) -> None:
+        """Load `get_env_runner_state()` from `file`; checkpoints written before it was
+        stored have none (the runners then start from their seeds)."""
+        if not file.exists():
+            return
+        state = ckpt.read_json(file, "EnvRunner state")
+        self.num_sub_env_restarts_lifetime = int(state.get("num_sub_env_restarts_lifetime", 0))
+        self.env_runner_group.set_state(state)
 
     @contextlib.contextmanager
     def _timer(self, name: str):
@@ -209,8 +233,10 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
                 **self._multi_agent_means(agents, modules),
                 "num_episodes": len(stats.returns),
                 "num_env_steps_sampled": sum(m["num_env_steps"] for m in parts),
+                "num_sub_env_restarts": sum(m.get("num_sub_env_restarts", 0) for m in parts),
                 "episode_returns": list(stats.returns),
-            }
+            },
+            "env_runner_group": self.eval_env_runner_group.metrics(),
         }
 
     # -- acting -----------------------------------------------------------------------------

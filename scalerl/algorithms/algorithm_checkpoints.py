@@ -17,6 +17,7 @@ from scalerl.utils.errors import CheckpointError
 CHECKPOINT_FORMAT = "scalerl-algorithm"
 CHECKPOINT_VERSION = 1
 OBS_FILTER_FILE = "observation_filter.json"
+ENV_RUNNER_STATE_FILE = "env_runner_state.json"  # sampling RNGs: resume where it left off
 
 
 @dataclass
@@ -67,6 +68,7 @@ class AlgorithmCheckpoints:
                 self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
             if self.obs_filter is not None:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
+            ckpt.write_json(tmp / ENV_RUNNER_STATE_FILE, self.get_env_runner_state())
             self.save_extra_state(tmp)
             files = {
                 str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
@@ -124,6 +126,7 @@ class AlgorithmCheckpoints:
         self.agent_returns.set_state(state.get("agent_returns", []))
         self.module_returns.set_state(state.get("module_returns", []))
         self._restore_obs_filter(path / OBS_FILTER_FILE)
+        self.set_env_runner_state(path / ENV_RUNNER_STATE_FILE)
         self.restore_extra_state(path)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 

@@ -10,7 +10,9 @@ import torch
 
 from scalerl.connectors.env_to_module.mean_std_filter import build_observation_filter
 from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts, wrap_envs
 from scalerl.env.registry import EnvContext, env_name
+from scalerl.env.runner_state import get_runner_state, set_runner_state
 from scalerl.utils import nested
 from scalerl.utils.errors import EnvError
 from scalerl.utils.sequences import sequence_starts
@@ -68,14 +70,16 @@ def check_obs(obs: Any, space: gym.Space, where: str) -> Any:
 
 
 def make_envs(
-    config: Any, env_creator: Any, worker_index: int, num_workers: int
+    config: Any, env_creator: Any, worker_index: int, num_workers: int, multi_agent: bool = False
 ) -> tuple[list, list, np.random.Generator]:
     """A runner's envs, their reset seeds (`seed` + 10000 x worker + env index, or None) and
-    its action-sampling RNG (seeded from `seed` and the worker index)."""
+    its action-sampling RNG (seeded from `seed` and the worker index). With
+    `restart_failed_sub_environments` each env is a `RestartingEnv` (see `env_restarts`)."""
     n, seed = config.num_envs_per_env_runner, config.seed
-    envs = [
-        env_creator(EnvContext(config.env_config, worker_index, i, num_workers)) for i in range(n)
-    ]
+    contexts = [EnvContext(config.env_config, worker_index, i, num_workers) for i in range(n)]
+    envs = [env_creator(c) for c in contexts]
+    if config.restart_failed_sub_environments:
+        envs = wrap_envs(envs, env_creator, contexts, env_name(config.env), multi_agent)
     seeds = [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
     return envs, seeds, np.random.default_rng(None if seed is None else [seed, worker_index])
 
@@ -151,6 +155,15 @@ class SingleAgentEnvRunner:
         """Observations as the module sees them: normalized when a filter is configured.
         Statistics are updated only while sampling for training."""
         return obs if self.obs_filter is None else self.obs_filter(obs, update=update)
+
+    # -- state (checkpoints) ---------------------------------------------------------
+    def get_state(self) -> dict:
+        """The JSON-able sampling state (RNGs, counters): see `runner_state`."""
+        return get_runner_state(self)
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state()`'s result; episodes in progress restart."""
+        set_runner_state(self, state)
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self, update_filter: bool = True) -> None:
@@ -265,7 +278,10 @@ class SingleAgentEnvRunner:
             env_actions = [nested.index(env_actions, i) for i in range(n)]
         check = not self._checked_first_step
         for i, env in enumerate(self.envs):
-            obs, r, term, trunc, _ = env.step(env_actions[i])
+            try:
+                obs, r, term, trunc, info = env.step(env_actions[i])
+            except Exception as e:
+                raise env_step_error(self.env_id, self.worker_index, i, e) from e
             if check:
                 obs = self._checked_obs(obs, "step()")
             rewards[i], terms[i], truncs[i] = r, term, trunc
@@ -275,7 +291,8 @@ class SingleAgentEnvRunner:
                 if trunc and not term and record is not None:
                     record["trunc_index"].append((t, i))
                     record["trunc_obs"].append(obs)
-                finished.append((self.ep_return[i], self.ep_len[i]))
+                if info is not RESTARTED:  # an env recreated mid-episode: not reported
+                    finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
                 obs, _ = env.reset()
             if flat:
@@ -378,12 +395,12 @@ class SingleAgentEnvRunner:
             return np.clip(rewards, -clip, clip)
         return rewards
 
-    @staticmethod
-    def _episode_metrics(finished: list[tuple[float, int]], steps: int) -> dict:
+    def _episode_metrics(self, finished: list[tuple[float, int]], steps: int) -> dict:
         return {
             "episode_returns": [float(r) for r, _ in finished],
             "episode_lens": [int(n) for _, n in finished],
             "num_env_steps": steps,
+            "num_sub_env_restarts": pop_env_restarts(self.envs),
         }
 
     def stop(self) -> None:

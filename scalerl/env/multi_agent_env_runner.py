@@ -25,9 +25,11 @@ import torch
 
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts
 from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.registry import env_name
+from scalerl.env.runner_state import get_runner_state, set_runner_state
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError
 
@@ -84,7 +86,7 @@ class MultiAgentEnvRunner:
         self.worker_index = worker_index
         self.env_id = env_name(config.env)
         self.envs, self._env_seeds, self.rng = make_envs(
-            config, env_creator, worker_index, num_workers
+            config, env_creator, worker_index, num_workers, multi_agent=True
         )
         self.module = module_spec.build().eval()
         self.specs = dict(module_spec.rl_module_specs)
@@ -127,6 +129,15 @@ class MultiAgentEnvRunner:
 
     def pop_obs_filter_delta(self) -> None:
         return None
+
+    # -- state (checkpoints) ---------------------------------------------------------
+    def get_state(self) -> dict:
+        """The JSON-able sampling state (RNGs, counters): see `runner_state`."""
+        return get_runner_state(self)
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state()`'s result; episodes in progress restart."""
+        set_runner_state(self, state)
 
     # -- episodes -----------------------------------------------------------------
     def _new_episode(self, i: int, obs: dict) -> None:
@@ -263,8 +274,11 @@ class MultiAgentEnvRunner:
             for aid, (action, env_action, dist_inputs) in acts[i].items():
                 action_dict[aid] = env_action
                 self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0]
-            obs, rewards, terms, truncs, infos = env.step(action_dict)
-            if self._checks_left[i] > 0:
+            try:
+                obs, rewards, terms, truncs, infos = env.step(action_dict)
+            except Exception as e:
+                raise env_step_error(self.env_id, self.worker_index, i, e) from e
+            if self._checks_left[i] > 0 and infos is not RESTARTED:
                 self._checks_left[i] -= 1
                 check_multi_agent_step(env, obs, rewards, terms, truncs, infos)
             self.ep_len[i] += 1
@@ -279,7 +293,8 @@ class MultiAgentEnvRunner:
                 for aid in list(self.pending[i]):
                     term = all_term or bool(terms.get(aid, False))
                     self._end_step(i, aid, obs.get(aid), term, record)
-                finished.append(self._episode_summary(i))
+                if infos is not RESTARTED:  # an env recreated mid-episode: not reported
+                    finished.append(self._episode_summary(i))
                 self._new_episode(i, env.reset()[0])
                 continue
             for aid in list(self.pending[i]):
@@ -408,8 +423,7 @@ class MultiAgentEnvRunner:
         self.obs = None  # training continues from fresh episodes
         return self._metrics(finished, steps)
 
-    @staticmethod
-    def _metrics(finished: list[dict], steps: int) -> dict:
+    def _metrics(self, finished: list[dict], steps: int) -> dict:
         agents: dict[Any, list[float]] = defaultdict(list)
         modules: dict[str, list[float]] = defaultdict(list)
         for ep in finished:
@@ -423,6 +437,7 @@ class MultiAgentEnvRunner:
             "agent_episode_returns": dict(agents),
             "module_episode_returns": dict(modules),
             "num_env_steps": steps,
+            "num_sub_env_restarts": pop_env_restarts(self.envs),
         }
 
     def stop(self) -> None:

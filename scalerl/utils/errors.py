@@ -18,6 +18,10 @@ class EnvError(ValueError):
     """An environment cannot be created or does not behave as its spaces declare."""
 
 
+class EnvRunnerError(RuntimeError):
+    """An EnvRunner failed (died, raised or stalled) and fault tolerance could not help."""
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """Return ' Did you mean `x`?' for the nearest valid name, or ''."""
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
