@@ -95,7 +95,7 @@ class EnvRunnerGroup:
         import ray
 
         need = num_env_runners * config.num_cpus_per_env_runner
-        have = ray.available_resources().get("CPU", 0.0)
+        have = _free_cpus(need)
         if need > have:
             raise ConfigError(
                 f"{num_env_runners} EnvRunners x `num_cpus_per_env_runner="
@@ -112,6 +112,12 @@ class EnvRunnerGroup:
             config, env_creator, module_spec, index, num_env_runners
         )
         self._slots = [_Slot(i + 1, self._new_actor(i + 1)) for i in range(num_env_runners)]
+        # Up before the first sample (whose `sample_timeout_s` is for sampling, not for
+        # starting processes); an env that cannot be created fails here, at build time.
+        ray.get(
+            [s.actor.__ray_ready__.remote() for s in self._slots],
+            timeout=config.env_runner_restore_timeout_s,
+        )
 
     # -- the runners ------------------------------------------------------------------
     @property
@@ -438,6 +444,21 @@ class EnvRunnerGroup:
             for slot in self._slots:
                 ray.kill(slot.actor)
             self._slots = []
+
+
+def _free_cpus(need: float, wait_s: float = 10.0) -> float:
+    """Ray's free CPUs; if Ray has enough in all but not free yet, wait (up to `wait_s`)
+    for actors that were just killed (`ray.kill` is asynchronous) to give theirs back."""
+    import ray
+
+    deadline = time.monotonic() + wait_s
+    have = ray.available_resources().get("CPU", 0.0)
+    while need > have and need <= ray.cluster_resources().get("CPU", 0.0):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+        have = ray.available_resources().get("CPU", 0.0)
+    return have
 
 
 class _Stalled(Exception):
