@@ -301,3 +301,33 @@ def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local):
     ):
         algo.train()
     algo.stop()
+
+
+def test_apex_dqn_replaces_a_killed_runner(ray_local):
+    from scalerl.algorithms.apex_dqn import APEXDQNConfig
+
+    algo = (
+        APEXDQNConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=2, num_cpus_per_env_runner=0.5, rollout_fragment_length=20)
+        .training(
+            num_steps_sampled_before_learning_starts=100,
+            min_sample_timesteps_per_iteration=200,
+            replay_buffer_config={"capacity": 5000},
+        )
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .fault_tolerance(delay_between_env_runner_restarts_s=0.0)
+        .build_algo()
+    )
+    algo.train()
+    victim = algo.env_runner_group.remote_runners[0]
+    ray.kill(victim)
+    for _ in range(2):
+        result = algo.train()
+    assert result["env_runner_group"] == {
+        "num_healthy_env_runners": 2,
+        "num_remote_env_runner_restarts": 1,
+    }
+    assert victim not in algo._steps_since_sync and len(algo._steps_since_sync) == 2
+    assert result["num_env_steps_sampled_lifetime"] >= 600
+    algo.stop()
