@@ -35,6 +35,7 @@ from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
+from scalerl.env.runner_state import get_torch_rng, set_torch_rng
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError, did_you_mean
@@ -149,6 +150,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "num_episodes_lifetime": self.num_episodes_lifetime,
             "num_sub_env_restarts": self._sampled_this_iter["env_restarts"],
             "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
+            "driver_torch_rng": get_torch_rng(),  # the local learner's (e.g. SAC's noise)
         }
         result.update(
             env_runners=env_runners,
@@ -180,6 +182,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         return {
             **self.env_runner_group.get_state(),
             "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
+            "driver_torch_rng": get_torch_rng(),  # the local learner's (e.g. SAC's noise)
         }
 
     def set_env_runner_state(self, file: Path) -> None:
@@ -190,6 +193,8 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         state = ckpt.read_json(file, "EnvRunner state")
         self.num_sub_env_restarts_lifetime = int(state.get("num_sub_env_restarts_lifetime", 0))
         self.env_runner_group.set_state(state)
+        if "driver_torch_rng" in state:
+            set_torch_rng(state["driver_torch_rng"])
 
     @contextlib.contextmanager
     def _timer(self, name: str):

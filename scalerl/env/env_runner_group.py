@@ -84,6 +84,7 @@ class EnvRunnerGroup:
         self.last_sample_sources: list[tuple[int, int]] = [(0, 0)]
         self._weights_ref: Any = None
         self._filter_ref: Any = None
+        self._replayed_calls: list[tuple[str, tuple]] = []  # see `call(replay_on_restart)`
         if num_env_runners == 0:
             self.local_runner = runner_class(config, env_creator, module_spec)
             self.obs_filter = self.local_runner.obs_filter
@@ -187,6 +188,7 @@ class EnvRunnerGroup:
                 return [actor.sample.remote(), actor.pop_obs_filter_delta.remote()]
 
         done = self._run([job] * len(self._slots), "sample()")
+        done.sort(key=lambda d: d[0].index)  # runner order (stable): reproducible batches
         self.last_sample_sources = [(slot.index, slot.generation) for slot, _ in done]
         if self.obs_filter is not None:
             self.obs_filter.merge_states([values[1] for _, values in done])
@@ -209,14 +211,19 @@ class EnvRunnerGroup:
             return lambda actor: [actor.sample_episodes.remote(episodes, steps, explore)]
 
         done = self._run([share(i) for i in range(n)], "sample_episodes()")
+        done.sort(key=lambda d: d[0].index)
         return [values[0] for _, values in done]
 
-    def call(self, method: str, *args: Any) -> list:
+    def call(self, method: str, *args: Any, replay_on_restart: bool = False) -> list:
         """Call `method(*args)` on every runner (and wait); returns their results.
 
-        A runner that fails is handled as in `sample()`; its result is left out."""
+        A runner that fails is handled as in `sample()`; its result is left out. With
+        `replay_on_restart` the call changes the runners' setup (e.g. adds a module):
+        runners that replace failed ones later get it too, after the weights."""
         if self.local_runner is not None:
             return [getattr(self.local_runner, method)(*args)]
+        if replay_on_restart:
+            self._replayed_calls.append((method, args))
         slots = [s for s in self._slots if s.healthy]
         refs = [getattr(s.actor, method).remote(*args) for s in slots]
         return [values[0] for _, values in self._collect(slots, [[r] for r in refs], method)]
@@ -405,6 +412,8 @@ class EnvRunnerGroup:
         self.num_remote_env_runner_restarts += 1
         actor = self._new_actor(slot.index)
         try:
+            for method, args in self._replayed_calls:
+                getattr(actor, method).remote(*args)
             if self._weights_ref is not None:
                 ready = actor.set_weights.remote(self._weights_ref, self._filter_ref)
             else:
