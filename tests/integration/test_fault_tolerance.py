@@ -331,3 +331,43 @@ def test_apex_dqn_replaces_a_killed_runner(ray_local):
     assert victim not in algo._steps_since_sync and len(algo._steps_since_sync) == 2
     assert result["num_env_steps_sampled_lifetime"] >= 600
     algo.stop()
+
+
+# -- long variant (-m reliability) --------------------------------------------------------
+@pytest.mark.reliability
+def test_long_run_with_20_random_kills_and_crashing_envs(ray_local, tmp_path, assert_actor_dead):
+    """100 iterations; 20 runner kills at random iterations (every 4th a SIGKILL of the
+    process); envs raise in 1% of steps and 0.5% of resets and are recreated."""
+    log = tmp_path / "faults"
+    env_config = {"p_crash": 0.01, "p_crash_reset": 0.005, "fault_log": str(log), "seed": 4}
+    algo = (
+        ppo(env_config=env_config, batch=200, num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .env_runners(num_envs_per_env_runner=2)
+        .fault_tolerance(restart_failed_sub_environments=True)
+        .build_algo()
+    )
+    rng = np.random.default_rng(0)
+    kill_at = sorted(rng.choice(np.arange(1, 100), size=20, replace=False).tolist())
+    for i in range(100):
+        if i in kill_at:
+            k = kill_at.index(i)
+            victim = algo.env_runner_group.remote_runners[int(rng.integers(2))]
+            if k % 4 == 3:
+                os.kill(runner_pid(victim), signal.SIGKILL)
+            else:
+                ray.kill(victim)
+            assert_actor_dead(victim)
+        result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled"] == 200, i
+    assert result["num_env_steps_sampled_lifetime"] == 100 * 200
+    assert result["env_runner_group"] == {
+        "num_healthy_env_runners": 2,
+        "num_remote_env_runner_restarts": 20,
+    }
+    # Kills fall between iterations, so every logged fault was also reported.
+    assert result["env_runners"]["num_sub_env_restarts_lifetime"] == num_faults(log) >= 100
+    print(
+        f"kills survived: 20 (5 SIGKILL); env faults survived: {num_faults(log)} in "
+        f"{100 * 200} env steps"
+    )
+    algo.stop()
