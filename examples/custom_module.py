@@ -87,8 +87,9 @@ def main(iters: int, checkpoint_dir: str) -> None:
     # Restore the whole algorithm, and the module alone; all three act the same.
     obs = np.random.default_rng(0).uniform(-0.2, 0.2, (32, 4)).astype(np.float32)
     restored = Algorithm.from_checkpoint(path)
-    # The module class is imported by name (here `__main__:MyModule`); to restore in another
-    # process, define it in an importable module instead of the script.
+    # The checkpoint names the class (`__main__:MyModule`); loading never imports it. This
+    # process saved it, so it is trusted here; in another process pass it in:
+    # `Algorithm.from_checkpoint(path, trusted=[MyModule])` or `MyModule.from_checkpoint(path)`.
     module = RLModule.from_checkpoint(path)  # class, spaces and model_config from the files
     with torch.no_grad():
         logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs)})

@@ -201,7 +201,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from scalerl.algorithms.algorithm import Algorithm, read_algorithm_state
     from scalerl.algorithms.registry import get_algorithm_class
     from scalerl.env.registry import EnvContext
-    from scalerl.utils import checkpoints as ckpt
+    from scalerl.utils.trust import import_trusted
 
     if args.render:
         # rgb_array rendering needs no window; without this SDL complains on headless hosts.
@@ -209,10 +209,16 @@ def evaluate(args: argparse.Namespace) -> int:
     # Evaluation steps one env here: no need to start the Ray runners it was trained with
     # (unless the algorithm exists only with them, as APEX-DQN).
     overrides: dict[str, Any] = {"evaluation_num_env_runners": 0}
-    state = read_algorithm_state(ckpt.as_path(args.checkpoint))
+    trusted = [import_trusted(name) for name in args.trust or []]
+    _, state = read_algorithm_state(args.checkpoint, args.allow_unverified)
     if not get_algorithm_class(state["algo_class"]).needs_env_runners:
         overrides["num_env_runners"] = 0
-    algo = Algorithm.from_checkpoint(args.checkpoint, config_overrides=overrides)
+    algo = Algorithm.from_checkpoint(
+        args.checkpoint,
+        config_overrides=overrides,
+        trusted=trusted,
+        allow_unverified=args.allow_unverified,
+    )
     try:
         cfg = algo.config
         env_id = getattr(algo.env_creator, "env_id", None)  # set for Gymnasium ids only
@@ -327,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of episode 1")
     e.add_argument("--seed", type=_count(0), metavar="N", help="seed of the first env reset")
+    e.add_argument(
+        "--trust", action="append", metavar="MODULE:NAME",
+        help="import this class or function and let the checkpoint use it (a custom env or "
+        "RLModule class; repeatable). Checkpoints import nothing on their own",
+    )  # fmt: skip
+    e.add_argument(
+        "--allow-unverified", action="store_true",
+        help="load a checkpoint from an older scalerl that has no manifest (trusted files only)",
+    )  # fmt: skip
     e.set_defaults(func=evaluate)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -17,7 +16,6 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     AlgorithmCheckpoints,
     Checkpoint,
     SaveResult,
-    _sha256,
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
@@ -38,7 +36,7 @@ from scalerl.env.registry import EnvContext, env_name, get_env_creator
 from scalerl.env.runner_state import get_torch_rng, set_torch_rng
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
-from scalerl.utils.errors import ConfigError, EnvError, did_you_mean
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
 
 
@@ -185,16 +183,21 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "driver_torch_rng": get_torch_rng(),  # the local learner's (e.g. SAC's noise)
         }
 
-    def set_env_runner_state(self, file: Path) -> None:
-        """Load `get_env_runner_state()` from `file`; checkpoints written before it was
-        stored have none (the runners then start from their seeds)."""
-        if not file.exists():
+    def set_env_runner_state(self, view: ckpt.CheckpointView, name: str) -> None:
+        """Load `get_env_runner_state()` from file `name` of a verified checkpoint view;
+        checkpoints written before it was stored have none (runners start from seeds)."""
+        if not view.has(name):
             return
-        state = ckpt.read_json(file, "EnvRunner state")
-        self.num_sub_env_restarts_lifetime = int(state.get("num_sub_env_restarts_lifetime", 0))
-        self.env_runner_group.set_state(state)
-        if "driver_torch_rng" in state:
-            set_torch_rng(state["driver_torch_rng"])
+        state = view.read_json(name, "EnvRunner state")
+        try:
+            self.num_sub_env_restarts_lifetime = int(state.get("num_sub_env_restarts_lifetime", 0))
+            self.env_runner_group.set_state(state)
+            if "driver_torch_rng" in state:
+                set_torch_rng(state["driver_torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(
+                f"`{view.path / name}` does not fit this algorithm's EnvRunners ({e})."
+            ) from None
 
     @contextlib.contextmanager
     def _timer(self, name: str):

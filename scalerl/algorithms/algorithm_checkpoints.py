@@ -1,9 +1,8 @@
-"""Algorithm checkpoints: save, restore, from_checkpoint (JSON + safetensors, checksummed,
-written atomically; nothing is unpickled)."""
+"""Algorithm checkpoints: save, restore, from_checkpoint (JSON + safetensors under one
+checksummed manifest, written crash-safely; nothing is unpickled or imported)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,9 +12,10 @@ from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.env.registry import env_name
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
+from scalerl.utils.trust import register_trusted
 
 CHECKPOINT_FORMAT = "scalerl-algorithm"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the file digests moved to the manifest
 OBS_FILTER_FILE = "observation_filter.json"
 ENV_RUNNER_STATE_FILE = "env_runner_state.json"  # sampling RNGs: resume where it left off
 
@@ -51,6 +51,11 @@ class AlgorithmCheckpoints:
         return SaveResult(Checkpoint(path), {"training_iteration": self.iteration})
 
     def save_to_path(self, path: str | Path | None = None) -> str:
+        """Write a checkpoint to directory `path` and return its path.
+
+        Files in `path` that the previous checkpoint there did not write are kept; until
+        the new checkpoint is complete the old one stays loadable (see `utils.checkpoints`).
+        """
         if path is None:
             stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
             run = f"{type(self).__name__}_{env_name(self.config.env)}_{stamp}"
@@ -61,7 +66,7 @@ class AlgorithmCheckpoints:
                 / (f"checkpoint_{self.iteration:06d}")
             )
         target = ckpt.as_path(path)
-        with ckpt.atomic_dir(target) as tmp:
+        with ckpt.write_checkpoint(target, "Algorithm") as tmp:
             if self.config.is_multi_agent:
                 self.learner_group.save(tmp / "learner_group")
             else:
@@ -70,9 +75,6 @@ class AlgorithmCheckpoints:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
             ckpt.write_json(tmp / ENV_RUNNER_STATE_FILE, self.get_env_runner_state())
             self.save_extra_state(tmp)
-            files = {
-                str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-            }
             ckpt.write_json(
                 tmp / ckpt.ALGO_FILE,
                 {
@@ -89,102 +91,124 @@ class AlgorithmCheckpoints:
                     "episode_stats": self.episode_stats.get_state(),
                     "agent_returns": self.agent_returns.get_state(),
                     "module_returns": self.module_returns.get_state(),
-                    "files": files,
                 },
             )
         return str(target)
 
-    def restore_from_path(self, path: Any, module_ids: list[str] | None = None) -> None:
+    def restore_from_path(
+        self, path: Any, module_ids: list[str] | None = None, *, allow_unverified: bool = False
+    ) -> None:
         """Load weights, optimizer state and counters from a checkpoint of this algorithm.
 
         `module_ids` (multi-agent): restore only those modules' weights and optimizer
         state, e.g. a trained opponent into a new league; counters stay as they are.
+        `allow_unverified`: accept a checkpoint written before manifests (see
+        `utils.checkpoints.open_checkpoint`).
         """
-        path = ckpt.as_path(path)
-        state = read_algorithm_state(path)
+        view, state = read_algorithm_state(path, allow_unverified)
         if state["algo_class"] != type(self).__name__:
             raise CheckpointError(
-                f"`{path}` is a {state['algo_class']} checkpoint; it cannot be "
+                f"`{view.path}` is a {state['algo_class']} checkpoint; it cannot be "
                 f"restored into {type(self).__name__}."
             )
+        learners = view.sub("learner_group")
         if module_ids is not None:
             if not self.config.is_multi_agent:
                 raise CheckpointError("`module_ids` applies to multi-agent algorithms only.")
-            self.learner_group.load(path / "learner_group", module_ids)
+            self.learner_group.load(learners, module_ids)
             self.env_runner_group.sync_weights(self.learner_group.get_weights())
             return
         if self.config.is_multi_agent:
-            self.learner_group.load(path / "learner_group")
+            self.learner_group.load(learners)
         else:
-            self.learner_group.load(path / "learner_group", DEFAULT_MODULE_ID)
+            self.learner_group.load(learners, DEFAULT_MODULE_ID)
         counters = state["counters"]
         self.iteration = counters["training_iteration"]
         self.num_env_steps_sampled_lifetime = counters["num_env_steps_sampled_lifetime"]
         self.num_episodes_lifetime = counters["num_episodes_lifetime"]
         self.time_total_s = counters["time_total_s"]
-        self.episode_stats.set_state(state["episode_stats"])
-        self.agent_returns.set_state(state.get("agent_returns", []))
-        self.module_returns.set_state(state.get("module_returns", []))
-        self._restore_obs_filter(path / OBS_FILTER_FILE)
-        self.set_env_runner_state(path / ENV_RUNNER_STATE_FILE)
-        self.restore_extra_state(path)
+        try:
+            self.episode_stats.set_state(state["episode_stats"])
+            self.agent_returns.set_state(state.get("agent_returns", []))
+            self.module_returns.set_state(state.get("module_returns", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"`{view.path / ckpt.ALGO_FILE}` holds corrupt metrics ({e})."
+            ) from None
+        self._restore_obs_filter(view)
+        self.set_env_runner_state(view, ENV_RUNNER_STATE_FILE)
+        self.restore_extra_state(view)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 
     def save_extra_state(self, directory: Path) -> None:
         """Write what a subclass keeps beyond learner, filter and counters (e.g. a replay
         buffer) into the checkpoint being written; its files get checksums too."""
 
-    def restore_extra_state(self, directory: Path) -> None:
-        """Read back what `save_extra_state` wrote (checksums are already verified)."""
+    def restore_extra_state(self, view: ckpt.CheckpointView) -> None:
+        """Read back what `save_extra_state` wrote, through the checkpoint's verified view
+        (only files its manifest lists, each checked against its digest)."""
 
-    def _restore_obs_filter(self, file: Path) -> None:
+    def _restore_obs_filter(self, view: ckpt.CheckpointView) -> None:
         """Load the filter statistics; checkpoints written without a filter have no file
         (the statistics then start fresh)."""
-        if self.obs_filter is None or not file.exists():
+        if self.obs_filter is None or not view.has(OBS_FILTER_FILE):
             return
-        state = ckpt.read_json(file, "Observation filter")
+        state = view.read_json(OBS_FILTER_FILE, "Observation filter")
         try:
             self.obs_filter.set_state(state)
         except (ValueError, KeyError, TypeError) as e:
             raise CheckpointError(
-                f"`{file}` does not fit this algorithm's observation filter: {e}."
+                f"`{view.path / OBS_FILTER_FILE}` does not fit this algorithm's observation "
+                f"filter: {e}."
             ) from None
 
     def restore(self, checkpoint_path: Any) -> None:
         self.restore_from_path(checkpoint_path)
 
     @classmethod
-    def from_checkpoint(cls, path: Any, config_overrides: dict | None = None) -> Any:
+    def from_checkpoint(
+        cls,
+        path: Any,
+        config_overrides: dict | None = None,
+        *,
+        trusted: tuple | list = (),
+        allow_unverified: bool = False,
+    ) -> Any:
         """Build the algorithm stored in `path` (a str, a Path, or `save()`'s result).
 
-        `config_overrides` changes settings before building, e.g. `{"num_env_runners": 0}`
-        to evaluate a checkpoint trained on Ray without starting Ray.
+        Args:
+            path: The checkpoint directory.
+            config_overrides: Settings to change before building, e.g.
+                `{"num_env_runners": 0}` to evaluate a checkpoint trained on Ray without
+                starting Ray, or `{"env": MyEnv}` to give the env yourself.
+            trusted: Classes and functions the checkpoint may name (a custom env or
+                RLModule class, a policy mapping function); scalerl's own, and those
+                registered with `scalerl.register_trusted` or `register_env`, need no
+                listing. Nothing else is imported or called.
+            allow_unverified: Load a checkpoint written before manifests (older scalerl),
+                which cannot be verified. Only for checkpoints you trust to be intact.
         """
         from scalerl.algorithms.registry import get_algorithm_class
 
-        path = ckpt.as_path(path)
-        state = read_algorithm_state(path)
+        register_trusted(*trusted)
+        view, state = read_algorithm_state(path, allow_unverified)
         algo_cls = get_algorithm_class(state["algo_class"])
-        config = algo_cls.config_class.from_dict(state["config"])
-        config.update_from_dict(config_overrides or {})
+        overrides = dict(config_overrides or {})
+        stored = {k: v for k, v in state["config"].items() if k not in overrides}
+        config = algo_cls.config_class.from_dict(stored, trusted)
+        config.update_from_dict(overrides)
         algo = config.build_algo()
-        algo.restore_from_path(path)
+        algo.restore_from_path(view.path, allow_unverified=allow_unverified)
         return algo
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_algorithm_state(path: Path) -> dict:
-    """Read and check `algorithm_state.json`, and verify every file's checksum."""
-    if not path.exists():
-        raise CheckpointError(f"Checkpoint `{path}` does not exist.")
-    state = ckpt.read_json(path / ckpt.ALGO_FILE, "Algorithm checkpoint")
+def read_algorithm_state(
+    path: Any, allow_unverified: bool = False
+) -> tuple[ckpt.CheckpointView, dict]:
+    """Verify a checkpoint (every file against the manifest) and read its
+    `algorithm_state.json`; returns (the verified view, the state)."""
+    view = ckpt.open_checkpoint(path, "Algorithm", allow_unverified)
+    state = view.read_json(ckpt.ALGO_FILE, "Algorithm checkpoint")
     counters = (
         "training_iteration",
         "num_env_steps_sampled_lifetime",
@@ -192,28 +216,20 @@ def read_algorithm_state(path: Path) -> dict:
         "time_total_s",
     )
     if (
-        not isinstance(state, dict)
-        or state.get("format") != CHECKPOINT_FORMAT
+        state.get("format") != CHECKPOINT_FORMAT
         or not all(k in state for k in ("algo_class", "config", "counters", "episode_stats"))
+        or not isinstance(state["config"], dict)
+        or not isinstance(state["algo_class"], str)
         or not isinstance(state["counters"], dict)
-        or not all(k in state["counters"] for k in counters)
+        or not all(isinstance(state["counters"].get(k), int | float) for k in counters)
     ):
         raise CheckpointError(
-            f"`{path / ckpt.ALGO_FILE}` is not a valid scalerl algorithm "
+            f"`{view.path / ckpt.ALGO_FILE}` is not a valid scalerl algorithm "
             "checkpoint state (wrong format or missing entries)."
         )
-    if state.get("version", 0) > CHECKPOINT_VERSION:
+    if not isinstance(state.get("version", 0), int) or state.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"`{path}` was written by a newer scalerl (format version "
+            f"`{view.path}` was written by a newer scalerl (format version "
             f"{state['version']}); upgrade scalerl to load it."
         )
-    for name, digest in state.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
-            raise CheckpointError(f"Checkpoint file `{file}` is missing.")
-        if _sha256(file) != digest:
-            raise CheckpointError(
-                f"Checkpoint file `{file}` is corrupt: its checksum does not "
-                "match the one recorded when it was saved."
-            )
-    return state
+    return view, state

@@ -28,15 +28,11 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
     resolve_env_to_module_connector,
     validate_observation_filter,
 )
-from scalerl.core.rl_module import (
-    RLModule,
-    RLModuleSpec,
-    import_class,
-    import_object,
-)
-from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
+from scalerl.core.rl_module import RLModule, RLModuleSpec
+from scalerl.utils.errors import CheckpointError, ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 from scalerl.utils.spaces import space_from_dict, space_to_dict
+from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
 # Builder method -> the settings it accepts. Subclasses add their own (see PPOConfig).
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -94,18 +90,30 @@ ATTRIBUTE = {"framework": "framework_str"}
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
 
 
-def import_env(name: str) -> Any:
-    """Import an env class or creator function stored by `to_dict()`."""
+def resolve_env(name: str, trusted: tuple = ()) -> Any:
+    """The env class or creator function that `to_dict()` stored by name (only what this
+    process trusts: see `scalerl.utils.trust`)."""
     if "<lambda>" in name or "<locals>" in name:
         raise ConfigError(
             f"The env `{name}` was a lambda or local function, which cannot be restored by "
             "name. Register it with `scalerl.register_env('my-env', creator)` and use "
             "`.environment('my-env')` instead."
         )
-    env = import_object(name)
-    if not callable(env):
-        raise ConfigError(f"`{name}` is not an env class or creator function.")
-    return env
+    return resolve(name, "the env class or creator", trusted)
+
+
+def check_stored_env_id(env: Any) -> None:
+    """A stored env name must be registered already: Gymnasium's `module:EnvId` form would
+    import `module`, and loading a checkpoint imports nothing."""
+    from scalerl.env.registry import is_registered_env
+
+    if isinstance(env, str) and ":" in env and not is_registered_env(env):
+        module = env.partition(":")[0]
+        raise CheckpointError(
+            f"The checkpoint's env `{env}` would import the module `{module}`; loading a "
+            f"checkpoint imports nothing. Import `{module}` yourself first (it registers the "
+            "env id), or pass the env in `config_overrides={'env': ...}`."
+        )
 
 
 def encode_spaces(value: Any) -> Any:
@@ -443,14 +451,17 @@ class AlgorithmConfig:
                 if getattr(value, "multi_agent_of", None):  # make_multi_agent("CartPole-v1")
                     value = {"__make_multi_agent__": value.multi_agent_of}
                 else:
-                    value = {"__callable__": f"{value.__module__}:{value.__qualname__}"}
+                    register_trusted(value)  # given in this process: it may load it back
+                    value = {"__callable__": qualified_name(value)}
             elif key == "env_to_module_connector" and value is not None:
                 out["observation_filter"] = self._stored_observation_filter()
                 value = None
             elif isinstance(value, RLModuleSpec):
+                cls = value.module_class
+                if cls is not None:
+                    register_trusted(cls)  # given in this process: it may load it back
                 value = {
-                    "module_class": f"{value.module_class.__module__}:"
-                    f"{value.module_class.__qualname__}",
+                    "module_class": None if cls is None else qualified_name(cls),
                     "model_config": value.model_config,
                 }
             out[key] = encode_spaces(copy.deepcopy(value))
@@ -471,7 +482,15 @@ class AlgorithmConfig:
                 "`observation_filter='MeanStdFilter'` instead."
             ) from e
 
-    def update_from_dict(self, settings: dict[str, Any]) -> AlgorithmConfig:
+    def update_from_dict(
+        self, settings: dict[str, Any], trusted: tuple | list = ()
+    ) -> AlgorithmConfig:
+        """Set the settings in `settings` (as `to_dict()` writes them).
+
+        Classes and functions stored by name resolve only against what this process
+        trusts, plus `trusted` (see `scalerl.utils.trust`); nothing is imported for them.
+        """
+        trusted = tuple(trusted)
         valid = self._all_keys() + sorted(IGNORED)
         unknown = [k for k in settings if k not in valid]
         if unknown:
@@ -481,21 +500,33 @@ class AlgorithmConfig:
                 continue
             value = decode_spaces(value)
             if key in MULTI_AGENT_SETTINGS:
-                value = decode_multi_agent(key, value)
+                value = decode_multi_agent(key, value, trusted)
             elif key == "env" and isinstance(value, dict) and "__callable__" in value:
-                value = import_env(value["__callable__"])
+                value = resolve_env(value["__callable__"], trusted)
             elif key == "env" and isinstance(value, dict) and "__make_multi_agent__" in value:
                 from scalerl.env.multi_agent_env import make_multi_agent
 
-                value = make_multi_agent(value["__make_multi_agent__"])
+                name = value["__make_multi_agent__"]
+                if not isinstance(name, str):
+                    raise CheckpointError(f"`env` {value!r}: a multi-agent env must name its env.")
+                check_stored_env_id(name)
+                value = make_multi_agent(name)
             elif key == "rl_module_spec" and isinstance(value, dict):
+                name = value.get("module_class")
                 value = RLModuleSpec(
-                    module_class=import_class(value["module_class"], RLModule),
+                    module_class=None
+                    if name is None
+                    else resolve(name, "the RLModule class", trusted, RLModule),
                     model_config=value.get("model_config"),
                 )
             setattr(self, ATTRIBUTE.get(key, key), value)
         return self
 
     @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> AlgorithmConfig:
-        return cls().update_from_dict(settings)
+    def from_dict(cls, settings: dict[str, Any], trusted: tuple | list = ()) -> AlgorithmConfig:
+        """A config from `to_dict()`'s output, e.g. read from a checkpoint: names resolve only
+        against what this process trusts, plus `trusted`; an env id that would import a
+        module is refused."""
+        check_stored_env_id(settings.get("env"))
+        check_stored_env_id((settings.get("evaluation_config") or {}).get("env"))
+        return cls().update_from_dict(settings, trusted)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scalerl.core.rl_module import RLModule, RLModuleSpec, import_class, import_object
+from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from scalerl.utils.checkpoints import SAFE_NAME
 from scalerl.utils.errors import ConfigError
+from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
 MULTI_AGENT_SETTINGS = (
     "policies",
@@ -56,6 +58,11 @@ def normalize_policies(policies: Any) -> dict[str, RLModuleSpec | None]:
     for mid, spec in policies.items():
         if not isinstance(mid, str):
             raise ConfigError(f"Policy ids must be strings; got {mid!r} in `policies`.")
+        if not SAFE_NAME.match(mid) or mid in (".", ".."):
+            raise ConfigError(
+                f"Policy id {mid!r} in `policies` names the module's checkpoint directory: use "
+                "letters, digits, `_`, `-` and `.` only (at most 128 characters, not `.`/`..`)."
+            )
         if spec is not None and not isinstance(spec, RLModuleSpec):
             raise ConfigError(
                 f"`policies[{mid!r}]` must be an RLModuleSpec or None; got {type(spec).__name__}."
@@ -163,7 +170,7 @@ def encode_multi_agent(key: str, value: Any, seen: dict | None) -> Any:
             else {
                 "module_class": None
                 if spec.module_class is None
-                else f"{spec.module_class.__module__}:{spec.module_class.__qualname__}",
+                else _stored_name(spec.module_class),
                 "model_config": spec.model_config,
                 "observation_space": spec.observation_space,
                 "action_space": spec.action_space,
@@ -173,16 +180,24 @@ def encode_multi_agent(key: str, value: Any, seen: dict | None) -> Any:
     if key == "policy_mapping_fn" and value is not None:
         if isinstance(value, MappingTable):
             return {"__mapping_table__": [[a, m] for a, m in value.table.items()]}
-        name = f"{getattr(value, '__module__', '')}:{getattr(value, '__qualname__', '')}"
+        name = qualified_name(value)
         if "<lambda>" in name or "<locals>" in name or name.startswith("__main__:"):
             return {"__mapping_table__": [[a, m] for a, m in (seen or {}).items()]}
-        return {"__callable__": name}
+        return {"__callable__": _stored_name(value)}
     if key == "policies_to_train" and value is not None:
         return sorted(value)
     return value
 
 
-def decode_multi_agent(key: str, value: Any) -> Any:
+def _stored_name(obj: Any) -> str:
+    """The name a checkpoint stores for `obj`; this process vouches for it from now on."""
+    register_trusted(obj)
+    return qualified_name(obj)
+
+
+def decode_multi_agent(key: str, value: Any, trusted: tuple = ()) -> Any:
+    """The inverse of `encode_multi_agent`; class and function names resolve only against
+    what this process trusts (see `scalerl.utils.trust`)."""
     if key == "policies" and isinstance(value, dict):
         return {
             mid: None
@@ -190,7 +205,9 @@ def decode_multi_agent(key: str, value: Any) -> Any:
             else RLModuleSpec(
                 module_class=None
                 if spec["module_class"] is None
-                else import_class(spec["module_class"], RLModule),
+                else resolve(
+                    spec["module_class"], f"the module class of policy `{mid}`", trusted, RLModule
+                ),
                 model_config=spec.get("model_config"),
                 observation_space=spec.get("observation_space"),
                 action_space=spec.get("action_space"),
@@ -199,6 +216,6 @@ def decode_multi_agent(key: str, value: Any) -> Any:
         }
     if key == "policy_mapping_fn" and isinstance(value, dict):
         if "__callable__" in value:
-            return import_object(value["__callable__"])
+            return resolve(value["__callable__"], "the `policy_mapping_fn`", trusted)
         return MappingTable([tuple(p) for p in value["__mapping_table__"]])
     return value

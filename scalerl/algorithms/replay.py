@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.utils.checkpoints import CheckpointView
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer, n_step_transitions
-from scalerl.utils.replay_buffers.storage import restore_buffer, save_buffer_state
+from scalerl.utils.replay_buffers.storage import META_FILE, restore_buffer, save_buffer_state
 
 REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
 
@@ -79,12 +80,13 @@ class ReplayMixin:
             for mid, buffer in self.replay_buffers.items():
                 save_buffer_state(self._buffer_dir(directory, mid), buffer.get_state())
 
-    def restore_extra_state(self, directory: Path) -> None:
+    def restore_extra_state(self, view: CheckpointView) -> None:
         if not self.config.store_buffer_in_checkpoints:
             return
         for mid, buffer in self.replay_buffers.items():
-            if self._buffer_dir(directory, mid).exists():
-                restore_buffer(buffer, self._buffer_dir(directory, mid))
+            rel = self._buffer_dir(Path(), mid).as_posix()
+            if view.has(f"{rel}/{META_FILE}"):
+                restore_buffer(buffer, view.sub(rel))
 
     def _buffer_dir(self, directory: Path, module_id: str) -> Path:
         if self.config.is_multi_agent:

@@ -173,8 +173,9 @@ class Learner:
             {"optimizer": self.optimizer_hyperparameters(), "extra": self.get_extra_state()},
         )
 
-    def load(self, directory: Path, module_id: str) -> None:
-        self.set_state(*read_learner_files(directory, module_id, self.module))
+    def load(self, view: ckpt.CheckpointView, module_id: str) -> None:
+        """Restore from the verified learner directory `view` of a checkpoint."""
+        self.set_state(*read_learner_files(view, module_id, self.module))
 
     def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
         """Weights, optimizer tensors and the JSON learner state, as `read_learner_files` gives."""
@@ -187,11 +188,14 @@ class Learner:
 
 
 def read_learner_files(
-    directory: Path, module_id: str, module: RLModule, state_dir: Path | None = None
+    view: ckpt.CheckpointView, module_id: str, module: RLModule, state_dir: str = ""
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict]:
-    """Read a learner's checkpoint files; check the weights fit `module` (loading them into it)."""
-    state_dir = directory if state_dir is None else state_dir
-    weights = module.load_weights_file(directory / "rl_module" / module_id / ckpt.WEIGHTS_FILE)
-    state = ckpt.read_json(state_dir / "learner_state.json", "Learner state")
-    tensors = ckpt.load_tensors(state_dir / "optimizer.safetensors", "optimizer state")
+    """Read a learner's checkpoint files from the verified learner directory `view` (state
+    files under `state_dir` within it); check the weights fit `module` (loading them in)."""
+    weights_file = f"rl_module/{module_id}/{ckpt.WEIGHTS_FILE}"
+    weights = view.load_tensors(weights_file, "RLModule weights")
+    module.load_weights(weights, view.path / weights_file)
+    prefix = f"{state_dir}/" if state_dir else ""
+    state = view.read_json(f"{prefix}learner_state.json", "Learner state")
+    tensors = view.load_tensors(f"{prefix}optimizer.safetensors", "optimizer state")
     return weights, tensors, state

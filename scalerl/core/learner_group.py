@@ -320,16 +320,15 @@ class LearnerGroup:
         ckpt.save_tensors(out / "optimizer.safetensors", state["optimizer_tensors"])
         ckpt.write_json(out / "learner_state.json", state["learner_state"])
 
-    def load(self, directory: Path, module_id: str) -> None:
+    def load(self, view: ckpt.CheckpointView, module_id: str) -> None:
+        """Restore from the verified `learner_group` directory `view` of a checkpoint."""
         if self.learner is not None:
-            self.learner.load(directory / "learner", module_id)
+            self.learner.load(view.sub("learner"), module_id)
             return
         self._check_running()
         import ray
 
-        _, tensors, learner_state = read_learner_files(
-            directory / "learner", module_id, self._module
-        )
+        _, tensors, learner_state = read_learner_files(view.sub("learner"), module_id, self._module)
         args = [ray.put(x) for x in (self.get_weights(), tensors, learner_state)]
         self._get([w.set_state.remote(*args) for w in self.remote_learners])
 

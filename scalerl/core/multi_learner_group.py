@@ -19,6 +19,7 @@ from scalerl.algorithms.multi_agent_config import config_for_module
 from scalerl.core.learner import Learner, read_learner_files
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
+from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError, ConfigError
 
 
@@ -76,25 +77,27 @@ class MultiLearnerGroup:
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
         for mid, learner in self.learners.items():
+            ckpt.check_module_id(mid)
             learner.save(
                 directory / "learner", mid, state_dir=directory / "learner" / "state" / mid
             )
 
-    def load(self, directory: Path, module_ids: Any = None) -> None:
-        """Restore all modules, or only `module_ids` (the others keep their weights)."""
+    def load(self, view: ckpt.CheckpointView, module_ids: Any = None) -> None:
+        """Restore all modules, or only `module_ids` (the others keep their weights), from
+        the verified `learner_group` directory `view` of a checkpoint."""
+        learner_view = view.sub("learner")
+        stored = learner_view.children("rl_module")
         for mid in self.learners if module_ids is None else module_ids:
             if mid not in self.learners:
                 raise CheckpointError(f"This algorithm has no module `{mid}` to restore.")
-            state_dir = directory / "learner" / "state" / mid
-            if not (directory / "learner" / "rl_module" / mid).exists():
+            if mid not in stored:
                 raise CheckpointError(
                     f"The checkpoint has no module `{mid}` (looked in "
-                    f"`{directory / 'learner' / 'rl_module' / mid}`)."
+                    f"`{learner_view.path / 'rl_module' / mid}`); it has {stored}."
                 )
             learner = self.learners[mid]
-            learner.set_state(
-                *read_learner_files(directory / "learner", mid, learner.module, state_dir)
-            )
+            files = read_learner_files(learner_view, mid, learner.module, f"state/{mid}")
+            learner.set_state(*files)
 
     def stop(self) -> None:
         """Local learners hold no resources beyond memory."""

@@ -247,7 +247,8 @@ class EnvRunnerGroup:
             return
         slots = [s for s in self._slots if s.healthy and s.index in by_index]
         refs = [[s.actor.set_state.remote(by_index[s.index])] for s in slots]
-        self._collect(slots, refs, "set_state")
+        # A state that does not fit is an error to report, not a runner to replace.
+        self._collect(slots, refs, "set_state", raise_task_errors=True)
 
     # -- fault tolerance -------------------------------------------------------------------
     def _run(self, jobs: list[Job], what: str) -> list[tuple[_Slot, list]]:
@@ -343,8 +344,11 @@ class EnvRunnerGroup:
             busy[probes[probe]] = (slot, [stalled], job, start)
         return set(overdue)
 
-    def _collect(self, slots: list[_Slot], refs: list[list], what: str) -> list:
-        """Wait for one call per slot (no retry): (slot, values) of those that answered."""
+    def _collect(
+        self, slots: list[_Slot], refs: list[list], what: str, raise_task_errors: bool = False
+    ) -> list:
+        """Wait for one call per slot (no retry): (slot, values) of those that answered.
+        `raise_task_errors`: an exception raised by the call itself is re-raised."""
         import ray
 
         timeout = self.config.sample_timeout_s
@@ -356,6 +360,8 @@ class EnvRunnerGroup:
         out = []
         finished = list(busy.values())
         for (slot, _, _, _), values in zip(finished, self._get_each(finished)):
+            if raise_task_errors and isinstance(values, ray.exceptions.RayTaskError):
+                raise values.as_instanceof_cause()
             if isinstance(values, BaseException):
                 self._on_failure(slot, values, what)
             else:

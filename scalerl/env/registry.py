@@ -8,6 +8,7 @@ from typing import Any
 import gymnasium as gym
 
 from scalerl.utils.errors import ConfigError, did_you_mean
+from scalerl.utils.trust import register_trusted
 
 _ENV_CREATORS: dict[str, Callable[[EnvContext], gym.Env]] = {}
 
@@ -33,6 +34,12 @@ def register_env(name: str, env_creator: Callable[[EnvContext], gym.Env]) -> Non
     if not callable(env_creator):
         raise TypeError(f"register_env({name!r}, ...): the creator must be callable.")
     _ENV_CREATORS[name] = env_creator
+    register_trusted(env_creator)
+
+
+def is_registered_env(name: str) -> bool:
+    """`name` is a `register_env` name or a Gymnasium id known to this process (no import)."""
+    return name in _ENV_CREATORS or name in gym.registry
 
 
 def env_name(env: Any) -> str:

@@ -408,7 +408,8 @@ def test_checkpoint_files_are_plain_data(trained):
     assert suffixes <= {".json", ".safetensors"}
     state = json.loads((ckpt / "algorithm_state.json").read_text())
     assert state["counters"]["training_iteration"] == 2
-    assert set(state["files"]) >= {str(WEIGHTS)}
+    manifest = json.loads((ckpt / "scalerl_checkpoint.json").read_text())
+    assert set(manifest["files"]) >= {WEIGHTS.as_posix(), "algorithm_state.json"}
     assert os.path.isfile(ckpt / MODULE_SUBDIR / "rl_module.json")
 
 

@@ -161,9 +161,14 @@ def test_restored_run_continues_as_the_straight_run(tmp_path):
 
 def test_checkpoint_without_env_runner_state_is_fine(tmp_path):
     """Checkpoints written before the runner state was stored restore without it."""
+    from scalerl.utils.checkpoints import open_checkpoint
+
     algo = ppo("CartPole-v1").build_algo()
+    path = algo.save(tmp_path / "ckpt").checkpoint.path
+    view = open_checkpoint(path, "Algorithm")
+    assert view.has("env_runner_state.json")
     before = algo.env_runner_group.get_state()
-    algo.set_env_runner_state(tmp_path / "env_runner_state.json")  # not there
+    algo.set_env_runner_state(view, "no_such_file.json")
     assert algo.env_runner_group.get_state() == before
     algo.stop()
 

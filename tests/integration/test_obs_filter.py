@@ -137,12 +137,8 @@ def test_checkpoint_round_trip_restores_stats_and_greedy_actions(trained, tmp_pa
 
 def _rewrite(path, name, data):
     """Replace a checkpoint file and re-record its checksum (a consistent but wrong file)."""
-    from scalerl.algorithms.algorithm import _sha256
-
     (path / name).write_text(json.dumps(data))
-    state = json.loads((path / ckpt.ALGO_FILE).read_text())
-    state["files"][name] = _sha256(path / name)
-    (path / ckpt.ALGO_FILE).write_text(json.dumps(state))
+    ckpt.write_manifest(path, "Algorithm")
 
 
 def test_corrupt_mismatched_or_missing_filter_file(trained, tmp_path):
@@ -164,9 +160,7 @@ def test_corrupt_mismatched_or_missing_filter_file(trained, tmp_path):
 
     # A checkpoint from before the filter existed: no file, none recorded. Stats start fresh.
     file.unlink()
-    algo_state = json.loads((path / ckpt.ALGO_FILE).read_text())
-    del algo_state["files"][OBS_FILTER_FILE]
-    (path / ckpt.ALGO_FILE).write_text(json.dumps(algo_state))
+    ckpt.write_manifest(path, "Algorithm")
     old = Algorithm.from_checkpoint(path)
     try:
         assert old.obs_filter.running[0].n == 0

@@ -152,7 +152,7 @@ def test_loaded_state_does_not_alias_the_source_tensors():
 
 
 def test_state_round_trip_through_safetensors(tmp_path):
-    from scalerl.utils.checkpoints import load_tensors, save_tensors
+    from scalerl.utils.checkpoints import open_checkpoint, save_tensors, write_manifest
 
     model = make_model()
     opt = Adam(model.parameters(), lr=1e-2)
@@ -160,7 +160,9 @@ def test_state_round_trip_through_safetensors(tmp_path):
     for step in range(3):
         step_ours(model, opt, x, y, step)
     save_tensors(tmp_path / "opt.safetensors", opt.state_tensors())
-    loaded = load_tensors(tmp_path / "opt.safetensors", "optimizer state")
+    write_manifest(tmp_path, "Optimizer")
+    view = open_checkpoint(tmp_path, "Optimizer")
+    loaded = view.load_tensors("opt.safetensors", "optimizer state")
     other = Adam(copy.deepcopy(model).parameters(), lr=1e-2)
     other.load_state(loaded, opt.hyperparameters())
     for name in ("exp_avg", "exp_avg_sq"):

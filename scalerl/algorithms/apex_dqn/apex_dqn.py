@@ -30,6 +30,7 @@ from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.algorithms.replay import REPLAY_DIR
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.utils import nested
+from scalerl.utils.checkpoints import CheckpointView
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvRunnerError
 from scalerl.utils.replay_buffers.storage import load_buffer_state, save_buffer_state
 
@@ -292,20 +293,20 @@ class APEXDQN(Algorithm):
             for i, state in enumerate(states):
                 save_buffer_state(directory / REPLAY_DIR / f"shard_{i}", state)
 
-    def restore_extra_state(self, directory: Path) -> None:
+    def restore_extra_state(self, view: CheckpointView) -> None:
         import ray
 
-        root = directory / REPLAY_DIR
-        if not (self.config.store_buffer_in_checkpoints and root.exists()):
+        if not (self.config.store_buffer_in_checkpoints and view.children(REPLAY_DIR)):
             return
-        stored = sorted(p.name for p in root.iterdir() if p.is_dir())
+        stored = view.children(REPLAY_DIR)
+        root = view.path / REPLAY_DIR
         if len(stored) != len(self.replay_shards):
             raise CheckpointError(
                 f"`{root}` holds {len(stored)} replay shards, this algorithm has "
                 f"{len(self.replay_shards)}: set `num_replay_buffer_shards={len(stored)}`."
             )
         for i, shard in enumerate(self.replay_shards):
-            arrays, meta = load_buffer_state(root / f"shard_{i}")
+            arrays, meta = load_buffer_state(view.sub(f"{REPLAY_DIR}/shard_{i}"))
             try:
                 ray.get(shard.set_state.remote(arrays, meta))
             except ray.exceptions.RayTaskError as e:

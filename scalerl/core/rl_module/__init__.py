@@ -3,7 +3,7 @@
 from scalerl.core.columns import Columns
 from scalerl.core.rl_module.apis import ValueFunctionAPI
 from scalerl.core.rl_module.default_model_config import DefaultModelConfig
-from scalerl.core.rl_module.rl_module import RLModule, RLModuleSpec, import_class, import_object
+from scalerl.core.rl_module.rl_module import RLModule, RLModuleSpec
 
 __all__ = [
     "Columns",
@@ -11,6 +11,4 @@ __all__ = [
     "RLModule",
     "RLModuleSpec",
     "ValueFunctionAPI",
-    "import_class",
-    "import_object",
 ]

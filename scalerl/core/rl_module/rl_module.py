@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from scalerl.core.distributions import Distribution, dist_class_for
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
+from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
 
 class RLModule(nn.Module):
@@ -119,49 +119,82 @@ class RLModule(nn.Module):
         )
 
     def save_to_path(self, path: str | Path) -> Path:
-        """Write this module alone (spaces, model config, weights) to directory `path`."""
+        """Write this module alone (spaces, model config, weights) to directory `path`.
+
+        Files already in `path` that a previous checkpoint there did not write are kept."""
         path = ckpt.as_path(path)
-        with ckpt.atomic_dir(path) as tmp:
+        with ckpt.write_checkpoint(path, "RLModule") as tmp:
             self._write(tmp)
         return path
 
     def _write(self, directory: Path) -> None:
+        register_trusted(type(self))  # this process built it: it may load it back
         ckpt.write_json(
             directory / ckpt.MODULE_FILE,
             {
                 "format": "scalerl-rl-module",
                 "version": 1,
-                "module_class": f"{type(self).__module__}:{type(self).__qualname__}",
+                "module_class": qualified_name(type(self)),
                 "observation_space": space_to_dict(self.observation_space),
                 "action_space": space_to_dict(self.action_space),
                 "model_config": self.model_config,
             },
         )
         ckpt.save_tensors(directory / ckpt.WEIGHTS_FILE, self.state_dict())
+        ckpt.write_manifest(directory, "RLModule")
 
     @classmethod
-    def from_checkpoint(cls, path: Any, module_id: str = "default_policy") -> RLModule:
-        """Load a module saved by `save_to_path()` or the module `module_id` of an algorithm
-        checkpoint. The module class is imported by name from installed code; weights are
-        read with safetensors (no pickle)."""
-        path = ckpt.as_path(path)
-        if (path / ckpt.ALGO_FILE).is_file():
-            path = path / "learner_group" / "learner" / "rl_module" / module_id
-        meta = ckpt.read_json(path / ckpt.MODULE_FILE, "RLModule checkpoint")
+    def from_checkpoint(
+        cls,
+        path: Any,
+        module_id: str = "default_policy",
+        *,
+        trusted: tuple | list = (),
+        allow_unverified: bool = False,
+    ) -> RLModule:
+        """Load a module saved by `save_to_path()`, or the module `module_id` of an
+        algorithm checkpoint.
+
+        Every file is checked against the checkpoint's manifest; weights are read with
+        safetensors (no pickle). The module class named in the checkpoint must be
+        scalerl's own, `cls` itself (`MyModule.from_checkpoint(path)`), registered with
+        `scalerl.register_trusted`, or in `trusted`; nothing is imported for it.
+        """
+        view = ckpt.open_checkpoint(path, "Checkpoint", allow_unverified)
+        if view.has(ckpt.ALGO_FILE):
+            ckpt.check_module_id(module_id)
+            modules = "learner_group/learner/rl_module"
+            if not view.has(f"{modules}/{module_id}/{ckpt.MODULE_FILE}"):
+                raise CheckpointError(
+                    f"The checkpoint `{view.path}` has no module `{module_id}`; it has "
+                    f"{view.children(modules)}."
+                )
+            view = view.sub(f"{modules}/{module_id}")
+        meta = view.read_json(ckpt.MODULE_FILE, "RLModule checkpoint")
         if meta.get("format") != "scalerl-rl-module":
-            raise CheckpointError(f"`{path / ckpt.MODULE_FILE}` is not a scalerl module file.")
-        module_cls = import_class(meta["module_class"], RLModule)
-        module = module_cls(
-            observation_space=space_from_dict(meta["observation_space"]),
-            action_space=space_from_dict(meta["action_space"]),
-            model_config=meta["model_config"],
+            raise CheckpointError(f"`{view.path / ckpt.MODULE_FILE}` is not a scalerl module file.")
+        name = meta.get("module_class")
+        if name == qualified_name(cls) and cls is not RLModule:
+            module_cls = cls
+        else:
+            module_cls = resolve(name, "the RLModule class", (cls, *trusted), RLModule)
+        try:
+            module = module_cls(
+                observation_space=space_from_dict(meta["observation_space"]),
+                action_space=space_from_dict(meta["action_space"]),
+                model_config=meta["model_config"],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"`{view.path / ckpt.MODULE_FILE}` does not describe a valid module ({e})."
+            ) from None
+        module.load_weights(
+            view.load_tensors(ckpt.WEIGHTS_FILE, "RLModule weights"), view.path / ckpt.WEIGHTS_FILE
         )
-        module.load_weights_file(path / ckpt.WEIGHTS_FILE)
         return module
 
-    def load_weights_file(self, file: Path) -> dict[str, torch.Tensor]:
-        """Load a `module_state.safetensors` into this module; return the tensors read."""
-        weights = ckpt.load_tensors(file, "RLModule weights")
+    def load_weights(self, weights: dict[str, torch.Tensor], file: Path) -> None:
+        """Load weights read from the checkpoint file `file` (named in errors)."""
         try:
             self.load_state_dict(weights)
         except RuntimeError as e:
@@ -169,30 +202,6 @@ class RLModule(nn.Module):
                 f"`{file}` does not fit {type(self).__name__} (different model config or "
                 f"spaces?): {e}"
             ) from None
-        return weights
-
-
-def import_class(name: str, base: type) -> type:
-    """Import `package.module:QualName` and check that it subclasses `base`."""
-    obj = import_object(name)
-    if not (isinstance(obj, type) and issubclass(obj, base)):
-        raise CheckpointError(f"`{name}` in the checkpoint is not a {base.__name__} subclass.")
-    return obj
-
-
-def import_object(name: str) -> Any:
-    """Import `package.module:QualName` from installed code (never from a checkpoint)."""
-    module_name, _, qualname = name.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise CheckpointError(
-            f"Cannot import class `{name}` named in the checkpoint ({e}). Classes defined in a "
-            "script's `__main__` must be importable from a module to be restored."
-        ) from None
-    return obj
 
 
 @dataclass

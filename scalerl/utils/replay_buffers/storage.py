@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
@@ -26,26 +25,21 @@ def save_buffer_state(directory: Path, state: tuple[dict[str, np.ndarray], dict[
     ckpt.write_json(directory / META_FILE, meta)
 
 
-def load_buffer_state(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read what `save_buffer_state` wrote (a CheckpointError names a bad file)."""
-    meta = ckpt.read_json(directory / META_FILE, "Replay buffer")
-    file = directory / ARRAYS_FILE
-    if not file.is_file():
-        raise CheckpointError(f"Replay buffer: `{file}` is missing from the checkpoint.")
-    try:
-        return load_file(str(file)), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"Replay buffer: `{file}` is corrupt or truncated ({e}).") from None
+def load_buffer_state(view: ckpt.CheckpointView) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read what `save_buffer_state` wrote, from a verified checkpoint directory."""
+    meta = view.read_json(META_FILE, "Replay buffer")
+    return view.load_arrays(ARRAYS_FILE, "Replay buffer"), meta
 
 
-def restore_buffer(buffer: Any, directory: Path) -> None:
-    """Load `directory` into `buffer`; a buffer that does not fit is a CheckpointError."""
-    arrays, meta = load_buffer_state(directory)
+def restore_buffer(buffer: Any, view: ckpt.CheckpointView) -> None:
+    """Load the verified directory `view` into `buffer`; a buffer that does not fit is a
+    CheckpointError."""
+    arrays, meta = load_buffer_state(view)
     try:
         buffer.set_state(arrays, meta)
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError, TypeError, IndexError) as e:
         raise CheckpointError(
-            f"The replay buffer in `{directory}` does not fit this algorithm's buffer ({e}). "
+            f"The replay buffer in `{view.path}` does not fit this algorithm's buffer ({e}). "
             "Set `replay_buffer_config` as it was when the checkpoint was written, or "
             "`store_buffer_in_checkpoints=False` to start with an empty buffer."
         ) from None
