@@ -489,4 +489,6 @@ def _describe(error: BaseException) -> str:
         return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}"
     if isinstance(error, ray.exceptions.RayActorError):
         return "the actor died"
+    if isinstance(error, _Stalled):
+        return f"it stalled: {error}"
     return f"{type(error).__name__}: {error}"

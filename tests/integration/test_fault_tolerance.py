@@ -299,10 +299,19 @@ def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local):
         algo.train()
     algo.stop()
 
-    algo = config.copy().fault_tolerance(ignore_env_runner_failures=False).build_algo()
-    ray.kill(algo.env_runner_group.remote_runners[0])
+    # Both off: the error names the runner, the cause and the settings. A stall is
+    # such a failure too (a timeout is not a ConfigError).
+    stalling = {"stall_at_step": 20, "stall_s": 30.0, "crash_on_worker_indices": [2]}
+    algo = (
+        ppo(env_config=stalling, batch=100, num_env_runners=2, num_cpus_per_env_runner=0.5)
+        .env_runners(sample_timeout_s=2.0)
+        .fault_tolerance(restart_failed_env_runners=False, env_runner_health_probe_timeout_s=0.1)
+        .build_algo()
+    )
     with pytest.raises(
-        EnvRunnerError, match=r"EnvRunner 1 failed in sample\(\).*restart_failed_env_runners=True"
+        EnvRunnerError,
+        match=r"EnvRunner 2 failed in sample\(\): it stalled: no answer within "
+        r"`sample_timeout_s=2.0`.*restart_failed_env_runners=True.*ignore_env_runner_failures",
     ):
         algo.train()
     algo.stop()
