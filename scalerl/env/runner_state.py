@@ -62,19 +62,21 @@ def set_runner_state(runner: Any, state: dict[str, Any]) -> None:
             raise ValueError(
                 f"{len(state['env_rngs'])} envs stored, this runner has {len(runner.envs)}"
             )
-        for env, env_state in zip(runner.envs, state["env_rngs"]):
-            base = getattr(env, "unwrapped", env)
-            if env_state is None:
+        seeds = list(runner._env_seeds)
+        for i, (env, env_state) in enumerate(zip(runner.envs, state["env_rngs"])):
+            if env_state is None:  # never reset (or no RNG): it starts from its seed
                 continue
             rng = _env_rng(env)
             if rng is None:
+                base = getattr(env, "unwrapped", env)
                 rng = base._np_random = np.random.default_rng()
             rng.bit_generator.state = env_state
+            seeds[i] = None  # its next reset continues from the restored RNG
         if "torch_rng" in state:
             set_torch_rng(state["torch_rng"])
         if "num_episodes" in state and hasattr(runner, "_episodes"):
             runner._episodes = int(state["num_episodes"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"EnvRunner state does not fit this runner: {e}") from None
-    runner.obs = None  # episodes in progress restart ...
-    runner._env_seeds = [None] * len(runner.envs)  # ... from the restored env RNGs
+    runner.obs = None  # episodes in progress restart, from the restored env RNGs
+    runner._env_seeds = seeds

@@ -159,6 +159,21 @@ def test_restored_run_continues_as_the_straight_run(tmp_path):
         algo.stop()
 
 
+def test_checkpoint_before_any_sampling_restores_a_fresh_run(tmp_path):
+    """Envs never reset have no RNG to restore: they keep their seeds, so a checkpoint
+    taken right after build resumes as the fresh run."""
+    config = ppo("CartPole-v1")
+    fresh = config.build_algo()
+    path = fresh.save(tmp_path / "ckpt").checkpoint.path
+    fresh.train()
+    resumed = Algorithm.from_checkpoint(path)
+    resumed.train()
+    for name, value in weights(fresh).items():
+        assert torch.equal(weights(resumed)[name], value), name
+    fresh.stop()
+    resumed.stop()
+
+
 def test_checkpoint_without_env_runner_state_is_fine(tmp_path):
     """Checkpoints written before the runner state was stored restore without it."""
     from scalerl.utils.checkpoints import open_checkpoint
