@@ -280,9 +280,9 @@ def test_stalled_runner_is_replaced(ray_local, tmp_path):
             batch=100,
             num_env_runners=2,
             num_cpus_per_env_runner=0.5,
-            sample_timeout_s=3.0,
+            sample_timeout_s=4.0,
         )
-        .fault_tolerance(env_runner_health_probe_timeout_s=0.5)
+        .fault_tolerance(env_runner_health_probe_timeout_s=1.0)
         .build_algo()
     )
     algo.train()
@@ -297,11 +297,13 @@ def test_stalled_runner_is_replaced(ray_local, tmp_path):
     algo.stop()
 
 
-def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local):
+def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local, assert_actor_dead):
     config = ppo("CartPole-v1", batch=100, num_env_runners=2, num_cpus_per_env_runner=0.5)
     config.fault_tolerance(restart_failed_env_runners=False, ignore_env_runner_failures=True)
     algo = config.build_algo()
-    ray.kill(algo.env_runner_group.remote_runners[1])
+    victim = algo.env_runner_group.remote_runners[1]
+    ray.kill(victim)
+    assert_actor_dead(victim)
     for _ in range(2):
         result = algo.train()
         assert result["env_runners"]["num_env_steps_sampled"] == 100  # the other one samples more
@@ -309,7 +311,9 @@ def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local):
         "num_healthy_env_runners": 1,
         "num_remote_env_runner_restarts": 0,
     }
-    ray.kill(algo.env_runner_group.remote_runners[0])
+    victim = algo.env_runner_group.remote_runners[0]
+    ray.kill(victim)
+    assert_actor_dead(victim)
     with pytest.raises(EnvRunnerError, match="All 2 EnvRunners failed in sample()"):
         algo.train()
     algo.stop()
@@ -319,20 +323,20 @@ def test_without_restarts_failures_are_ignored_or_raised_clearly(ray_local):
     stalling = {"stall_at_step": 20, "stall_s": 30.0, "crash_on_worker_indices": [2]}
     algo = (
         ppo(env_config=stalling, batch=100, num_env_runners=2, num_cpus_per_env_runner=0.5)
-        .env_runners(sample_timeout_s=2.0)
-        .fault_tolerance(restart_failed_env_runners=False, env_runner_health_probe_timeout_s=0.1)
+        .env_runners(sample_timeout_s=4.0)
+        .fault_tolerance(restart_failed_env_runners=False, env_runner_health_probe_timeout_s=1.0)
         .build_algo()
     )
     with pytest.raises(
         EnvRunnerError,
         match=r"EnvRunner 2 failed in sample\(\): it stalled: no answer within "
-        r"`sample_timeout_s=2.0`.*restart_failed_env_runners=True.*ignore_env_runner_failures",
+        r"`sample_timeout_s=4.0`.*restart_failed_env_runners=True.*ignore_env_runner_failures",
     ):
         algo.train()
     algo.stop()
 
 
-def test_apex_dqn_replaces_a_killed_runner(ray_local):
+def test_apex_dqn_replaces_a_killed_runner(ray_local, assert_actor_dead):
     from scalerl.algorithms.apex_dqn import APEXDQNConfig
 
     algo = (
@@ -351,6 +355,7 @@ def test_apex_dqn_replaces_a_killed_runner(ray_local):
     algo.train()
     victim = algo.env_runner_group.remote_runners[0]
     ray.kill(victim)
+    assert_actor_dead(victim)
     for _ in range(2):
         result = algo.train()
     assert result["env_runner_group"] == {
