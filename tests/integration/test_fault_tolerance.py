@@ -237,6 +237,24 @@ def test_runners_killed_5_times_in_20_iterations(ray_local, assert_actor_dead):
     algo.stop()
 
 
+def test_runner_killed_while_sampling(ray_local):
+    """A SIGKILL in the middle of a fragment: the lost fragment is sampled again."""
+    import threading
+
+    slow = {"p_stall": 1.0, "stall_s": 0.01}  # 50-step fragments take about 0.5 s
+    algo = ppo(env_config=slow, batch=100, num_env_runners=2, num_cpus_per_env_runner=0.5)
+    algo = algo.build_algo()
+    algo.train()
+    pid = runner_pid(algo.env_runner_group.remote_runners[0])
+    timer = threading.Timer(0.2, os.kill, (pid, signal.SIGKILL))
+    timer.start()
+    result = algo.train()
+    timer.join()
+    assert result["env_runners"]["num_env_steps_sampled"] == 100
+    assert result["env_runner_group"]["num_remote_env_runner_restarts"] == 1
+    algo.stop()
+
+
 def test_env_failing_in_1_percent_of_steps_with_ray_runners(ray_local, tmp_path):
     log = tmp_path / "faults"
     algo = (
