@@ -148,7 +148,6 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "num_episodes_lifetime": self.num_episodes_lifetime,
             "num_sub_env_restarts": self._sampled_this_iter["env_restarts"],
             "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
-            "driver_torch_rng": get_torch_rng(),  # the local learner's (e.g. SAC's noise)
         }
         result.update(
             env_runners=env_runners,

@@ -207,20 +207,20 @@ class APEXDQN(Algorithm):
 
     def _replace_stalled_runners(self) -> None:
         """Nothing answered within `sample_timeout_s`: runners that also miss a health
-        probe are replaced; if all answer (or none samples), the replay shards are stuck."""
+        probe are replaced (the ones that answer have their fragment ready now)."""
         import ray
 
         cfg = self.config
         probes = {r.__ray_ready__.remote(): ref for ref, (r, _) in self._sampling.items()}
-        answered, _ = ray.wait(
-            list(probes), num_returns=len(probes), timeout=cfg.env_runner_health_probe_timeout_s
-        )
-        silent = [ref for probe, ref in probes.items() if probe not in answered]
-        if not silent and not answered:
+        if not probes:  # no runner samples: the replay shards are stuck
             raise EnvRunnerError(
                 f"No EnvRunner or replay shard answered within `sample_timeout_s="
                 f"{cfg.sample_timeout_s}`. Raise it or lower `rollout_fragment_length`."
             )
+        answered, _ = ray.wait(
+            list(probes), num_returns=len(probes), timeout=cfg.env_runner_health_probe_timeout_s
+        )
+        silent = [ref for probe, ref in probes.items() if probe not in answered]
         for ref in silent:
             runner, _ = self._sampling.pop(ref)
             self._replace_runner(
