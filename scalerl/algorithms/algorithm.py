@@ -38,8 +38,10 @@ from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
+from scalerl.env.runner_state import get_torch_rng, set_torch_rng
+from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
-from scalerl.utils.errors import ConfigError, EnvError, did_you_mean
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
 
 
@@ -79,6 +81,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         self.num_env_steps_sampled_lifetime = 0
         self.num_episodes_lifetime = 0
         self.num_nonfinite_dropped_lifetime = 0  # config.environment(on_nonfinite="drop")
+        self.num_sub_env_restarts_lifetime = 0  # envs recreated (restart_failed_sub_environments)
         self.time_total_s = 0.0
         self._timers: dict[str, float] = {}
         self._stopped = False
@@ -133,7 +136,12 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             raise RuntimeError("This algorithm was stopped; build a new one to train again.")
         start = time.perf_counter()
         self._timers = {}
-        self._sampled_this_iter: dict[str, Any] = {"steps": 0, "episodes": 0, "dropped": 0}
+        self._sampled_this_iter: dict[str, Any] = {
+            "steps": 0,
+            "episodes": 0,
+            "env_restarts": 0,
+            "dropped": 0,
+        }
         result = self.training_step()
         self.iteration += 1
         cfg = self.config
@@ -151,9 +159,12 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             "num_episodes_lifetime": self.num_episodes_lifetime,
             "num_nonfinite_dropped": self._sampled_this_iter["dropped"],
             "num_nonfinite_dropped_lifetime": self.num_nonfinite_dropped_lifetime,
+            "num_sub_env_restarts": self._sampled_this_iter["env_restarts"],
+            "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
         }
         result.update(
             env_runners=env_runners,
+            env_runner_group=self.env_runner_group.metrics(),
             timers={**self._timers, "training_iteration": elapsed},
             training_iteration=self.iteration,
             num_env_steps_sampled_lifetime=self.num_env_steps_sampled_lifetime,
@@ -175,6 +186,36 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             self._sampled_this_iter["episodes"] += len(m["episode_returns"])
             self._sampled_this_iter["dropped"] += m.get("num_nonfinite_dropped", 0)
             self.num_nonfinite_dropped_lifetime += m.get("num_nonfinite_dropped", 0)
+            self._sampled_this_iter["env_restarts"] += m.get("num_sub_env_restarts", 0)
+            self.num_sub_env_restarts_lifetime += m.get("num_sub_env_restarts", 0)
+
+    def get_env_runner_state(self) -> dict:
+        """The training EnvRunners' sampling state (JSON): RNGs and fault counters."""
+        return {
+            **self.env_runner_group.get_state(),
+            "num_sub_env_restarts_lifetime": self.num_sub_env_restarts_lifetime,
+            "num_nonfinite_dropped_lifetime": self.num_nonfinite_dropped_lifetime,
+            "driver_torch_rng": get_torch_rng(),  # the local learner's (e.g. SAC's noise)
+        }
+
+    def set_env_runner_state(self, view: ckpt.CheckpointView, name: str) -> None:
+        """Load `get_env_runner_state()` from file `name` of a verified checkpoint view;
+        checkpoints written before it was stored have none (runners start from seeds)."""
+        if not view.has(name):
+            return
+        state = view.read_json(name, "EnvRunner state")
+        try:
+            self.num_sub_env_restarts_lifetime = int(state.get("num_sub_env_restarts_lifetime", 0))
+            self.num_nonfinite_dropped_lifetime = int(
+                state.get("num_nonfinite_dropped_lifetime", 0)
+            )
+            self.env_runner_group.set_state(state)
+            if "driver_torch_rng" in state:
+                set_torch_rng(state["driver_torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(
+                f"`{view.path / name}` does not fit this algorithm's EnvRunners ({e})."
+            ) from None
 
     @contextlib.contextmanager
     def _timer(self, name: str):
@@ -218,8 +259,10 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
                 **self._multi_agent_means(agents, modules),
                 "num_episodes": len(stats.returns),
                 "num_env_steps_sampled": sum(m["num_env_steps"] for m in parts),
+                "num_sub_env_restarts": sum(m.get("num_sub_env_restarts", 0) for m in parts),
                 "episode_returns": list(stats.returns),
-            }
+            },
+            "env_runner_group": self.eval_env_runner_group.metrics(),
         }
 
     # -- acting -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from scalerl.utils.trust import register_trusted
 CHECKPOINT_FORMAT = "scalerl-algorithm"
 CHECKPOINT_VERSION = 2  # 2: the file digests moved to the manifest
 OBS_FILTER_FILE = "observation_filter.json"
+ENV_RUNNER_STATE_FILE = "env_runner_state.json"  # sampling RNGs: resume where it left off
 
 
 @dataclass
@@ -72,6 +73,7 @@ class AlgorithmCheckpoints:
                 self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
             if self.obs_filter is not None:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
+            ckpt.write_json(tmp / ENV_RUNNER_STATE_FILE, self.get_env_runner_state())
             self.save_extra_state(tmp)
             ckpt.write_json(
                 tmp / ckpt.ALGO_FILE,
@@ -134,6 +136,7 @@ class AlgorithmCheckpoints:
                 f"`{view.path / ckpt.ALGO_FILE}` holds corrupt metrics ({e})."
             ) from None
         self._restore_obs_filter(view)
+        self.set_env_runner_state(view, ENV_RUNNER_STATE_FILE)
         self.restore_extra_state(view)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 

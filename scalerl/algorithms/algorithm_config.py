@@ -10,6 +10,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from scalerl.algorithms.fault_tolerance_config import (
+    FAULT_TOLERANCE_DEFAULTS,
+    FAULT_TOLERANCE_SETTINGS,
+    validate_fault_tolerance,
+)
 from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import (
     MULTI_AGENT_SETTINGS,
@@ -78,6 +83,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "rl_module": ("model_config", "rl_module_spec"),
     "multi_agent": MULTI_AGENT_SETTINGS,
+    "fault_tolerance": FAULT_TOLERANCE_SETTINGS,
     "reporting": ("metrics_num_episodes_for_smoothing",),
     "debugging": ("seed", "log_level"),
     "api_stack": ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2"),
@@ -230,6 +236,9 @@ class AlgorithmConfig:
         self.policy_mapping_fn: Any = None
         self.policies_to_train: Any = None
         self.algorithm_config_overrides_per_module: dict = {}
+        # fault_tolerance (RLlib's names and defaults)
+        for key, value in FAULT_TOLERANCE_DEFAULTS.items():
+            setattr(self, key, value)
         # reporting / debugging
         self.metrics_num_episodes_for_smoothing = 100
         self.seed: int | None = None
@@ -288,6 +297,14 @@ class AlgorithmConfig:
 
     def get_policy_mapping_fn(self) -> Any:
         return mapping_fn(self)
+
+    def fault_tolerance(self, **kwargs: Any) -> AlgorithmConfig:
+        """What to do when an EnvRunner or one of its envs fails (see docs/design.md):
+        `restart_failed_env_runners`, `max_num_env_runner_restarts`,
+        `delay_between_env_runner_restarts_s`, `ignore_env_runner_failures`,
+        `restart_failed_sub_environments`, `env_runner_health_probe_timeout_s`,
+        `env_runner_restore_timeout_s`."""
+        return self._set("fault_tolerance", kwargs)
 
     def reporting(self, **kwargs: Any) -> AlgorithmConfig:
         return self._set("reporting", kwargs)
@@ -412,6 +429,7 @@ class AlgorithmConfig:
         if self.num_gpus_per_learner < 0:
             raise ConfigError("`num_gpus_per_learner` must be >= 0.")
         validate_observation_filter(self.observation_filter)
+        validate_fault_tolerance(self)
         if self.env_to_module_connector is not None:
             check_env_to_module_connector(self.env_to_module_connector)
             if self.observation_filter != "NoFilter":

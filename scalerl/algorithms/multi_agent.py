@@ -133,7 +133,8 @@ class MultiAgentMixin:
 
     def _refresh_runners(self, add: tuple | None = None, remove: str | None = None) -> None:
         fn = self.config.get_policy_mapping_fn()
-        self.env_runner_group.call("update_modules", add, remove, fn)
+        # Replayed on runners that replace failed ones (built from the original spec).
+        self.env_runner_group.call("update_modules", add, remove, fn, replay_on_restart=True)
         if self.eval_env_runner_group is not None:  # rebuilt with the new modules when needed
             self.eval_env_runner_group.stop()
             self.eval_env_runner_group = None

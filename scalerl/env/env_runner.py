@@ -21,7 +21,9 @@ from scalerl.env.checks import (
     reset_obs,
     step_api_error,
 )
+from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts, wrap_envs
 from scalerl.env.registry import EnvContext, env_name
+from scalerl.env.runner_state import get_runner_state, set_runner_state
 from scalerl.utils import nested
 from scalerl.utils.errors import EnvError
 from scalerl.utils.sequences import sequence_starts
@@ -79,14 +81,16 @@ def check_obs(obs: Any, space: gym.Space, where: str) -> Any:
 
 
 def make_envs(
-    config: Any, env_creator: Any, worker_index: int, num_workers: int
+    config: Any, env_creator: Any, worker_index: int, num_workers: int, multi_agent: bool = False
 ) -> tuple[list, list, np.random.Generator]:
     """A runner's envs, their reset seeds (`seed` + 10000 x worker + env index, or None) and
-    its action-sampling RNG (seeded from `seed` and the worker index)."""
+    its action-sampling RNG (seeded from `seed` and the worker index). With
+    `restart_failed_sub_environments` each env is a `RestartingEnv` (see `env_restarts`)."""
     n, seed = config.num_envs_per_env_runner, config.seed
-    envs = [
-        env_creator(EnvContext(config.env_config, worker_index, i, num_workers)) for i in range(n)
-    ]
+    contexts = [EnvContext(config.env_config, worker_index, i, num_workers) for i in range(n)]
+    envs = [env_creator(c) for c in contexts]
+    if config.restart_failed_sub_environments:
+        envs = wrap_envs(envs, env_creator, contexts, env_name(config.env), multi_agent)
     seeds = [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
     return envs, seeds, np.random.default_rng(None if seed is None else [seed, worker_index])
 
@@ -171,6 +175,15 @@ class SingleAgentEnvRunner:
         """Observations as the module sees them: normalized when a filter is configured.
         Statistics are updated only while sampling for training."""
         return obs if self.obs_filter is None else self.obs_filter(obs, update=update)
+
+    # -- state (checkpoints) ---------------------------------------------------------
+    def get_state(self) -> dict:
+        """The JSON-able sampling state (RNGs, counters): see `runner_state`."""
+        return get_runner_state(self)
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state()`'s result; episodes in progress restart."""
+        set_runner_state(self, state)
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self, update_filter: bool = True) -> None:
@@ -325,9 +338,12 @@ class SingleAgentEnvRunner:
             k0 = len(record["trunc_index"]) if record is not None else 0
         dropped = -1  # the env whose step was just dropped (on_nonfinite="drop")
         for i, env in enumerate(self.envs):
-            out = env.step(env_actions[i])
             try:
-                obs, r, term, trunc, _ = out
+                out = env.step(env_actions[i])
+            except Exception as e:
+                raise env_step_error(self.env_id, self.worker_index, i, e) from e
+            try:
+                obs, r, term, trunc, info = out
                 rewards[i] = r
                 self.ep_return[i] += r
             except (TypeError, ValueError):
@@ -360,7 +376,7 @@ class SingleAgentEnvRunner:
                     record["trunc_obs"].append(obs)
                 if dropped == i:
                     self.num_nonfinite_dropped += 1
-                else:
+                elif info is not RESTARTED:  # an env recreated mid-episode: not reported
                     finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
                 if checks is None:
@@ -490,9 +506,7 @@ class SingleAgentEnvRunner:
         }
         if memory is not None:
             batch.update(memory.columns())
-        metrics = self._episode_metrics(finished, T * n)
-        metrics["num_nonfinite_dropped"] = self._pop_dropped()
-        return batch, metrics
+        return batch, self._episode_metrics(finished, T * n)
 
     def sample_episodes(
         self,
@@ -518,9 +532,7 @@ class SingleAgentEnvRunner:
         self.obs = None  # the next training sample starts fresh episodes
         if num_episodes is not None:
             finished = finished[:num_episodes]
-        metrics = self._episode_metrics(finished, steps)
-        metrics["num_nonfinite_dropped"] = self._pop_dropped()
-        return metrics
+        return self._episode_metrics(finished, steps)
 
     def _clip_rewards(self, rewards: np.ndarray) -> np.ndarray:
         clip = self.config.clip_rewards
@@ -530,12 +542,13 @@ class SingleAgentEnvRunner:
             return np.clip(rewards, -clip, clip)
         return rewards
 
-    @staticmethod
-    def _episode_metrics(finished: list[tuple[float, int]], steps: int) -> dict:
+    def _episode_metrics(self, finished: list[tuple[float, int]], steps: int) -> dict:
         return {
             "episode_returns": [float(r) for r, _ in finished],
             "episode_lens": [int(n) for _, n in finished],
             "num_env_steps": steps,
+            "num_sub_env_restarts": pop_env_restarts(self.envs),
+            "num_nonfinite_dropped": self._pop_dropped(),
         }
 
     def stop(self) -> None:

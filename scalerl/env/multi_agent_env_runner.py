@@ -34,9 +34,11 @@ from scalerl.env.checks import (
     reset_obs,
     step_api_error,
 )
+from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts
 from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.registry import env_name
+from scalerl.env.runner_state import get_runner_state, set_runner_state
 from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError, EnvError
 
@@ -98,7 +100,7 @@ class MultiAgentEnvRunner:
         self.worker_index = worker_index
         self.env_id = env_name(config.env)
         self.envs, self._env_seeds, self.rng = make_envs(
-            config, env_creator, worker_index, num_workers
+            config, env_creator, worker_index, num_workers, multi_agent=True
         )
         self.module = module_spec.build().eval()
         self.specs = dict(module_spec.rl_module_specs)
@@ -157,6 +159,15 @@ class MultiAgentEnvRunner:
 
     def pop_obs_filter_delta(self) -> None:
         return None
+
+    # -- state (checkpoints) ---------------------------------------------------------
+    def get_state(self) -> dict:
+        """The JSON-able sampling state (RNGs, counters): see `runner_state`."""
+        return get_runner_state(self)
+
+    def set_state(self, state: dict) -> None:
+        """Restore `get_state()`'s result; episodes in progress restart."""
+        set_runner_state(self, state)
 
     # -- episodes -----------------------------------------------------------------
     def _new_episode(self, i: int, obs: dict) -> None:
@@ -368,7 +379,10 @@ class MultiAgentEnvRunner:
             for aid, (action, env_action, dist_inputs) in acts[i].items():
                 action_dict[aid] = env_action
                 self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0, ep_len[i]]
-            out = env.step(action_dict)
+            try:
+                out = env.step(action_dict)
+            except Exception as e:
+                raise env_step_error(self.env_id, self.worker_index, i, e) from e
             try:
                 obs, rewards, terms, truncs, infos = out
                 all_term, all_trunc = terms.get(ALL, False), truncs.get(ALL, False)
@@ -396,7 +410,7 @@ class MultiAgentEnvRunner:
                     value = rewards[bad] if what == "reward" else obs[bad]
                     self._nonfinite(i, bad, what, value, record)
                     continue
-            if self._checks_left[i] > 0:  # the full API check of the first steps
+            if self._checks_left[i] > 0 and infos is not RESTARTED:  # full API check, first steps
                 self._checks_left[i] -= 1
                 args = (obs, rewards, terms, truncs, infos, checks is not None)
                 check_multi_agent_step(env, *args)
@@ -411,7 +425,8 @@ class MultiAgentEnvRunner:
                 for aid in list(self.pending[i]):
                     term = all_term or bool(terms.get(aid, False))
                     self._end_step(i, aid, obs.get(aid), term, record)
-                finished.append(self._episode_summary(i))
+                if infos is not RESTARTED:  # an env recreated mid-episode: not reported
+                    finished.append(self._episode_summary(i))
                 self._new_episode(i, self._reset(i))
                 continue
             dropped = False
@@ -502,7 +517,6 @@ class MultiAgentEnvRunner:
         batch = {mid: self._fragment(mid, trajs) for mid, trajs in by_module.items()}
         metrics = self._metrics(finished, T * len(self.envs))
         metrics["num_agent_steps"] = {mid: len(b[Columns.REWARDS]) for mid, b in batch.items()}
-        metrics["num_nonfinite_dropped"], self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
         return batch, metrics
 
     def _fragment(self, mid: str, trajs: list[_Trajectory]) -> dict[str, Any]:
@@ -574,12 +588,13 @@ class MultiAgentEnvRunner:
         if num_episodes is not None:
             finished = finished[:num_episodes]
         self.obs = None  # training continues from fresh episodes
-        metrics = self._metrics(finished, steps)
-        metrics["num_nonfinite_dropped"], self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
-        return metrics
+        return self._metrics(finished, steps)
 
-    @staticmethod
-    def _metrics(finished: list[dict], steps: int) -> dict:
+    def _pop_dropped(self) -> int:
+        n, self.num_nonfinite_dropped = self.num_nonfinite_dropped, 0
+        return n
+
+    def _metrics(self, finished: list[dict], steps: int) -> dict:
         agents: dict[Any, list[float]] = defaultdict(list)
         modules: dict[str, list[float]] = defaultdict(list)
         for ep in finished:
@@ -593,6 +608,8 @@ class MultiAgentEnvRunner:
             "agent_episode_returns": dict(agents),
             "module_episode_returns": dict(modules),
             "num_env_steps": steps,
+            "num_sub_env_restarts": pop_env_restarts(self.envs),
+            "num_nonfinite_dropped": self._pop_dropped(),
         }
 
     def stop(self) -> None:

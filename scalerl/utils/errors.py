@@ -22,6 +22,10 @@ class NonFiniteUpdateError(FloatingPointError):
     """A learner's loss or gradient stayed NaN/inf for several updates in a row."""
 
 
+class EnvRunnerError(RuntimeError):
+    """An EnvRunner failed (died, raised or stalled) and fault tolerance could not help."""
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """Return ' Did you mean `x`?' for the nearest valid name, or ''."""
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)

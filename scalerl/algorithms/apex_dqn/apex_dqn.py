@@ -31,7 +31,7 @@ from scalerl.algorithms.replay import REPLAY_DIR
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.utils import nested
 from scalerl.utils.checkpoints import CheckpointView
-from scalerl.utils.errors import CheckpointError, ConfigError
+from scalerl.utils.errors import CheckpointError, ConfigError, EnvRunnerError
 from scalerl.utils.replay_buffers.storage import load_buffer_state, save_buffer_state
 
 APEX_TRAINING = (
@@ -146,10 +146,8 @@ class APEXDQN(Algorithm):
             if not ready:
                 ready, _ = ray.wait(refs, num_returns=1, timeout=cfg.sample_timeout_s)
             if not ready:
-                raise ConfigError(
-                    f"No EnvRunner or replay shard answered within `sample_timeout_s="
-                    f"{cfg.sample_timeout_s}`. Raise it or lower `rollout_fragment_length`."
-                )
+                self._replace_stalled_runners()
+                continue
             # 1. Fragments that are done go to a replay shard; the runner samples on.
             with self._timer("env_runner_sampling_timer"):
                 for ref in ready:
@@ -182,7 +180,11 @@ class APEXDQN(Algorithm):
         import ray
 
         runner, data_ref = self._sampling.pop(metrics_ref)
-        metrics = ray.get(metrics_ref)
+        try:
+            metrics = ray.get(metrics_ref)
+        except ray.exceptions.RayError as e:  # the runner died or its env raised
+            self._replace_runner(runner, e)
+            return
         self.record_sampling([metrics])
         shard = self.replay_shards[self._next_shard]
         self._next_shard = (self._next_shard + 1) % len(self.replay_shards)
@@ -194,6 +196,40 @@ class APEXDQN(Algorithm):
             self._waiting.append(runner)  # resumes when the learner has caught up
         else:
             self._request_sample(runner)
+
+    def _replace_runner(self, runner: Any, error: BaseException) -> None:
+        """Fault tolerance through the group: the replacement (if any) gets the current
+        weights and samples on; a dropped runner is forgotten."""
+        new = self.env_runner_group.restart_runner(runner, error, "sample_transitions()")
+        self._steps_since_sync.pop(runner, None)
+        if runner in self._waiting:
+            self._waiting.remove(runner)
+        if new is not None:
+            self._steps_since_sync[new] = 0
+            self._sync_runner(new)
+            self._request_sample(new)
+
+    def _replace_stalled_runners(self) -> None:
+        """Nothing answered within `sample_timeout_s`: runners that also miss a health
+        probe are replaced (the ones that answer have their fragment ready now)."""
+        import ray
+
+        cfg = self.config
+        probes = {r.__ray_ready__.remote(): ref for ref, (r, _) in self._sampling.items()}
+        if not probes:  # no runner samples: the replay shards are stuck
+            raise EnvRunnerError(
+                f"No EnvRunner or replay shard answered within `sample_timeout_s="
+                f"{cfg.sample_timeout_s}`. Raise it or lower `rollout_fragment_length`."
+            )
+        answered, _ = ray.wait(
+            list(probes), num_returns=len(probes), timeout=cfg.env_runner_health_probe_timeout_s
+        )
+        silent = [ref for probe, ref in probes.items() if probe not in answered]
+        for ref in silent:
+            runner, _ = self._sampling.pop(ref)
+            self._replace_runner(
+                runner, TimeoutError(f"stalled past `sample_timeout_s={cfg.sample_timeout_s}`")
+            )
 
     def _learner_behind(self) -> bool:
         """With `training_intensity`: has the learner fallen more than one fragment per

@@ -162,10 +162,9 @@ class R2D2(DQN):
         else:
             self.replay_buffer = SequenceReplayBuffer(int(rb["capacity"]), float(rb["eta"]))
         self.max_seq_len = int(self.module_spec.model_config["max_seq_len"])
-        self.cutters = [
-            SequenceCutter(self.max_seq_len, config.burn_in)
-            for _ in range(max(1, config.num_env_runners))
-        ]
+        # One cutter per stream of fragments: (runner slot, generation); a replaced
+        # runner's fragments start fresh episodes, so they get a new cutter.
+        self.cutters: dict[tuple[int, int], SequenceCutter] = {}
         self.replay_rng = np.random.default_rng(config.seed)
         self._sync_with_epsilon()
 
@@ -181,7 +180,11 @@ class R2D2(DQN):
                 samples = self.env_runner_group.sample()
             fragments, metrics = zip(*samples)
             self.record_sampling(list(metrics))
-            for cutter, fragment in zip(self.cutters, fragments):
+            for source, fragment in zip(self.env_runner_group.last_sample_sources, fragments):
+                cutter = self.cutters.get(source)
+                if cutter is None:
+                    self.cutters = {s: c for s, c in self.cutters.items() if s[0] != source[0]}
+                    cutter = self.cutters[source] = SequenceCutter(self.max_seq_len, cfg.burn_in)
                 sequences = cutter.add(fragment)
                 if sequences is not None:
                     self.replay_buffer.add(sequences)

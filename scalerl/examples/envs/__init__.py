@@ -1,6 +1,7 @@
 """Small Gymnasium environments for tests, learning tests and benchmarks."""
 
 from scalerl.examples.envs.action_mask_env import ActionMaskEnv
+from scalerl.examples.envs.cartpole_crashing import CartPoleCrashing
 from scalerl.examples.envs.correlated_actions_env import CorrelatedActionsEnv
 from scalerl.examples.envs.image_env import ImageTargetEnv
 from scalerl.examples.envs.mixed_agents_env import MixedAgentsEnv
@@ -12,6 +13,7 @@ from scalerl.examples.envs.tic_tac_toe import TicTacToe
 
 __all__ = [
     "ActionMaskEnv",
+    "CartPoleCrashing",
     "CorrelatedActionsEnv",
     "ImageTargetEnv",
     "MixedAgentsEnv",
