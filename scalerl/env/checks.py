@@ -1,12 +1,14 @@
 """Checks of what envs return, on every step: the Gymnasium API, observation shape and
 dtype kind, and non-finite observations and rewards.
 
-The EnvRunners run the cheap part inline (identity and shape comparisons per env, one
-`isfinite` per reward) and the array part once per vector step on the stacked `[N, ...]`
-observations (`batch_finite`); everything here beyond that runs only when a check fails,
-to say what is wrong. `config.environment(check_env_steps=False)` turns the per-step
-checks off; `on_nonfinite="drop"` counts and drops non-finite steps instead of raising
-(see `docs/design.md`, "Data checks").
+The EnvRunners run the cheap part inline on every step (the API, the flags, identity and
+shape comparisons per env, or per module on the stacked batch for multi-agent) and the
+NaN/inf test batched: once per fragment on the recorded arrays (`first_nonfinite`), or,
+when dropping or evaluating, once per step on the stacked `[N, ...]` observations
+(`EnvChecks.batch_finite`). Everything else here runs only when a check fails, to say
+what is wrong. `config.environment(check_env_steps=False)` turns the per-step checks off;
+`on_nonfinite="drop"` counts and drops non-finite steps instead of raising (see
+`docs/design.md`, "Data checks").
 """
 
 from __future__ import annotations
@@ -183,9 +185,8 @@ class EnvChecks:
     """The per-step checks of one runner's observation space (single-agent: its only
     space; multi-agent: one per module) and the messages when they fail.
 
-    Fast path (inline in the runners): `shape`, `dtype` (the last dtype accepted, so an
-    env that returns float64 for a float32 Box passes by identity after its first step),
-    and `batch_finite` once per vector step. Only flat spaces have the inline shape check;
+    Fast path: `shape` and `obs_dtype` (inline in the single-agent runner), `stack` (per
+    module in the multi-agent runner), `batch_finite`. Only flat spaces have a fast path;
     Dict/Tuple observations go through `check_obs` every step.
     """
 
@@ -202,6 +203,9 @@ class EnvChecks:
             else None
         )
         self.dtype = np.dtype(space.dtype) if self.flat else None
+        # The dtype the single-agent runner last accepted by its slow path (an env that
+        # returns float64 for a float32 Box then passes by identity from its second step).
+        self.obs_dtype = self.dtype
         # An integer flat space (Discrete, MultiDiscrete, MultiBinary, an integer Box).
         self.integer = self.flat and not np.issubdtype(space.dtype, np.floating)
         self.discrete = _DiscreteRange(space) if isinstance(space, gym.spaces.Discrete) else None

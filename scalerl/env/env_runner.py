@@ -218,7 +218,7 @@ class SingleAgentEnvRunner:
                 c is None
                 or obs.__class__ is not np.ndarray
                 or obs.shape != c.shape
-                or obs.dtype is not c.dtype
+                or obs.dtype is not c.obs_dtype
             ):
                 obs = self._checked_obs(obs, "reset()")
             if c is None or not check_finite or finite(obs):
@@ -333,7 +333,7 @@ class SingleAgentEnvRunner:
         # once per fragment on the recorded arrays (`_check_fragment`), which costs less.
         per_step = checks is not None and (checks.drop or record is None)
         if checks is not None:
-            shape, dtype, isfinite = checks.shape, checks.dtype, math.isfinite
+            shape, dtype, isfinite = checks.shape, checks.obs_dtype, math.isfinite
             ndarray = np.ndarray
             k0 = len(record["trunc_index"]) if record is not None else 0
         dropped = -1  # the env whose step was just dropped (on_nonfinite="drop")
@@ -357,7 +357,7 @@ class SingleAgentEnvRunner:
                     obs = checks.check_obs(obs, self._where(i))
                 elif obs.__class__ is not ndarray or obs.shape != shape or obs.dtype is not dtype:
                     obs, dtype = checks.flat_obs(obs, self._where(i))
-                    checks.dtype = dtype
+                    checks.obs_dtype = dtype
                 if per_step and (not isfinite(r) or ((term or trunc) and not finite(obs))):
                     what, value = ("reward", r) if not isfinite(r) else ("final observation", obs)
                     if not checks.drop:

@@ -512,3 +512,28 @@ def test_multi_agent_evaluation_checks_every_step():
     with pytest.raises(EnvError, match="non-finite observation.*for agent"):
         algo.evaluate()
     algo.stop()
+
+
+def test_compatible_dtypes_and_lists_are_accepted():
+    """float64 (or int, or a list) for a float32 Box casts safely: no error, every step."""
+
+    class Loose(gym.Env):
+        observation_space = gym.spaces.Box(-10, 10, (3,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, config=None):
+            self.t = 0
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return np.zeros(3), {}  # float64
+
+        def step(self, action):
+            self.t += 1
+            obs = [1, 2, 3] if self.t % 3 == 0 else np.full(3, 0.5)  # a list, float64
+            return obs, 1, False, np.bool_(self.t >= 10), {}  # int reward, numpy bool
+
+    algo = PPOConfig().environment(Loose).training(**SMALL).build_algo()
+    result = algo.train()
+    assert result["env_runners"]["episode_return_mean"] == 10.0
+    algo.stop()
