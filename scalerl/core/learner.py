@@ -95,18 +95,20 @@ class Learner:
         `num_non_finite_updates_skipped`; after
         `MAX_NON_FINITE_UPDATES_IN_A_ROW` in a row a NonFiniteUpdateError names the module,
         the optimizer and the non-finite `loss_terms`. Data-parallel learners decide alike:
-        they test the all-reduced gradient.
+        they test the all-reduced gradient, into which each adds its `total_loss * 0`.
         """
         optimizer = optimizer or self.optimizer
         grad = optimizer.flat_grad
         # Data-parallel learners: average the gradients first, so that clipping and the
         # step see the same global gradient on every learner and their weights stay equal.
+        total = (loss_terms or {}).get("total_loss")
         world = self.world_size()
         if world > 1:
+            if total is not None:  # a NaN/inf loss on any learner: NaN for all, all skip
+                grad.add_(total.detach() * 0)
             torch.distributed.all_reduce(grad)
             grad.div_(world)
         norm = grad.norm()
-        total = (loss_terms or {}).get("total_loss")
         # `.item()` and `math.isfinite`: 0.3 us on CPU, where torch.isfinite costs 4-7 us;
         # on a GPU this is a host sync per optimizer step.
         if not (math.isfinite(norm.item()) and (total is None or math.isfinite(total.item()))):
