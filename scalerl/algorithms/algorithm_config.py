@@ -18,6 +18,7 @@ from scalerl.algorithms.fault_tolerance_config import (
 from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import (
     MULTI_AGENT_SETTINGS,
+    config_for_module,
     decode_multi_agent,
     encode_multi_agent,
     mapping_fn,
@@ -297,6 +298,11 @@ class AlgorithmConfig:
 
     def get_policy_mapping_fn(self) -> Any:
         return mapping_fn(self)
+
+    def get_config_for_module(self, module_id: str) -> AlgorithmConfig:
+        """This config with `algorithm_config_overrides_per_module[module_id]` applied
+        (RLlib's name); the config itself when the module has no overrides."""
+        return config_for_module(self, module_id)
 
     def fault_tolerance(self, **kwargs: Any) -> AlgorithmConfig:
         """What to do when an EnvRunner or one of its envs fails (see docs/design.md):

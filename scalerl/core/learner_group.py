@@ -25,6 +25,7 @@ from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.batch import split_fragment
 from scalerl.utils.errors import CheckpointError, ConfigError
+from scalerl.utils.ray_init import init_ray_if_needed
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +216,6 @@ class LearnerGroup:
             self.learner = learner_class(config, module_spec)
             return
         validate_num_learners(config)
-        from scalerl.env.env_runner_group import init_ray_if_needed
-
         init_ray_if_needed()
         import ray
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.algorithms.multi_agent_config import config_for_module
 from scalerl.core.learner import Learner, read_learner_files
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
@@ -46,7 +45,7 @@ class MultiLearnerGroup:
         if module_id in self.learners:
             raise ConfigError(f"A module `{module_id}` exists already; remove it first.")
         self.learners[module_id] = self.learner_class(
-            config_for_module(self.config, module_id), spec
+            self.config.get_config_for_module(module_id), spec
         )
         self.learners[module_id].module_id = module_id  # named in its errors
         if train:

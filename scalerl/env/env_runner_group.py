@@ -25,16 +25,9 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner
 from scalerl.utils.errors import ConfigError, EnvRunnerError
+from scalerl.utils.ray_init import init_ray_if_needed
 
 logger = logging.getLogger(__name__)
-
-
-def init_ray_if_needed() -> None:
-    """Start Ray only when actors are needed, and reuse a running instance."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, ignore_reinit_error=True, log_to_driver=True)
 
 
 class _Slot:
