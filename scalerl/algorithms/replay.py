@@ -36,6 +36,38 @@ def check_buffer_exponents(replay_buffer_config: dict) -> None:
             )
 
 
+class UpdateCredit:
+    """How many updates newly sampled transitions buy, one meaning for every replay
+    algorithm: `training_intensity` is replayed / sampled transitions (RLlib's meaning).
+
+    A round adds `training_intensity * sampled / per_update` updates of credit per module
+    (`per_update`: transitions one update replays, e.g. the train batch size); whole updates
+    are taken and the fraction carries over, so 1.0 with 4-transition rounds and batches of
+    32 is one update every 8 rounds, not one per round. Without `training_intensity` an
+    algorithm's own default ratio applies (`default`: updates for this round).
+    """
+
+    def __init__(self) -> None:
+        self.credit: dict[str, float] = {}
+
+    def take(
+        self,
+        module_id: str,
+        training_intensity: float | None,
+        sampled: int,
+        per_update: int,
+        default: float,
+    ) -> int:
+        credit = self.credit.get(module_id, 0.0)
+        if training_intensity is None:
+            credit += default
+        else:
+            credit += training_intensity * sampled / per_update
+        updates = int(credit)
+        self.credit[module_id] = credit - updates
+        return updates
+
+
 class ReplayMixin:
     """For an Algorithm with `self.replay_buffers: {module_id: buffer}`."""
 
@@ -66,8 +98,9 @@ class ReplayMixin:
 
     def sample_into_replay(self) -> dict[str, int]:
         """Sample a fragment from every EnvRunner and store it as n-step transitions in
-        its module's buffer; returns the number of transitions added per module."""
-        cfg = self.config
+        its module's buffer (with the module's own `n_step` and `gamma`: per-module
+        overrides apply); returns the number of transitions added per module."""
+        configs = {mid: learner.config for mid, learner in self.learners().items()}
         with self._timer("env_runner_sampling_timer"):
             samples = self.env_runner_group.sample()
         fragments, metrics = zip(*samples)
@@ -75,6 +108,7 @@ class ReplayMixin:
         sampled = dict.fromkeys(self.replay_buffers, 0)
         for batch in fragments:
             for mid, fragment in self.by_module(batch):
+                cfg = configs[mid]
                 transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
                 self.replay_buffers[mid].add(transitions)
                 sampled[mid] += len(transitions["rewards"])

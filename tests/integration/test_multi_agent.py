@@ -371,3 +371,31 @@ def test_single_agent_only_algorithms_say_so(config_class):
     )
     with pytest.raises(ConfigError, match="single-agent so far"):
         config.validate()
+
+
+def test_per_module_n_step_and_gamma_reach_the_replayed_transitions():
+    """`algorithm_config_overrides_per_module` sets `n_step` and `gamma` of p1's buffer."""
+    algo = (
+        DQNConfig()
+        .environment(IndependentCartPoles)
+        .multi_agent(
+            policies={"p0", "p1"},
+            policy_mapping_fn=by_agent_id,
+            algorithm_config_overrides_per_module={"p1": {"gamma": 0.5, "n_step": 3}},
+        )
+        .training(
+            num_steps_sampled_before_learning_starts=64, min_sample_timesteps_per_iteration=256
+        )
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .debugging(seed=0)
+        .build_algo()
+    )
+    algo.train()
+    rng = np.random.default_rng(0)
+    for mid, gamma, n in (("p0", 0.99, 1), ("p1", 0.5, 3)):
+        buffer = algo.replay_buffers[mid]
+        batch = buffer.sample(len(buffer), rng)
+        steps = batch["n_steps"].astype(int)
+        assert steps.max() == n and steps.min() >= 1
+        np.testing.assert_allclose(batch["discounts"], gamma**steps, rtol=1e-6)
+    algo.stop()

@@ -21,7 +21,12 @@ from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
 from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
-from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer, check_buffer_exponents
+from scalerl.algorithms.replay import (
+    ReplayMixin,
+    UpdateCredit,
+    build_replay_buffer,
+    check_buffer_exponents,
+)
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -145,6 +150,7 @@ class DQN(ReplayMixin, Algorithm):
             for mid, learner in self.learners().items()
         }
         self.replay_rng = np.random.default_rng(config.seed)
+        self.update_credit = UpdateCredit()
         self._sync_with_epsilon()
 
     def _sync_with_epsilon(self) -> None:
@@ -168,7 +174,7 @@ class DQN(ReplayMixin, Algorithm):
                 for mid in rows:
                     if sampled[mid]:
                         rows[mid] += self._replay(
-                            learners[mid], self.replay_buffers[mid], sampled[mid]
+                            mid, learners[mid], self.replay_buffers[mid], sampled[mid]
                         )
             # 3. New weights and epsilon to the EnvRunners.
             with self._timer("synch_weights"):
@@ -184,13 +190,13 @@ class DQN(ReplayMixin, Algorithm):
             results[mid] = stats
         return {"learners": results, "replay_buffer": self.replay_metrics()}
 
-    def _replay(self, learner: Any, buffer: ReplayBuffer, sampled: int) -> list[dict]:
-        """Updates on replayed batches for `sampled` new transitions; new priorities back."""
+    def _replay(self, mid: str, learner: Any, buffer: ReplayBuffer, sampled: int) -> list[dict]:
+        """Updates on replayed batches for `sampled` new transitions (`UpdateCredit`; without
+        `training_intensity` one update per sampling round, as RLlib); new priorities back."""
         cfg = learner.config
         B = cfg.train_batch_size
-        intensity = cfg.training_intensity or B / sampled
         rows = []
-        for _ in range(max(1, round(intensity * sampled / B))):
+        for _ in range(self.update_credit.take(mid, cfg.training_intensity, sampled, B, 1.0)):
             batch = buffer.sample(B, self.replay_rng)
             out = learner.update(batch, self.num_env_steps_sampled_lifetime)
             td = out.pop("td_error")

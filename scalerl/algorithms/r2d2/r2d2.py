@@ -32,6 +32,7 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
     R2D2_MODEL_DEFAULTS,
     RecurrentDQNTorchRLModule,
 )
+from scalerl.algorithms.replay import UpdateCredit
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
@@ -166,6 +167,7 @@ class R2D2(DQN):
         # runner's fragments start fresh episodes, so they get a new cutter.
         self.cutters: dict[tuple[int, int], SequenceCutter] = {}
         self.replay_rng = np.random.default_rng(config.seed)
+        self.update_credit = UpdateCredit()
         self._sync_with_epsilon()
 
     def training_step(self) -> dict[str, Any]:
@@ -195,10 +197,10 @@ class R2D2(DQN):
             ):
                 continue
             # 2. Replay: `training_intensity` trained steps per sampled env step.
-            num_updates = 1
-            if cfg.training_intensity:
-                per_update = cfg.train_batch_size * self.max_seq_len
-                num_updates = max(1, round(cfg.training_intensity * sampled / per_update))
+            per_update = cfg.train_batch_size * self.max_seq_len
+            num_updates = self.update_credit.take(
+                DEFAULT_MODULE_ID, cfg.training_intensity, sampled, per_update, 1.0
+            )
             with self._timer("learner_update_timer"):
                 for _ in range(num_updates):
                     batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)

@@ -15,7 +15,12 @@ import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
-from scalerl.algorithms.replay import ReplayMixin, build_replay_buffer, check_buffer_exponents
+from scalerl.algorithms.replay import (
+    ReplayMixin,
+    UpdateCredit,
+    build_replay_buffer,
+    check_buffer_exponents,
+)
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
     check_sac_action_space,
@@ -172,7 +177,7 @@ class SAC(ReplayMixin, Algorithm):
             for mid, learner in self.learners().items()
         }
         self.replay_rng = np.random.default_rng(config.seed)
-        self.update_credit = dict.fromkeys(self.replay_buffers, 0.0)  # fractions carried
+        self.update_credit = UpdateCredit()
 
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
@@ -214,14 +219,14 @@ class SAC(ReplayMixin, Algorithm):
         return {"learners": results, "replay_buffer": self.replay_metrics()}
 
     def _replay(self, mid: str, learner: Any, sampled: int) -> list[dict]:
-        """`training_intensity * sampled / train_batch_size` updates (fractions carried to
-        the next round); new priorities back to a prioritized buffer."""
+        """Updates for `sampled` new transitions (`UpdateCredit`; without
+        `training_intensity` one update per sampled transition, the paper's ratio); new
+        priorities back to a prioritized buffer."""
         cfg = learner.config
         buffer = self.replay_buffers[mid]
-        intensity = cfg.training_intensity or cfg.train_batch_size
-        self.update_credit[mid] += intensity * sampled / cfg.train_batch_size
-        num_updates = int(self.update_credit[mid])
-        self.update_credit[mid] -= num_updates
+        num_updates = self.update_credit.take(
+            mid, cfg.training_intensity, sampled, cfg.train_batch_size, float(sampled)
+        )
         rows = []
         for _ in range(num_updates):
             batch = buffer.sample(cfg.train_batch_size, self.replay_rng)
