@@ -33,13 +33,14 @@ logger = logging.getLogger(__name__)
 class _Slot:
     """One configured runner position: worker index, its current actor, its history."""
 
-    __slots__ = ("index", "actor", "healthy", "generation")
+    __slots__ = ("index", "actor", "healthy", "generation", "weights_version")
 
     def __init__(self, index: int, actor: Any):
         self.index = index  # the worker index (1-based), kept by replacements
         self.actor = actor
         self.healthy = True
         self.generation = 0  # +1 per replacement: a new actor's episodes start fresh
+        self.weights_version = 0  # the group's `weights_version` this actor was last sent
 
 
 # A unit of work: submit(actor) -> object refs; the last one finishes last (actor calls
@@ -77,6 +78,8 @@ class EnvRunnerGroup:
         self.last_sample_sources: list[tuple[int, int]] = [(0, 0)]
         self._weights_ref: Any = None
         self._filter_ref: Any = None
+        # +1 per `sync_weights`; each runner's requests carry the version it had then.
+        self.weights_version = 0
         self._replayed_calls: list[tuple[str, tuple]] = []  # see `call(replay_on_restart)`
         if num_env_runners == 0:
             self.local_runner = runner_class(config, env_creator, module_spec)
@@ -119,6 +122,10 @@ class EnvRunnerGroup:
         """The healthy Ray actors, in worker-index order."""
         return [s.actor for s in self._slots if s.healthy]
 
+    def healthy_slots(self) -> list[_Slot]:
+        """The healthy runner slots (worker index, actor, weights version), in order."""
+        return [s for s in self._slots if s.healthy]
+
     @property
     def num_runners(self) -> int:
         return len(self.remote_runners)
@@ -157,10 +164,12 @@ class EnvRunnerGroup:
         # Kept: a replacement runner starts from these.
         self._weights_ref = ray.put(weights)
         self._filter_ref = None if self.obs_filter is None else ray.put(self.obs_filter.get_state())
+        self.weights_version += 1
         # Actor calls run in order, so the next sample() sees these weights; no need to
         # wait. A runner that died meanwhile fails at its next sample() and is replaced.
-        for runner in self.remote_runners:
-            runner.set_weights.remote(self._weights_ref, self._filter_ref)
+        for slot in self.healthy_slots():
+            slot.actor.set_weights.remote(self._weights_ref, self._filter_ref)
+            slot.weights_version = self.weights_version
 
     # -- sampling -----------------------------------------------------------------------
     def sample(self) -> list[tuple[dict, dict]]:
@@ -424,6 +433,7 @@ class EnvRunnerGroup:
             return False
         slot.actor, slot.healthy = actor, True
         slot.generation += 1
+        slot.weights_version = self.weights_version
         return True
 
     def restart_runner(self, actor: Any, error: BaseException, what: str) -> Any | None:
