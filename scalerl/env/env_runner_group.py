@@ -436,6 +436,16 @@ class EnvRunnerGroup:
         slot.weights_version = self.weights_version
         return True
 
+    def send_weights(self, runner_index: int, weights_ref: Any, version: int) -> None:
+        """Weights (an object ref) to one runner, for callers that sync runners one by one
+        (APEX-DQN); they become the weights a replacement runner starts from."""
+        self._weights_ref = weights_ref
+        self.weights_version = max(self.weights_version, version)
+        for slot in self.healthy_slots():
+            if slot.index == runner_index:
+                slot.actor.set_weights.remote(weights_ref, self._filter_ref)
+                slot.weights_version = version
+
     def restart_runner(self, actor: Any, error: BaseException, what: str) -> Any | None:
         """For callers that drive the actors themselves (APEX-DQN): handle the failure of
         `actor` as `sample()` would. Returns its replacement, or None if it was dropped."""

@@ -29,6 +29,7 @@ from scalerl.algorithms.dqn.dqn import DQNConfig
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.algorithms.replay import REPLAY_DIR
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.env.async_requests import AsyncRequests, AsyncResult
 from scalerl.utils import nested
 from scalerl.utils.checkpoints import CheckpointView
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvRunnerError
@@ -124,13 +125,14 @@ class APEXDQN(Algorithm):
         self._num_updates = 0  # learner steps so far: the weights' version
         self._weights_ref: Any = None
         self._weights_version = -1
-        self._steps_since_sync = {r: 0 for r in self.env_runner_group.remote_runners}
+        # Sampling: one `sample_transitions` call in flight per runner (EnvRunnerGroup's
+        # fault tolerance replaces runners that die or stall; their calls are re-sent).
+        self.sampling = AsyncRequests(self.env_runner_group, max_in_flight=1)
+        self._steps_since_sync: dict[int, int] = {}  # runner index -> env steps
         self._next_shard = 0
-        self._waiting: list = []  # runners held back while the learner catches up
-        self._sampling: dict[Any, tuple[Any, Any]] = {}  # metrics ref -> (runner, data ref)
+        self._waiting: set[int] = set()  # runners held back while the learner catches up
         self._replaying: dict[Any, Any] = {}  # batch ref -> shard
-        for runner in self.env_runner_group.remote_runners:
-            self._request_sample(runner)
+        self._request_samples()
 
     # -- the asynchronous loop -------------------------------------------------------------
     def training_step(self) -> dict[str, Any]:
@@ -141,18 +143,21 @@ class APEXDQN(Algorithm):
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             self._request_replays()
-            refs = [*self._sampling, *self._replaying]
+            refs = [*self.sampling.in_flight(), *self._replaying]
+            if not refs:
+                raise EnvRunnerError(
+                    "APEX-DQN has neither a sample nor a replayed batch on its way: no EnvRunner "
+                    "is left to sample (see `config.fault_tolerance(...)`)."
+                )
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
             if not ready:
                 ready, _ = ray.wait(refs, num_returns=1, timeout=cfg.sample_timeout_s)
-            if not ready:
-                self._replace_stalled_runners()
-                continue
             # 1. Fragments that are done go to a replay shard; the runner samples on.
+            #    (Runners silent past `sample_timeout_s` get a health probe in there.)
             with self._timer("env_runner_sampling_timer"):
-                for ref in ready:
-                    if ref in self._sampling:
-                        self._store_sample(ref)
+                for result in self.sampling.fetch_ready(timeout_s=0):
+                    self._store_sample(result)
+                self._request_samples()
             # 2. Replayed batches: one DQN step each, new priorities back to their shard.
             with self._timer("learner_update_timer"):
                 for ref in ready:
@@ -172,64 +177,28 @@ class APEXDQN(Algorithm):
             },
         }
 
-    def _request_sample(self, runner: Any) -> None:
-        data_ref, metrics_ref = runner.sample_transitions.options(num_returns=2).remote()
-        self._sampling[metrics_ref] = (runner, data_ref)
+    def _request_samples(self) -> None:
+        """A `sample_transitions` call for every healthy runner that has none and is not
+        held back (new and replacement runners included)."""
+        for slot in self.env_runner_group.healthy_slots():
+            if slot.index not in self._waiting and not self.sampling.num_in_flight(slot.index):
+                self._steps_since_sync.setdefault(slot.index, 0)
+                self.sampling.request("sample_transitions", num_returns=2, runner_index=slot.index)
 
-    def _store_sample(self, metrics_ref: Any) -> None:
-        import ray
-
-        runner, data_ref = self._sampling.pop(metrics_ref)
-        try:
-            metrics = ray.get(metrics_ref)
-        except ray.exceptions.RayError as e:  # the runner died or its env raised
-            self._replace_runner(runner, e)
-            return
+    def _store_sample(self, result: AsyncResult) -> None:
+        metrics, (data_ref,) = result.value, result.other_refs
         self.record_sampling([metrics])
         shard = self.replay_shards[self._next_shard]
         self._next_shard = (self._next_shard + 1) % len(self.replay_shards)
         shard.add.remote(data_ref)  # runner -> shard through the object store
-        self._steps_since_sync[runner] += metrics["num_env_steps"]
-        if self._steps_since_sync[runner] >= self.config.max_weight_sync_delay:
-            self._sync_runner(runner)
-        if self._learner_behind():
-            self._waiting.append(runner)  # resumes when the learner has caught up
-        else:
-            self._request_sample(runner)
-
-    def _replace_runner(self, runner: Any, error: BaseException) -> None:
-        """Fault tolerance through the group: the replacement (if any) gets the current
-        weights and samples on; a dropped runner is forgotten."""
-        new = self.env_runner_group.restart_runner(runner, error, "sample_transitions()")
-        self._steps_since_sync.pop(runner, None)
-        if runner in self._waiting:
-            self._waiting.remove(runner)
-        if new is not None:
-            self._steps_since_sync[new] = 0
-            self._sync_runner(new)
-            self._request_sample(new)
-
-    def _replace_stalled_runners(self) -> None:
-        """Nothing answered within `sample_timeout_s`: runners that also miss a health
-        probe are replaced (the ones that answer have their fragment ready now)."""
-        import ray
-
-        cfg = self.config
-        probes = {r.__ray_ready__.remote(): ref for ref, (r, _) in self._sampling.items()}
-        if not probes:  # no runner samples: the replay shards are stuck
-            raise EnvRunnerError(
-                f"No EnvRunner or replay shard answered within `sample_timeout_s="
-                f"{cfg.sample_timeout_s}`. Raise it or lower `rollout_fragment_length`."
-            )
-        answered, _ = ray.wait(
-            list(probes), num_returns=len(probes), timeout=cfg.env_runner_health_probe_timeout_s
+        index = result.runner_index
+        self._steps_since_sync[index] = (
+            self._steps_since_sync.get(index, 0) + metrics["num_env_steps"]
         )
-        silent = [ref for probe, ref in probes.items() if probe not in answered]
-        for ref in silent:
-            runner, _ = self._sampling.pop(ref)
-            self._replace_runner(
-                runner, TimeoutError(f"stalled past `sample_timeout_s={cfg.sample_timeout_s}`")
-            )
+        if self._steps_since_sync[index] >= self.config.max_weight_sync_delay:
+            self._sync_runner(index)
+        if self._learner_behind():
+            self._waiting.add(index)  # resumes when the learner has caught up
 
     def _learner_behind(self) -> bool:
         """With `training_intensity`: has the learner fallen more than one fragment per
@@ -241,19 +210,20 @@ class APEXDQN(Algorithm):
         if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
             return False
         fragment = cfg.get_rollout_fragment_length() * cfg.num_envs_per_env_runner
-        slack = cfg.training_intensity * fragment * len(self._steps_since_sync)
+        slack = cfg.training_intensity * fragment * len(self.env_runner_group.healthy_slots())
         target = cfg.training_intensity * self.num_env_steps_sampled_lifetime
         return self.num_env_steps_trained_lifetime < target - slack
 
-    def _sync_runner(self, runner: Any) -> None:
+    def _sync_runner(self, runner_index: int) -> None:
         """New weights to one runner (one ray.put per weights version, shared by all)."""
         import ray
 
         if self._weights_version != self._num_updates:
             self._weights_ref = ray.put(self.learner_group.get_weights())
             self._weights_version = self._num_updates
-        runner.set_weights.remote(self._weights_ref)  # runs before its next sample()
-        self._steps_since_sync[runner] = 0
+        # Runs before the runner's next call; replacements start from these weights too.
+        self.env_runner_group.send_weights(runner_index, self._weights_ref, self._num_updates)
+        self._steps_since_sync[runner_index] = 0
 
     def _request_replays(self) -> None:
         """Keep each shard's prefetched batches topped up, within `training_intensity`."""
@@ -285,8 +255,9 @@ class APEXDQN(Algorithm):
         rows.append(out)
         self._num_updates += 1
         self.num_env_steps_trained_lifetime += len(batch["indices"])
-        while self._waiting and not self._learner_behind():
-            self._request_sample(self._waiting.pop())
+        if self._waiting and not self._learner_behind():
+            self._waiting.clear()
+            self._request_samples()
 
     # -- checkpoints (`store_buffer_in_checkpoints`) -----------------------------------------
     def save_extra_state(self, directory: Path) -> None:
