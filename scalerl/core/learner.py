@@ -27,6 +27,8 @@ class Learner:
 
     # The module this learner trains (multi-agent: set by the MultiLearnerGroup), for errors.
     module_id: str = DEFAULT_MODULE_ID
+    # Minibatches per epoch, when a data-parallel group fixes it (see `minibatch_bounds`).
+    fixed_steps_per_epoch: int | None = None
 
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         self.config = config
@@ -169,7 +171,15 @@ class Learner:
         return float(t.item()) / world
 
     def minibatch_bounds(self, size: int, minibatch_size: int) -> list[tuple[int, int]]:
-        """(start, end) of each minibatch within one epoch's (shuffled) batch."""
+        """(start, end) of each minibatch within one epoch's (shuffled) batch.
+
+        A data-parallel learner whose group fixed `fixed_steps_per_epoch` (shards of
+        unequal size: every learner must all-reduce equally often) splits its shard into
+        that many minibatches of about equal size instead."""
+        k = self.fixed_steps_per_epoch
+        if k is not None:
+            ends = np.cumsum([len(part) for part in np.array_split(np.arange(size), k)])
+            return list(zip([0, *ends[:-1].tolist()], ends.tolist()))
         return [(s, min(s + minibatch_size, size)) for s in range(0, size, minibatch_size)]
 
     def minibatches(self, batch: dict[str, torch.Tensor], minibatch_size: int, num_epochs: int):

@@ -57,20 +57,6 @@ def steps_per_epoch(shard_sizes: list[int], minibatch_size: int) -> int | None:
     return max(1, min(min(shard_sizes), math.ceil(mean / minibatch_size)))
 
 
-class _EqualStepsMixin:
-    """Lets the group fix the number of minibatches per epoch (see `steps_per_epoch`)."""
-
-    fixed_steps_per_epoch: int | None = None
-
-    def minibatch_bounds(self, size: int, minibatch_size: int) -> list[tuple[int, int]]:
-        k = self.fixed_steps_per_epoch
-        if k is None:
-            return super().minibatch_bounds(size, minibatch_size)
-        edges = [len(part) for part in np.array_split(np.arange(size), k)]
-        ends = np.cumsum(edges).tolist()
-        return list(zip([0] + ends[:-1], ends))
-
-
 class LearnerWorker:
     """One data-parallel Learner (rank `rank` of `world_size`), run as a Ray actor."""
 
@@ -86,8 +72,7 @@ class LearnerWorker:
         self.world_size = world_size
         cfg = config.copy()
         cfg.minibatch_size = per_learner_minibatch_size(config)
-        cls = type(learner_class.__name__, (_EqualStepsMixin, learner_class), {})
-        self.learner: Learner = cls(cfg, module_spec)
+        self.learner: Learner = learner_class(cfg, module_spec)
         # Same initial weights come from rank 0 (see `setup`); the minibatch shuffles differ.
         if config.seed is not None and rank > 0:
             self.learner.rng = np.random.default_rng([config.seed, rank])

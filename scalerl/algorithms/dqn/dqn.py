@@ -144,14 +144,17 @@ class DQN(ReplayMixin, Algorithm):
 
     def __init__(self, config: DQNConfig):
         super().__init__(config)
-        # One buffer per module (multi-agent: each policy replays its own agents' steps).
-        self.replay_buffers = {
-            mid: build_replay_buffer(learner.config.replay_buffer_config)
-            for mid, learner in self.learners().items()
-        }
+        self.replay_buffers = self.make_replay_buffers()
         self.replay_rng = np.random.default_rng(config.seed)
         self.update_credit = UpdateCredit()
         self._sync_with_epsilon()
+
+    def make_replay_buffers(self) -> dict[str, Any]:
+        """One buffer per module (multi-agent: each policy replays its own agents' steps)."""
+        return {
+            mid: build_replay_buffer(learner.config.replay_buffer_config)
+            for mid, learner in self.learners().items()
+        }
 
     def _sync_with_epsilon(self) -> None:
         for learner in self.learners().values():

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
 from scalerl.algorithms.dqn.dqn import DQN, DQNConfig
 from scalerl.algorithms.r2d2.r2d2_learner import R2D2Learner
@@ -32,7 +31,6 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
     R2D2_MODEL_DEFAULTS,
     RecurrentDQNTorchRLModule,
 )
-from scalerl.algorithms.replay import UpdateCredit
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
@@ -146,8 +144,14 @@ class R2D2(DQN):
     learner_class = R2D2Learner
 
     def __init__(self, config: R2D2Config):
-        # Not DQN.__init__: sequence replay replaces its transition buffer.
-        Algorithm.__init__(self, config)
+        super().__init__(config)  # DQN's: learner, sequence buffer (below), epsilon sync
+        self.max_seq_len = int(self.module_spec.model_config["max_seq_len"])
+        # One cutter per stream of fragments: (runner slot, generation); a replaced
+        # runner's fragments start fresh episodes, so they get a new cutter.
+        self.cutters: dict[tuple[int, int], SequenceCutter] = {}
+
+    def make_replay_buffers(self) -> dict[str, Any]:
+        """One sequence buffer (R2D2 is single-agent) in place of DQN's transitions."""
         module = self.learner_group.learner.module
         if not (module.is_stateful() and getattr(module, "episode_aligned_states", False)):
             raise ConfigError(
@@ -155,20 +159,14 @@ class R2D2(DQN):
                 f"`max_seq_len` episode steps; {type(module).__name__} is not (set its "
                 "`episode_aligned_states = True`, as `RecurrentDQNTorchRLModule` does)."
             )
-        rb = {**BUFFER_DEFAULTS, **config.replay_buffer_config}
+        rb = {**BUFFER_DEFAULTS, **self.config.replay_buffer_config}
         if rb["type"] == "prioritized":
-            self.replay_buffer: SequenceReplayBuffer = PrioritizedSequenceReplayBuffer(
+            buffer: SequenceReplayBuffer = PrioritizedSequenceReplayBuffer(
                 int(rb["capacity"]), float(rb["alpha"]), float(rb["beta"]), float(rb["eta"])
             )
         else:
-            self.replay_buffer = SequenceReplayBuffer(int(rb["capacity"]), float(rb["eta"]))
-        self.max_seq_len = int(self.module_spec.model_config["max_seq_len"])
-        # One cutter per stream of fragments: (runner slot, generation); a replaced
-        # runner's fragments start fresh episodes, so they get a new cutter.
-        self.cutters: dict[tuple[int, int], SequenceCutter] = {}
-        self.replay_rng = np.random.default_rng(config.seed)
-        self.update_credit = UpdateCredit()
-        self._sync_with_epsilon()
+            buffer = SequenceReplayBuffer(int(rb["capacity"]), float(rb["eta"]))
+        return {DEFAULT_MODULE_ID: buffer}
 
     def training_step(self) -> dict[str, Any]:
         cfg = self.config
