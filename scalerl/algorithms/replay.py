@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.columns import Columns
 from scalerl.utils.checkpoints import CheckpointView
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer, n_step_transitions
@@ -111,7 +112,7 @@ class ReplayMixin:
                 cfg = configs[mid]
                 transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
                 self.replay_buffers[mid].add(transitions)
-                sampled[mid] += len(transitions["rewards"])
+                sampled[mid] += len(transitions[Columns.REWARDS])
         return sampled
 
     def replay_metrics(self) -> dict[str, Any]:

@@ -335,7 +335,7 @@ class SingleAgentEnvRunner:
         if checks is not None:
             shape, dtype, isfinite = checks.shape, checks.obs_dtype, math.isfinite
             ndarray = np.ndarray
-            k0 = len(record["trunc_index"]) if record is not None else 0
+            k0 = len(record[Columns.TRUNC_INDEX]) if record is not None else 0
         dropped = -1  # the env whose step was just dropped (on_nonfinite="drop")
         for i, env in enumerate(self.envs):
             try:
@@ -372,8 +372,8 @@ class SingleAgentEnvRunner:
             self.ep_len[i] += 1
             if term or trunc:
                 if trunc and not term and record is not None:
-                    record["trunc_index"].append((t, i))
-                    record["trunc_obs"].append(obs)
+                    record[Columns.TRUNC_INDEX].append((t, i))
+                    record[Columns.TRUNC_OBS].append(obs)
                 if dropped == i:
                     self.num_nonfinite_dropped += 1
                 elif info is not RESTARTED:  # an env recreated mid-episode: not reported
@@ -409,13 +409,13 @@ class SingleAgentEnvRunner:
                 raise self.checks.nonfinite_error("observation", value, where)
             truncs[i] = True
             if record is not None:
-                record["trunc_index"].append((t, i))
-                record["trunc_obs"].append(nested.index(self._raw_obs, i))
+                record[Columns.TRUNC_INDEX].append((t, i))
+                record[Columns.TRUNC_OBS].append(nested.index(self._raw_obs, i))
             self.num_nonfinite_dropped += 1
             self.ep_return[i], self.ep_len[i] = 0.0, 0
             nested.assign(next_obs, i, self._reset_env(i))
         if record is not None:  # this step's truncations in env order (as `_MemoryRecord`)
-            idx, obs = record["trunc_index"], record["trunc_obs"]
+            idx, obs = record[Columns.TRUNC_INDEX], record[Columns.TRUNC_OBS]
             order = sorted(range(k0, len(idx)), key=lambda k: idx[k][1])
             idx[k0:], obs[k0:] = [idx[k] for k in order], [obs[k] for k in order]
 
@@ -431,8 +431,8 @@ class SingleAgentEnvRunner:
             rew_buf,
             obs_buf,
             self._raw_obs,
-            record["trunc_index"],
-            record["trunc_obs"],
+            record[Columns.TRUNC_INDEX],
+            record[Columns.TRUNC_OBS],
         )
         if found is None:
             return
@@ -462,7 +462,7 @@ class SingleAgentEnvRunner:
         term_buf = np.empty((T, n), dtype=bool)
         trunc_buf = np.empty((T, n), dtype=bool)
         dist_buf = None
-        record: dict[str, list] = {"trunc_index": [], "trunc_obs": []}
+        record: dict[str, list] = {Columns.TRUNC_INDEX: [], Columns.TRUNC_OBS: []}
         finished: list[tuple[float, int]] = []
         memory = _MemoryRecord(self, T) if self.stateful else None
         start = (self.ep_len.copy(), self.num_steps)  # for `_check_fragment`'s messages
@@ -489,10 +489,11 @@ class SingleAgentEnvRunner:
         if self.checks is not None and not self.checks.drop:
             self._check_fragment(obs_buf, rew_buf, term_buf | trunc_buf, record, start)
         trunc_obs = (
-            self._filter_obs(nested.stack(record["trunc_obs"]), update=False)
-            if record["trunc_obs"]
+            self._filter_obs(nested.stack(record[Columns.TRUNC_OBS]), update=False)
+            if record[Columns.TRUNC_OBS]
             else nested.map_structure(lambda o: np.empty((0, *o.shape[1:]), o.dtype), self.obs)
         )
+        trunc_index = np.array(record[Columns.TRUNC_INDEX], dtype=np.int64).reshape(-1, 2)
         batch = {
             Columns.OBS: obs_buf,
             Columns.ACTIONS: act_buf,
@@ -500,9 +501,9 @@ class SingleAgentEnvRunner:
             Columns.TERMINATEDS: term_buf,
             Columns.TRUNCATEDS: trunc_buf,
             Columns.ACTION_DIST_INPUTS: dist_buf,
-            "bootstrap_obs": nested.map_structure(np.copy, self.obs),
-            "trunc_index": np.array(record["trunc_index"], dtype=np.int64).reshape(-1, 2),
-            "trunc_obs": trunc_obs,
+            Columns.BOOTSTRAP_OBS: nested.map_structure(np.copy, self.obs),
+            Columns.TRUNC_INDEX: trunc_index,
+            Columns.TRUNC_OBS: trunc_obs,
         }
         if memory is not None:
             batch.update(memory.columns())
@@ -608,10 +609,10 @@ class _MemoryRecord:
             return {k: np.concatenate([row[k] for row in rows]) for k in rows[0]}
 
         return {
-            "seq_index": np.concatenate(self.seq_index).astype(np.int64),
+            Columns.SEQ_INDEX: np.concatenate(self.seq_index).astype(np.int64),
             Columns.STATE_IN: cat(self.state_in),
             Columns.PREV_ACTIONS: self.prev_actions,
             Columns.PREV_REWARDS: self.prev_rewards,
-            "trunc_state": cat(self.trunc_state),
-            "bootstrap_state": {k: v.copy() for k, v in self.runner.state.items()},
+            Columns.TRUNC_STATE: cat(self.trunc_state),
+            Columns.BOOTSTRAP_STATE: {k: v.copy() for k, v in self.runner.state.items()},
         }

@@ -558,9 +558,9 @@ class MultiAgentEnvRunner:
             Columns.ACTION_DIST_INPUTS: np.stack(dist_inputs).astype(np.float32)[:, None],
             # Every trajectory ends in a termination or a cut with its next obs in
             # `trunc_obs`, so the bootstrap obs is never used; it keeps the layout.
-            "bootstrap_obs": stack_as(space, [last_obs]),
-            "trunc_index": np.array(trunc_index, dtype=np.int64).reshape(-1, 2),
-            "trunc_obs": stack_as(space, trunc_obs)
+            Columns.BOOTSTRAP_OBS: stack_as(space, [last_obs]),
+            Columns.TRUNC_INDEX: np.array(trunc_index, dtype=np.int64).reshape(-1, 2),
+            Columns.TRUNC_OBS: stack_as(space, trunc_obs)
             if trunc_obs
             else nested.map_structure(lambda x: x[:0], stack_as(space, [last_obs])),
         }

@@ -1,54 +1,82 @@
-"""Helpers for the time-major fragments that EnvRunners return."""
+"""Fragments by their schema: concatenate, split, and the flat on-disk form.
+
+Every rule here follows a column's `Layout` in `scalerl.core.batch_schema`; a column the
+schema does not declare is an `UnknownColumnError`.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 
+from scalerl.core.batch_schema import FRAGMENT, SCHEMAS, BatchSchema, Layout
 from scalerl.core.columns import Columns
+from scalerl.utils import nested
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.nested import index, map_structure
 
-# Fragment keys that are not time-major [T, N, ...] arrays.
-_PER_ENV_KEYS = ("bootstrap_obs", "bootstrap_state")  # [N, ...]
-# Index keys [K, 2] of (t, env) rows, and the keys whose rows [K, ...] they index.
-_ROWS_OF = {
-    "trunc_index": ("trunc_obs", "trunc_state"),
-    "seq_index": (Columns.STATE_IN,),
-}
-_ROW_KEYS = {key: idx for idx, keys in _ROWS_OF.items() for key in keys}
-
-
-def concat_fragments(fragments: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Join [T, N_i] fragments of equal T along the env axis into one [T, sum N_i] fragment."""
-    if len(fragments) == 1:
-        return fragments[0]
-    out: dict[str, np.ndarray] = {}
-    offsets = np.cumsum([0] + [num_envs(f) for f in fragments[:-1]])
-    for key in fragments[0]:
-        parts = [f[key] for f in fragments]
-        if key in _ROWS_OF:
-            out[key] = np.concatenate(
-                [p + np.array([0, off]) for p, off in zip(parts, offsets)]
-            ).reshape(-1, 2)
-        else:
-            axis = 0 if key in _PER_ENV_KEYS or key in _ROW_KEYS else 1
-            out[key] = map_structure(lambda *xs, a=axis: np.concatenate(xs, axis=a), *parts)
-    return out
+FLAT_FORMAT = "scalerl.batch"
+FLAT_VERSION = 1
 
 
 def num_envs(fragment: dict) -> int:
+    """N of a [T, N] fragment."""
     return fragment[Columns.REWARDS].shape[1]
 
 
-def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+def _concat(fragments: list[dict], along_time: bool) -> dict:
+    """Join fragments along envs ([T, N_1 + N_2]) or along time ([M_1 + M_2, 1])."""
+    for fragment in fragments:
+        FRAGMENT.check(fragment)
+    if len(fragments) == 1:
+        return fragments[0]
+    axis = 0 if along_time else 1  # of the grid: TIME_MAJOR data, ROW_INDEX's (t, env)
+    sizes = [f[Columns.REWARDS].shape[axis] for f in fragments[:-1]]
+    offsets = np.cumsum([0, *sizes])
+    out: dict[str, Any] = {}
+    for key in fragments[0]:
+        parts = [f[key] for f in fragments]
+        layout = FRAGMENT[key].layout
+        if layout is Layout.ROW_INDEX:
+            shift = np.zeros(2, dtype=np.int64)
+            rows = []
+            for part, offset in zip(parts, offsets):
+                shift[axis] = offset
+                rows.append(np.asarray(part, dtype=np.int64).reshape(-1, 2) + shift)
+            out[key] = np.concatenate(rows)
+        elif layout is Layout.PER_ENV and along_time:
+            out[key] = parts[-1]
+        else:
+            cat_axis = axis if layout is Layout.TIME_MAJOR else 0
+            out[key] = nested.map_structure(
+                lambda *xs, a=cat_axis: np.concatenate(xs, axis=a), *parts
+            )
+    return out
+
+
+def concat_fragments(fragments: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join [T, N_i] fragments of equal T along the env axis into one [T, sum N_i] fragment."""
+    return _concat(fragments, along_time=False)
+
+
+def concat_columns(fragments: list[dict]) -> dict:
+    """Join one-column [M_i, 1] fragments (multi-agent, see `MultiAgentEnvRunner`) end to
+    end into one [sum M_i, 1] column. Every trajectory in them ends in a termination or a
+    truncation row, so laying them end to end keeps GAE and n-step returns exact."""
+    return _concat(fragments, along_time=True)
+
+
+def split_fragment(fragment: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """Split a [T, N] fragment along the env axis into `n` [T, N_i] fragments.
 
-    The inverse of `concat_fragments` (up to the order of the truncation rows). Shard i
+    The inverse of `concat_fragments` (up to the order of the ROW_INDEX rows). Shard i
     gets envs [lo_i, hi_i), as even as possible (sizes differ by at most one env); each
     shard keeps the truncations (and sequence starts) of its envs, with `trunc_index` (and
     `seq_index`) re-indexed to its columns.
     Splitting along time instead would cut GAE's backward recursion, so it is not offered.
     """
+    FRAGMENT.check(fragment)
     total = num_envs(fragment)
     if not 1 <= n <= total:
         raise ConfigError(
@@ -63,44 +91,24 @@ def split_fragment(fragment: dict[str, np.ndarray], n: int) -> list[dict[str, np
     shards = []
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         rows = {
-            idx: (fragment[idx][:, 1] >= lo) & (fragment[idx][:, 1] < hi)
-            for idx in _ROWS_OF
-            if idx in fragment
+            key: (fragment[key][:, 1] >= lo) & (fragment[key][:, 1] < hi)
+            for key in fragment
+            if FRAGMENT[key].layout is Layout.ROW_INDEX
         }
-        shard: dict[str, np.ndarray] = {}
+        shard: dict[str, Any] = {}
         for key, value in fragment.items():
-            if key in _ROWS_OF:
-                shard[key] = (value[rows[key]] - np.array([0, lo], dtype=value.dtype)).reshape(
-                    -1, 2
-                )
-            elif key in _ROW_KEYS:
-                shard[key] = index(value, rows[_ROW_KEYS[key]])
-            elif key in _PER_ENV_KEYS:
-                shard[key] = index(value, slice(lo, hi))
+            column = FRAGMENT[key]
+            if column.layout is Layout.ROW_INDEX:
+                shift = np.array([0, lo], dtype=value.dtype)
+                shard[key] = (value[rows[key]] - shift).reshape(-1, 2)
+            elif column.layout is Layout.ROWS:
+                shard[key] = nested.index(value, rows[column.index])
+            elif column.layout is Layout.PER_ENV:
+                shard[key] = nested.index(value, slice(lo, hi))
             else:
-                shard[key] = index(value, (slice(None), slice(lo, hi)))
+                shard[key] = nested.index(value, (slice(None), slice(lo, hi)))
         shards.append(shard)
     return shards
-
-
-def concat_columns(fragments: list[dict]) -> dict:
-    """Join one-column [M_i, 1] fragments (multi-agent, see `MultiAgentEnvRunner`) end to
-    end into one [sum M_i, 1] column. Every trajectory in them ends in a termination or a
-    truncation row, so laying them end to end keeps GAE and n-step returns exact."""
-    if len(fragments) == 1:
-        return fragments[0]
-    offsets = np.cumsum([0] + [len(f[Columns.REWARDS]) for f in fragments[:-1]])
-    out: dict = {}
-    for key in fragments[0]:
-        parts = [f[key] for f in fragments]
-        if key == "trunc_index":
-            out[key] = np.concatenate([p + np.array([off, 0]) for p, off in zip(parts, offsets)])
-            out[key] = out[key].reshape(-1, 2)
-        elif key == "bootstrap_obs":
-            out[key] = parts[-1]
-        else:
-            out[key] = map_structure(lambda *xs: np.concatenate(xs, axis=0), *parts)
-    return out
 
 
 def per_module(batches: list[dict[str, dict]]) -> dict[str, dict]:
@@ -110,3 +118,68 @@ def per_module(batches: list[dict[str, dict]]) -> dict[str, dict]:
         for mid, fragment in batch.items():
             grouped.setdefault(mid, []).append(fragment)
     return {mid: concat_columns(parts) for mid, parts in grouped.items()}
+
+
+# -- the flat on-disk form ------------------------------------------------------------------
+def to_flat(
+    batch: dict[str, Any], schema: BatchSchema = FRAGMENT
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A batch as (flat name -> array, JSON-able metadata), e.g. for safetensors.
+
+    Nested columns (Dict/Tuple observations, state dicts) become one array per leaf,
+    named `column/key/...` (`nested.flatten`); the metadata holds the schema kind, each
+    column's layout (and index) and nesting spec. `from_flat` inverts it exactly.
+    """
+    schema.check(batch)
+    arrays: dict[str, np.ndarray] = {}
+    columns: dict[str, Any] = {}
+    for name, value in batch.items():
+        column = schema[name]
+        nested.flatten(value, name, arrays)
+        columns[name] = {"layout": column.layout.value, "spec": nested.spec(value)}
+        if column.index is not None:
+            columns[name]["index"] = column.index
+    meta = {"format": FLAT_FORMAT, "version": FLAT_VERSION, "schema": schema.kind}
+    meta["columns"] = columns
+    json.dumps(meta)  # fail here, not in the writer, if not JSON-able
+    return {k: np.asarray(v) for k, v in arrays.items()}, meta
+
+
+def from_flat(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
+    """The batch `to_flat` flattened; its columns must have the layouts this scalerl's
+    schema gives them."""
+    if meta.get("format") != FLAT_FORMAT or meta.get("version") != FLAT_VERSION:
+        raise ValueError(
+            f"Not a scalerl batch (format {meta.get('format')!r}, version "
+            f"{meta.get('version')!r}; expected {FLAT_FORMAT!r}, {FLAT_VERSION})."
+        )
+    schema = SCHEMAS[meta["schema"]]
+    batch: dict[str, Any] = {}
+    for name, info in meta["columns"].items():
+        column = schema[name]
+        if column.layout.value != info["layout"] or column.index != info.get("index"):
+            raise ValueError(
+                f"Stored column `{name}` has layout {info['layout']!r}, but the "
+                f"{schema.kind} schema says {column.layout.value!r}."
+            )
+        batch[name] = nested.unflatten(info["spec"], name, arrays)
+    return batch
+
+
+def save_batch(path: Any, batch: dict[str, Any], schema: BatchSchema = FRAGMENT) -> None:
+    """Write a batch as one safetensors file (the metadata JSON in its header)."""
+    from safetensors.numpy import save_file
+
+    arrays, meta = to_flat(batch, schema)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    save_file(arrays, str(path), metadata={FLAT_FORMAT: json.dumps(meta)})
+
+
+def load_batch(path: Any) -> dict[str, Any]:
+    """Read a batch that `save_batch` wrote."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = json.loads((f.metadata() or {}).get(FLAT_FORMAT, "{}"))
+        arrays = {k: f.get_tensor(k) for k in f.keys()}
+    return from_flat(arrays, meta)

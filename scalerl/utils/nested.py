@@ -69,3 +69,37 @@ def assign(dst: Any, index: Any, src: Any) -> None:
 def index(struct: Any, i: Any) -> Any:
     """struct[i], leaf-wise."""
     return map_structure(lambda x: x[i], struct)
+
+
+# -- flat form: one named array per leaf (safetensors files hold no nesting) ---------------
+def spec(struct: Any) -> Any:
+    """The JSON-able shape of a nested structure: dicts and lists of None (= a leaf)."""
+    if isinstance(struct, dict):
+        for k in struct:
+            if not isinstance(k, str) or "/" in k:
+                raise TypeError(f"Nested keys must be strings without '/' to store, got {k!r}.")
+        return {"dict": {k: spec(v) for k, v in struct.items()}}
+    if isinstance(struct, (tuple, list)):
+        return {"tuple": [spec(v) for v in struct]}
+    return None
+
+
+def flatten(struct: Any, prefix: str, out: dict[str, Any]) -> None:
+    """Add the leaves of `struct` to `out` as `prefix/key/...` (a leaf: `prefix`)."""
+    if isinstance(struct, dict):
+        for k, v in struct.items():
+            flatten(v, f"{prefix}/{k}", out)
+    elif isinstance(struct, (tuple, list)):
+        for i, v in enumerate(struct):
+            flatten(v, f"{prefix}/{i}", out)
+    else:
+        out[prefix] = struct
+
+
+def unflatten(spec: Any, prefix: str, arrays: dict[str, Any]) -> Any:
+    """The structure `flatten` stored under `prefix` (leaves copied), nested as `spec`."""
+    if spec is None:
+        return np.array(arrays[prefix])
+    if "dict" in spec:
+        return {k: unflatten(s, f"{prefix}/{k}", arrays) for k, s in spec["dict"].items()}
+    return tuple(unflatten(s, f"{prefix}/{i}", arrays) for i, s in enumerate(spec["tuple"]))

@@ -101,7 +101,7 @@ def recurrent_values(
     """
     rewards, actions = fragment[Columns.REWARDS], fragment[Columns.ACTIONS]
     T, N = rewards.shape
-    layout = SequenceLayout.from_starts(fragment["seq_index"], T)
+    layout = SequenceLayout.from_starts(fragment[Columns.SEQ_INDEX], T)
     values = layout.scatter(compute_values(sequence_batch(fragment, layout, [Columns.OBS])), T, N)
     done = fragment[Columns.TERMINATEDS][-1] | fragment[Columns.TRUNCATEDS][-1]
 
@@ -110,19 +110,19 @@ def recurrent_values(
 
     bootstrap_values = compute_values(
         one_step_inputs(
-            fragment["bootstrap_obs"],
-            fragment["bootstrap_state"],
+            fragment[Columns.BOOTSTRAP_OBS],
+            fragment[Columns.BOOTSTRAP_STATE],
             map_structure(last, actions),
             last(rewards),
         )
     )[:, 0]
-    t, n = fragment["trunc_index"][:, 0], fragment["trunc_index"][:, 1]
+    t, n = fragment[Columns.TRUNC_INDEX][:, 0], fragment[Columns.TRUNC_INDEX][:, 1]
     trunc_values = np.zeros(0, dtype=np.float32)
     if len(t):
         trunc_values = compute_values(
             one_step_inputs(
-                fragment["trunc_obs"],
-                fragment["trunc_state"],
+                fragment[Columns.TRUNC_OBS],
+                fragment[Columns.TRUNC_STATE],
                 map_structure(lambda a: a[t, n], actions),
                 rewards[t, n],
             )

@@ -10,7 +10,7 @@ import torch
 from gymnasium import spaces
 
 from scalerl.algorithms.dqn.default_dqn_rl_module import QF_PREDS, DefaultDQNTorchRLModule
-from scalerl.algorithms.dqn.dqn_loss import DISCOUNTS, NEXT_OBS, WEIGHTS, dqn_loss
+from scalerl.algorithms.dqn.dqn_loss import dqn_loss
 from scalerl.core.columns import Columns
 
 OBS = spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -28,9 +28,9 @@ def fixed_batch() -> dict:
         Columns.OBS: torch.tensor([[0.1, 0.2], [-0.3, 0.4], [0.5, -0.6]]),
         Columns.ACTIONS: torch.tensor([0, 1, 1]),
         Columns.REWARDS: torch.tensor([1.0, 0.0, -1.0]),
-        NEXT_OBS: torch.tensor([[0.2, 0.2], [0.0, 0.1], [0.9, 0.9]]),
+        Columns.NEXT_OBS: torch.tensor([[0.2, 0.2], [0.0, 0.1], [0.9, 0.9]]),
         Columns.TERMINATEDS: torch.tensor([False, False, True]),
-        DISCOUNTS: torch.tensor([0.99, 0.9801, 0.99]),
+        Columns.DISCOUNTS: torch.tensor([0.99, 0.9801, 0.99]),
     }
 
 
@@ -41,17 +41,17 @@ def test_td_errors_match_a_hand_computation():
     loss, td, _ = dqn_loss(m, target, b, double_q=True)
     with torch.no_grad():
         q = m.compute_q_values(b)[QF_PREDS]
-        q_next = m.compute_q_values({Columns.OBS: b[NEXT_OBS]})[QF_PREDS]
+        q_next = m.compute_q_values({Columns.OBS: b[Columns.NEXT_OBS]})[QF_PREDS]
     y = (
         b[Columns.REWARDS]
-        + b[DISCOUNTS] * (~b[Columns.TERMINATEDS]).float() * q_next.max(-1).values
+        + b[Columns.DISCOUNTS] * (~b[Columns.TERMINATEDS]).float() * q_next.max(-1).values
     )
     expected = (q[torch.arange(3), b[Columns.ACTIONS]] - y).abs()
     torch.testing.assert_close(td, expected)
     huber = torch.where(expected < 1, 0.5 * expected**2, expected - 0.5)
     torch.testing.assert_close(loss, huber.mean())
     # Importance weights scale each sample's loss.
-    b[WEIGHTS] = torch.tensor([1.0, 0.0, 0.0])
+    b[Columns.WEIGHTS] = torch.tensor([1.0, 0.0, 0.0])
     weighted, _, _ = dqn_loss(m, target, b)
     torch.testing.assert_close(weighted, huber[0] / 3)
 
@@ -64,8 +64,10 @@ def test_minimizing_the_loss_fits_the_targets():
         target = copy.deepcopy(m)
         b = fixed_batch()
         with torch.no_grad():
-            q_next = target.compute_q_values({Columns.OBS: b[NEXT_OBS]})[QF_PREDS].max(-1).values
-        y = b[Columns.REWARDS] + b[DISCOUNTS] * (~b[Columns.TERMINATEDS]).float() * q_next
+            q_next = (
+                target.compute_q_values({Columns.OBS: b[Columns.NEXT_OBS]})[QF_PREDS].max(-1).values
+            )
+        y = b[Columns.REWARDS] + b[Columns.DISCOUNTS] * (~b[Columns.TERMINATEDS]).float() * q_next
 
         first = gap(m, b, y)
         opt = torch.optim.Adam(m.parameters(), lr=2e-2)

@@ -29,6 +29,7 @@ from scalerl.algorithms.dqn.dqn import DQNConfig
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.algorithms.replay import REPLAY_DIR
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.columns import Columns
 from scalerl.env.async_requests import AsyncRequests, AsyncResult
 from scalerl.utils import nested
 from scalerl.utils.checkpoints import CheckpointView
@@ -251,10 +252,10 @@ class APEXDQN(Algorithm):
             return
         batch = nested.map_structure(np.array, batch)  # writable copies of object-store views
         out = self.learner_group.learner.update(batch, self.num_env_steps_sampled_lifetime)
-        shard.update_priorities.remote(batch["indices"], out.pop("td_error"))
+        shard.update_priorities.remote(batch[Columns.INDICES], out.pop("td_error"))
         rows.append(out)
         self._num_updates += 1
-        self.num_env_steps_trained_lifetime += len(batch["indices"])
+        self.num_env_steps_trained_lifetime += len(batch[Columns.INDICES])
         if self._waiting and not self._learner_behind():
             self._waiting.clear()
             self._request_samples()

@@ -59,13 +59,13 @@ class ApexEnvRunner(SingleAgentEnvRunner):
             obs = nested.map_structure(torch.from_numpy, obs)
             return self.module.compute_q_values({Columns.OBS: obs})[QF_PREDS]
 
-        q_sa = q(t["obs"]).gather(
-            1, torch.from_numpy(t["actions"] - self.module.action_start).long()[:, None]
+        q_sa = q(t[Columns.OBS]).gather(
+            1, torch.from_numpy(t[Columns.ACTIONS] - self.module.action_start).long()[:, None]
         )[:, 0]
         y = (
-            torch.from_numpy(t["rewards"])
-            + torch.from_numpy(t["discounts"])
-            * (1.0 - torch.from_numpy(t["terminateds"]))
-            * q(t["next_obs"]).max(dim=1).values
+            torch.from_numpy(t[Columns.REWARDS])
+            + torch.from_numpy(t[Columns.DISCOUNTS])
+            * (1.0 - torch.from_numpy(t[Columns.TERMINATEDS]))
+            * q(t[Columns.NEXT_OBS]).max(dim=1).values
         )
         return (y - q_sa).abs().numpy()

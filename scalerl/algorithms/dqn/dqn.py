@@ -27,6 +27,7 @@ from scalerl.algorithms.replay import (
     build_replay_buffer,
     check_buffer_exponents,
 )
+from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -204,6 +205,6 @@ class DQN(ReplayMixin, Algorithm):
             out = learner.update(batch, self.num_env_steps_sampled_lifetime)
             td = out.pop("td_error")
             if isinstance(buffer, PrioritizedReplayBuffer):
-                buffer.update_priorities(batch["indices"], td)
+                buffer.update_priorities(batch[Columns.INDICES], td)
             rows.append(out)
         return rows

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from scalerl.algorithms.dqn.dqn_loss import dqn_loss
+from scalerl.core.columns import Columns
 from scalerl.core.learner import Learner
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.utils.schedules import Scheduler
@@ -28,7 +29,7 @@ class DQNLearner(Learner):
         lr = self.set_lr(timestep)
         if cfg.noisy:
             self.module.reset_noise()
-        tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != "indices"}
+        tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != Columns.INDICES}
         loss, td_errors, stats = dqn_loss(
             self.module, self.target_module, tensors, double_q=cfg.double_q
         )

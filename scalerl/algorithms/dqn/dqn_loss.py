@@ -20,10 +20,6 @@ from scalerl.algorithms.dqn.default_dqn_rl_module import QF_LOGITS, QF_PREDS, QF
 from scalerl.algorithms.dqn.targets import c51_target_probs, q_targets
 from scalerl.core.columns import Columns
 
-NEXT_OBS = "next_obs"  # as the n-step replay stores it (RLlib: `Columns.NEXT_OBS`)
-DISCOUNTS = "discounts"
-WEIGHTS = "weights"
-
 
 def dqn_loss(
     module: Any,
@@ -36,13 +32,12 @@ def dqn_loss(
     """(loss, td_errors [B], stats) for `module` against the frozen `target_module`."""
     out = module.compute_q_values({Columns.OBS: batch[Columns.OBS]})
     actions = batch[Columns.ACTIONS].long() - module.action_start
-    weights = batch.get(WEIGHTS)
+    weights = batch.get(Columns.WEIGHTS)
     with torch.no_grad():
-        next_target = target_module.compute_q_values({Columns.OBS: batch[NEXT_OBS]})
-        next_online = (
-            module.compute_q_values({Columns.OBS: batch[NEXT_OBS]})[QF_PREDS] if double_q else None
-        )
-    rewards, discounts = batch[Columns.REWARDS].float(), batch[DISCOUNTS].float()
+        next_inputs = {Columns.OBS: batch[Columns.NEXT_OBS]}
+        next_target = target_module.compute_q_values(next_inputs)
+        next_online = module.compute_q_values(next_inputs)[QF_PREDS] if double_q else None
+    rewards, discounts = batch[Columns.REWARDS].float(), batch[Columns.DISCOUNTS].float()
     terminateds = batch[Columns.TERMINATEDS]
     q_taken = out[QF_PREDS].gather(-1, actions[:, None]).squeeze(-1)
 

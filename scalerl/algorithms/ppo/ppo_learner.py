@@ -94,8 +94,8 @@ class PPOLearner(Learner):
             all_obs = map_structure(
                 lambda o, b, t: np.concatenate([o.reshape(T * N, *o.shape[2:]), b, t]),
                 fragment[Columns.OBS],
-                fragment["bootstrap_obs"],
-                fragment["trunc_obs"],
+                fragment[Columns.BOOTSTRAP_OBS],
+                fragment[Columns.TRUNC_OBS],
             )
             v = self._values({Columns.OBS: all_obs})
             values, bootstrap_values, trunc_values = (
@@ -104,7 +104,7 @@ class PPOLearner(Learner):
                 v[T * N + N :],
             )
         next_values = next_values_for(
-            values, bootstrap_values, fragment["trunc_index"], trunc_values
+            values, bootstrap_values, fragment[Columns.TRUNC_INDEX], trunc_values
         )
         advantages, targets = compute_gae(
             fragment[Columns.REWARDS],
@@ -134,7 +134,7 @@ class PPOLearner(Learner):
         logp = dist.logp(map_structure(torch.from_numpy, flat[Columns.ACTIONS])).numpy()
         columns[Columns.ACTION_LOGP] = logp.reshape(T, N)
         if self.module.is_stateful():
-            layout = SequenceLayout.from_starts(fragment["seq_index"], T)
+            layout = SequenceLayout.from_starts(fragment[Columns.SEQ_INDEX], T)
             return sequence_batch({**fragment, **columns}, layout, list(columns))
         return {
             k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), v)

@@ -32,6 +32,7 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
     RecurrentDQNTorchRLModule,
 )
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -205,7 +206,7 @@ class R2D2(DQN):
                     out = learner.update(batch, self.num_env_steps_sampled_lifetime)
                     td, trained = out.pop("td_error"), out.pop("td_mask")
                     if isinstance(self.replay_buffer, PrioritizedSequenceReplayBuffer):
-                        self.replay_buffer.update_priorities(batch["indices"], td, trained)
+                        self.replay_buffer.update_priorities(batch[Columns.INDICES], td, trained)
                     rows.append(out)
             # 3. New weights and epsilon to the EnvRunners.
             with self._timer("synch_weights"):

@@ -9,6 +9,7 @@ import numpy as np
 
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.algorithms.r2d2.r2d2_loss import r2d2_loss
+from scalerl.core.columns import Columns
 
 
 class R2D2Learner(DQNLearner):
@@ -17,7 +18,7 @@ class R2D2Learner(DQNLearner):
         the mask of the trained steps (`td_error`, `td_mask`) for the sequence priorities."""
         cfg = self.config
         lr = self.set_lr(timestep)
-        tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != "indices"}
+        tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != Columns.INDICES}
         loss, td_errors, trained, stats = r2d2_loss(
             self.module,
             self.target_module,

@@ -95,8 +95,10 @@ def sequence_inputs(batch: dict[str, Any]) -> dict[str, Any]:
 
     return {
         Columns.OBS: batch[Columns.OBS],
-        Columns.PREV_ACTIONS: map_structure(prev, batch["prev_action"], batch[Columns.ACTIONS]),
-        Columns.PREV_REWARDS: prev(batch["prev_reward"], batch[Columns.REWARDS].float()),
+        Columns.PREV_ACTIONS: map_structure(
+            prev, batch[Columns.SEQ_PREV_ACTION], batch[Columns.ACTIONS]
+        ),
+        Columns.PREV_REWARDS: prev(batch[Columns.SEQ_PREV_REWARD], batch[Columns.REWARDS].float()),
     }
 
 
@@ -135,7 +137,7 @@ def r2d2_loss(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(loss, |delta| [B, L], trained mask [B, L], stats) of `module` on `batch`."""
     actions = batch[Columns.ACTIONS].long() - module.action_start
-    mask = batch["mask"].bool()
+    mask = batch[Columns.SEQ_MASK].bool()
     B, L = mask.shape
     state = batch[Columns.STATE_IN]
     if zero_init_states:
@@ -143,7 +145,7 @@ def r2d2_loss(
             k: v.expand(B, *v.shape).to(mask.device) for k, v in module.get_initial_state().items()
         }
     inputs = sequence_inputs(batch)
-    burn_in = batch["burn_in"].long()
+    burn_in = batch[Columns.BURN_IN].long()
     q = unroll_q(module, inputs, state, burn_in)
     with torch.no_grad():
         q_target = target_module.compute_q_values({**inputs, Columns.STATE_IN: state})[QF_PREDS]
@@ -160,7 +162,7 @@ def r2d2_loss(
     q_taken = q[:, :L].gather(-1, actions[..., None]).squeeze(-1)
     trained = mask & (torch.arange(L, device=mask.device)[None, :] >= burn_in[:, None])
     per_step = torch.nn.functional.huber_loss(q_taken, y, reduction="none", delta=huber_delta)
-    weights = batch.get("weights")
+    weights = batch.get(Columns.WEIGHTS)
     if weights is not None:
         per_step = per_step * weights[:, None]
     count = trained.sum().clamp(min=1)

@@ -33,9 +33,6 @@ from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
 )
 from scalerl.algorithms.sac.sac_loss import (
-    DISCOUNTS,
-    NEXT_OBS,
-    WEIGHTS,
     _stats,
     discrete_soft_target,
     soft_target,
@@ -67,9 +64,9 @@ def sac_gradients(
     log alpha (overwriting them); return the TD errors and the statistics of `sac_losses`."""
     if module.discrete:
         return _discrete_gradients(module, target_qf, batch, log_alpha, target_entropy)
-    obs, next_obs = batch[Columns.OBS], batch[NEXT_OBS]
-    r, discount, done = batch[Columns.REWARDS], batch[DISCOUNTS], batch[Columns.TERMINATEDS]
-    weights = batch.get(WEIGHTS)
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
+    weights = batch.get(Columns.WEIGHTS)
     B, d = len(r), module.action_dim
     alpha = log_alpha.exp()
 
@@ -123,9 +120,9 @@ def sac_gradients(
 
 
 def _discrete_gradients(module, target_qf, batch, log_alpha, target_entropy):
-    obs, next_obs = batch[Columns.OBS], batch[NEXT_OBS]
-    r, discount, done = batch[Columns.REWARDS], batch[DISCOUNTS], batch[Columns.TERMINATEDS]
-    weights = batch.get(WEIGHTS)
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
+    weights = batch.get(Columns.WEIGHTS)
     B = len(r)
     alpha = log_alpha.exp()
 

@@ -27,6 +27,7 @@ from scalerl.algorithms.sac.default_sac_rl_module import (
 )
 from scalerl.algorithms.sac.sac_learner import SACLearner
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
@@ -233,6 +234,6 @@ class SAC(ReplayMixin, Algorithm):
             out = learner.update(batch, self.num_env_steps_sampled_lifetime)
             td = out.pop("td_error")
             if isinstance(buffer, PrioritizedReplayBuffer):
-                buffer.update_priorities(batch["indices"], td.cpu().numpy())
+                buffer.update_priorities(batch[Columns.INDICES], td.cpu().numpy())
             rows.append(out)
         return rows

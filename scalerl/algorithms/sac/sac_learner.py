@@ -20,12 +20,22 @@ import torch
 
 from scalerl.algorithms.sac.manual_gradients import sac_gradients, supports_manual_gradients
 from scalerl.algorithms.sac.sac_loss import auto_target_entropy, sac_losses
+from scalerl.core.columns import Columns
 from scalerl.core.learner import Learner
 from scalerl.core.optim import Adam, flatten_parameters
 from scalerl.utils.schedules import Scheduler
 
 OPTIMIZERS = ("actor", "critic", "alpha")
-BATCH_COLUMNS = ("obs", "actions", "rewards", "next_obs", "terminateds", "discounts", "weights")
+# The replayed columns the losses read (`core.batch_schema.TRANSITIONS`).
+BATCH_COLUMNS = (
+    Columns.OBS,
+    Columns.ACTIONS,
+    Columns.REWARDS,
+    Columns.NEXT_OBS,
+    Columns.TERMINATEDS,
+    Columns.DISCOUNTS,
+    Columns.WEIGHTS,
+)
 
 
 def resolve_target_entropy(setting: str | float, module: Any) -> float:

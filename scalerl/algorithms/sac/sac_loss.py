@@ -98,7 +98,6 @@ def discrete_alpha_loss(
 
 
 # The losses of one update, composed from the terms above.
-NEXT_OBS, DISCOUNTS, WEIGHTS = "next_obs", "discounts", "weights"  # the n-step replay's columns
 
 
 def sac_losses(
@@ -117,8 +116,8 @@ def sac_losses(
     """
     if module.discrete:
         return _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy)
-    obs, next_obs = batch[Columns.OBS], batch[NEXT_OBS]
-    r, discount, done = batch[Columns.REWARDS], batch[DISCOUNTS], batch[Columns.TERMINATEDS]
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
     alpha = log_alpha.detach().exp()
     with torch.no_grad():
         a_next, logp_next = module.dist_cls(module.pi_inputs(next_obs)).rsample_and_logp()
@@ -126,7 +125,7 @@ def sac_losses(
         y = soft_target(r, discount, done, q_next, logp_next, alpha)
     features = module.qf.features(obs)
     q = module.qf(features, batch[Columns.ACTIONS])  # [K, B]
-    J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(WEIGHTS))
+    J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(Columns.WEIGHTS))
     a_pi, logp_pi = module.dist_cls(module.pi_inputs(obs)).rsample_and_logp()
     q_pi = module.qf(features.detach(), a_pi, detach_params=True).amin(0)
     J_pi = actor_loss(q_pi, logp_pi, alpha)
@@ -140,8 +139,8 @@ def sac_losses(
 
 def _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy):
     """The same with sums over actions in place of sampled actions (Christodoulou 2019)."""
-    obs, next_obs = batch[Columns.OBS], batch[NEXT_OBS]
-    r, discount, done = batch[Columns.REWARDS], batch[DISCOUNTS], batch[Columns.TERMINATEDS]
+    obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+    r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
     alpha = log_alpha.detach().exp()
     with torch.no_grad():
         logp_next = torch.log_softmax(module.pi_inputs(next_obs), dim=-1)
@@ -150,7 +149,7 @@ def _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy):
     q_all = module.qf(module.qf.features(obs))  # [K, B, A]
     actions = batch[Columns.ACTIONS].long() - module.action_start
     q = q_all.gather(-1, actions.expand(len(q_all), -1)[..., None]).squeeze(-1)  # [K, B]
-    J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(WEIGHTS))
+    J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(Columns.WEIGHTS))
     logp = torch.log_softmax(module.pi_inputs(obs), dim=-1)
     probs = logp.exp()
     J_pi = discrete_actor_loss(probs, logp, q_all.detach().amin(0), alpha)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.core.columns import Columns
 from scalerl.utils import nested
 
 
@@ -46,20 +47,20 @@ def n_step_transitions(batch: dict[str, Any], n: int, gamma: float) -> dict[str,
     """
     if n < 1:
         raise ValueError(f"n_step must be >= 1, got {n}.")
-    rewards = np.asarray(batch["rewards"], dtype=np.float64)
+    rewards = np.asarray(batch[Columns.REWARDS], dtype=np.float64)
     T, N = rewards.shape
-    terms = np.asarray(batch["terminateds"], dtype=bool)
-    dones = terms | np.asarray(batch["truncateds"], dtype=bool)
+    terms = np.asarray(batch[Columns.TERMINATEDS], dtype=bool)
+    dones = terms | np.asarray(batch[Columns.TRUNCATEDS], dtype=bool)
 
     # s_{t+1} for each (t, e): the next row, the bootstrap obs after the last row, and
     # the real final obs where the episode was truncated (obs[t+1] is then a reset obs).
     def shift(o: np.ndarray, boot: np.ndarray) -> np.ndarray:
         return np.concatenate([o[1:], boot[None]], axis=0)
 
-    next1 = nested.map_structure(shift, batch["obs"], batch["bootstrap_obs"])
-    trunc_index = np.asarray(batch["trunc_index"], dtype=np.int64).reshape(-1, 2)
+    next1 = nested.map_structure(shift, batch[Columns.OBS], batch[Columns.BOOTSTRAP_OBS])
+    trunc_index = np.asarray(batch[Columns.TRUNC_INDEX], dtype=np.int64).reshape(-1, 2)
     if len(trunc_index):
-        nested.assign(next1, (trunc_index[:, 0], trunc_index[:, 1]), batch["trunc_obs"])
+        nested.assign(next1, (trunc_index[:, 0], trunc_index[:, 1]), batch[Columns.TRUNC_OBS])
 
     t0 = np.arange(T)[:, None].repeat(N, axis=1)
     env = np.arange(N)[None, :].repeat(T, axis=0)
@@ -82,11 +83,11 @@ def n_step_transitions(batch: dict[str, Any], n: int, gamma: float) -> dict[str,
         return x.reshape(T * N, *x.shape[2:])
 
     return {
-        "obs": nested.map_structure(flat, batch["obs"]),
-        "actions": nested.map_structure(flat, batch["actions"]),
-        "rewards": flat(ret.astype(np.float32)),
-        "next_obs": nested.map_structure(lambda o: flat(o[last, env]), next1),
-        "terminateds": flat(terminated.astype(np.float32)),
-        "discounts": flat((gamma**steps).astype(np.float32)),
-        "n_steps": flat(steps),
+        Columns.OBS: nested.map_structure(flat, batch[Columns.OBS]),
+        Columns.ACTIONS: nested.map_structure(flat, batch[Columns.ACTIONS]),
+        Columns.REWARDS: flat(ret.astype(np.float32)),
+        Columns.NEXT_OBS: nested.map_structure(lambda o: flat(o[last, env]), next1),
+        Columns.TERMINATEDS: flat(terminated.astype(np.float32)),
+        Columns.DISCOUNTS: flat((gamma**steps).astype(np.float32)),
+        Columns.N_STEPS: flat(steps),
     }

@@ -17,36 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.core.columns import Columns
 from scalerl.utils import nested
 from scalerl.utils.replay_buffers.sum_tree import SumTree
-
-
-def _spec(struct: Any) -> Any:
-    """The JSON-able shape of a nested structure: dicts and lists of None (= a leaf)."""
-    if isinstance(struct, dict):
-        return {"dict": {k: _spec(v) for k, v in struct.items()}}
-    if isinstance(struct, (tuple, list)):
-        return {"tuple": [_spec(v) for v in struct]}
-    return None
-
-
-def _flatten(struct: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
-    if isinstance(struct, dict):
-        for k, v in struct.items():
-            _flatten(v, f"{prefix}/{k}", out)
-    elif isinstance(struct, (tuple, list)):
-        for i, v in enumerate(struct):
-            _flatten(v, f"{prefix}/{i}", out)
-    else:
-        out[prefix] = struct
-
-
-def _unflatten(spec: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
-    if spec is None:
-        return np.array(arrays[prefix])
-    if "dict" in spec:
-        return {k: _unflatten(s, f"{prefix}/{k}", arrays) for k, s in spec["dict"].items()}
-    return tuple(_unflatten(s, f"{prefix}/{i}", arrays) for i, s in enumerate(spec["tuple"]))
 
 
 class ReplayBuffer:
@@ -113,7 +86,7 @@ class ReplayBuffer:
 
     def _gather(self, indices: np.ndarray) -> dict[str, Any]:
         out = {k: nested.index(v, indices) for k, v in self._storage.items()}
-        out["indices"] = indices
+        out[Columns.INDICES] = indices
         return out
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -136,10 +109,10 @@ class ReplayBuffer:
             "spec": None,
         }
         if self._storage is not None:
-            meta["spec"] = {k: _spec(v) for k, v in self._storage.items()}
+            meta["spec"] = {k: nested.spec(v) for k, v in self._storage.items()}
             filled = nested.map_structure(lambda x: x[: self._size], self._storage)
             for k, v in filled.items():
-                _flatten(v, k, arrays)
+                nested.flatten(v, k, arrays)
         json.dumps(meta)  # fail here, not in the checkpoint writer, if not JSON-able
         return arrays, meta
 
@@ -154,7 +127,7 @@ class ReplayBuffer:
         self.num_added = meta["num_added"]
         self._storage = None
         if meta["spec"] is not None:
-            filled = {k: _unflatten(s, k, arrays) for k, s in meta["spec"].items()}
+            filled = {k: nested.unflatten(s, k, arrays) for k, s in meta["spec"].items()}
             self._allocate(filled)
             for k, v in filled.items():
                 nested.assign(self._storage[k], slice(0, self._size), v)
@@ -215,7 +188,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         # max_j w_j belongs to the smallest priority: (N * p_min / total)^-beta.
         weights = (probs / (self.tree.min / total)) ** -beta
         out = self._gather(indices)
-        out["weights"] = weights.astype(np.float32)
+        out[Columns.WEIGHTS] = weights.astype(np.float32)
         return out
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:

@@ -29,19 +29,21 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.core.columns import Columns
 from scalerl.utils import nested
 from scalerl.utils.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 
+# The stored columns (see `core.batch_schema.SEQUENCES`; sampling adds indices, weights).
 SEQUENCE_COLUMNS = (
-    "obs",
-    "actions",
-    "rewards",
-    "terminateds",
-    "mask",
-    "burn_in",
-    "state_in",
-    "prev_action",
-    "prev_reward",
+    Columns.OBS,
+    Columns.ACTIONS,
+    Columns.REWARDS,
+    Columns.TERMINATEDS,
+    Columns.SEQ_MASK,
+    Columns.BURN_IN,
+    Columns.STATE_IN,
+    Columns.SEQ_PREV_ACTION,
+    Columns.SEQ_PREV_REWARD,
 )
 
 
@@ -76,8 +78,8 @@ class SequenceReplayBuffer(ReplayBuffer):
         missing = [k for k in SEQUENCE_COLUMNS if k not in batch]
         if missing:
             raise KeyError(f"SequenceReplayBuffer.add: missing columns {missing}.")
-        L = batch["mask"].shape[1]
-        obs_len = nested.first_leaf(batch["obs"]).shape[1]
+        L = batch[Columns.SEQ_MASK].shape[1]
+        obs_len = nested.first_leaf(batch[Columns.OBS]).shape[1]
         if obs_len != L + 1:
             raise ValueError(
                 f"SequenceReplayBuffer.add: obs must have L + 1 = {L + 1} steps (the last is "
@@ -88,7 +90,7 @@ class SequenceReplayBuffer(ReplayBuffer):
     @property
     def sequence_length(self) -> int:
         """L = burn_in + max_seq_len (0 before the first add)."""
-        return 0 if self._storage is None else self._storage["mask"].shape[1]
+        return 0 if self._storage is None else self._storage[Columns.SEQ_MASK].shape[1]
 
     @property
     def bytes_per_sequence(self) -> int:
@@ -99,7 +101,7 @@ class SequenceReplayBuffer(ReplayBuffer):
         """Valid env steps in the stored sequences (overlapping burn-in steps count twice)."""
         if self._storage is None:
             return 0
-        return int(self._storage["mask"][: self._size].sum())
+        return int(self._storage[Columns.SEQ_MASK][: self._size].sum())
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays, meta = super().get_state()

@@ -93,15 +93,17 @@ class SequenceCutter:
             return np.where(keep, out, 0).astype(o.dtype, copy=False)
 
         return {
-            "obs": nested.map_structure(observations, w["obs"], w["next_obs"]),
-            "actions": nested.map_structure(steps, w["actions"]),
-            "rewards": steps(w["rewards"]),
-            "terminateds": steps(w["terminateds"]),
-            "mask": mask,
-            "burn_in": burn_in.astype(np.int64),
-            "state_in": {k: v[t0, n] for k, v in w["state"].items()},
-            "prev_action": nested.map_structure(lambda a: a[t0, n], w["prev_actions"]),
-            "prev_reward": w["prev_rewards"][t0, n].astype(np.float32),
+            Columns.OBS: nested.map_structure(observations, w[Columns.OBS], w[Columns.NEXT_OBS]),
+            Columns.ACTIONS: nested.map_structure(steps, w[Columns.ACTIONS]),
+            Columns.REWARDS: steps(w[Columns.REWARDS]),
+            Columns.TERMINATEDS: steps(w[Columns.TERMINATEDS]),
+            Columns.SEQ_MASK: mask,
+            Columns.BURN_IN: burn_in.astype(np.int64),
+            Columns.STATE_IN: {k: v[t0, n] for k, v in w["state"].items()},
+            Columns.SEQ_PREV_ACTION: nested.map_structure(
+                lambda a: a[t0, n], w[Columns.PREV_ACTIONS]
+            ),
+            Columns.SEQ_PREV_REWARD: w[Columns.PREV_REWARDS][t0, n].astype(np.float32),
         }
 
     def _window(self, fragment: dict[str, Any]) -> dict[str, Any]:
@@ -113,11 +115,11 @@ class SequenceCutter:
         # o_{t+1} within the episode: the next row, the bootstrap obs after the last row,
         # the true final obs where an episode was truncated (as `n_step_transitions`).
         next_obs = nested.map_structure(
-            lambda o, b: np.concatenate([o[1:], b[None]]), obs, fragment["bootstrap_obs"]
+            lambda o, b: np.concatenate([o[1:], b[None]]), obs, fragment[Columns.BOOTSTRAP_OBS]
         )
-        trunc = np.asarray(fragment["trunc_index"], dtype=np.int64).reshape(-1, 2)
+        trunc = np.asarray(fragment[Columns.TRUNC_INDEX], dtype=np.int64).reshape(-1, 2)
         if len(trunc):
-            nested.assign(next_obs, (trunc[:, 0], trunc[:, 1]), fragment["trunc_obs"])
+            nested.assign(next_obs, (trunc[:, 0], trunc[:, 1]), fragment[Columns.TRUNC_OBS])
         # Episode step of each row: continue the carried count, restart after every end.
         if self._carry is None:
             first = np.zeros(N, dtype=np.int64)  # a runner's first fragment starts episodes
@@ -128,7 +130,7 @@ class SequenceCutter:
         last_end = np.concatenate([np.full((1, N), -1), last_end[:-1]])  # ends before row t
         ep_step = np.where(last_end >= 0, t - last_end - 1, first[None, :] + t)
         # The module's state, where the runner recorded it.
-        seq_t, seq_n = fragment["seq_index"][:, 0], fragment["seq_index"][:, 1]
+        seq_t, seq_n = fragment[Columns.SEQ_INDEX][:, 0], fragment[Columns.SEQ_INDEX][:, 1]
         state = {}
         for k, v in fragment[Columns.STATE_IN].items():
             state[k] = np.zeros((T, N, *v.shape[1:]), dtype=v.dtype)
@@ -136,15 +138,15 @@ class SequenceCutter:
         has_state = np.zeros((T, N), dtype=bool)
         has_state[seq_t, seq_n] = True
         new = {
-            "obs": obs,
-            "next_obs": next_obs,
-            "actions": fragment[Columns.ACTIONS],
-            "rewards": np.asarray(fragment[Columns.REWARDS], dtype=np.float32),
-            "terminateds": terms,
+            Columns.OBS: obs,
+            Columns.NEXT_OBS: next_obs,
+            Columns.ACTIONS: fragment[Columns.ACTIONS],
+            Columns.REWARDS: np.asarray(fragment[Columns.REWARDS], dtype=np.float32),
+            Columns.TERMINATEDS: terms,
             "dones": dones,
             "ep_step": ep_step,
-            "prev_actions": fragment[Columns.PREV_ACTIONS],
-            "prev_rewards": np.asarray(fragment[Columns.PREV_REWARDS], dtype=np.float32),
+            Columns.PREV_ACTIONS: fragment[Columns.PREV_ACTIONS],
+            Columns.PREV_REWARDS: np.asarray(fragment[Columns.PREV_REWARDS], dtype=np.float32),
             "state": state,
             "has_state": has_state,
         }
