@@ -16,17 +16,18 @@ import time
 
 import numpy as np
 
+from scalerl.core.columns import Columns
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer
 
 
 def make_batch(rng: np.random.Generator, B: int) -> dict[str, np.ndarray]:
     return {
-        "obs": rng.standard_normal((B, 4)).astype(np.float32),
-        "actions": rng.integers(0, 2, B),
-        "rewards": np.ones(B, dtype=np.float32),
-        "next_obs": rng.standard_normal((B, 4)).astype(np.float32),
-        "terminateds": np.zeros(B, dtype=np.float32),
-        "discounts": np.full(B, 0.99, dtype=np.float32),
+        Columns.OBS: rng.standard_normal((B, 4)).astype(np.float32),
+        Columns.ACTIONS: rng.integers(0, 2, B),
+        Columns.REWARDS: np.ones(B, dtype=np.float32),
+        Columns.NEXT_OBS: rng.standard_normal((B, 4)).astype(np.float32),
+        Columns.TERMINATEDS: np.zeros(B, dtype=np.float32),
+        Columns.DISCOUNTS: np.full(B, 0.99, dtype=np.float32),
     }
 
 
@@ -58,7 +59,7 @@ def bench(kind: str, capacity: int, seconds: float, add_batch: int, sample_batch
     def sample() -> None:
         s = buf.sample(sample_batch, rng)
         if kind == "prioritized":
-            buf.update_priorities(s["indices"], rng.standard_normal(sample_batch))
+            buf.update_priorities(s[Columns.INDICES], rng.standard_normal(sample_batch))
 
     sample_rate = timed(sample, seconds) * sample_batch
     return {
