@@ -88,10 +88,13 @@ class BatchSchema:
 
     def register(self, column: Column) -> None:
         """Declare a column (e.g. one a custom EnvRunner or connector adds)."""
-        if column.index is not None and self._columns.get(column.index, None) is None:
-            raise ValueError(f"Column `{column.name}`: declare its index `{column.index}` first.")
-        if column.index is not None and self._columns[column.index].layout is not Layout.ROW_INDEX:
-            raise ValueError(f"Column `{column.name}`: `{column.index}` is not a ROW_INDEX.")
+        if column.index is not None:
+            index = self._columns.get(column.index)
+            if index is None or index.layout is not Layout.ROW_INDEX:
+                raise ValueError(
+                    f"Column `{column.name}`: its index `{column.index}` must be a ROW_INDEX "
+                    "column declared before it."
+                )
         self._columns[column.name] = column
 
     def __getitem__(self, name: str) -> Column:

@@ -230,7 +230,7 @@ def test_a_registered_column_concatenates_by_its_layout():
     assert schema["intrinsic_rewards"].layout is Layout.TIME_MAJOR
     with pytest.raises(ValueError, match="names its index"):
         Column("x", Layout.ROWS, "[K]", "x")
-    with pytest.raises(ValueError, match="not a ROW_INDEX"):
+    with pytest.raises(ValueError, match="must be a ROW_INDEX"):
         schema.register(Column("x", Layout.ROWS, "[K]", "x", index=C.OBS))
 
 
@@ -270,3 +270,11 @@ def test_design_doc_shows_the_schema():
     design = (Path(__file__).parents[2] / "docs" / "design.md").read_text()
     for schema in (FRAGMENT, TRANSITIONS, SEQUENCES):
         assert schema.markdown() in design, f"docs/design.md: update the {schema.kind} table"
+
+
+def test_keys_that_cannot_be_stored_exactly_are_refused():
+    fragment = flat_fragment(2, 1, 0)
+    for key in (0, "a/b"):  # JSON would turn 0 into "0"; "/" separates the flat names
+        fragment[C.OBS] = {key: np.zeros((2, 1))}
+        with pytest.raises(TypeError, match="strings without '/'"):
+            to_flat(fragment)
