@@ -1,7 +1,7 @@
 """Batch column names: RLlib's `ray.rllib.core.columns.Columns`, plus scalerl's own.
 
 Each name's layout (shape convention) and its concatenate/split rule are in
-`scalerl.core.batch_schema`; this class only names the columns, so that code refers to a
+`scalerl.utils.batch_schema`; this class only names the columns, so that code refers to a
 column by one constant and never by a bare string.
 """
 

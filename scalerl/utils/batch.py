@@ -1,6 +1,6 @@
 """Fragments by their schema: concatenate, split, and the flat on-disk form.
 
-Every rule here follows a column's `Layout` in `scalerl.core.batch_schema`; a column the
+Every rule here follows a column's `Layout` in `scalerl.utils.batch_schema`; a column the
 schema does not declare is an `UnknownColumnError`.
 """
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.core.batch_schema import FRAGMENT, SCHEMAS, BatchSchema, Layout
 from scalerl.core.columns import Columns
 from scalerl.utils import nested
+from scalerl.utils.batch_schema import FRAGMENT, SCHEMAS, BatchSchema, Layout
 from scalerl.utils.errors import ConfigError
 
 FLAT_FORMAT = "scalerl.batch"

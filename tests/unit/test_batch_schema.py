@@ -1,4 +1,4 @@
-"""The batch schema (core.batch_schema): concat/split follow each column's layout, an
+"""The batch schema (utils.batch_schema): concat/split follow each column's layout, an
 unknown column is an error, and the flat on-disk form round-trips exactly."""
 
 from __future__ import annotations
@@ -10,14 +10,6 @@ import numpy as np
 import pytest
 
 from scalerl.algorithms.ppo import PPOConfig
-from scalerl.core.batch_schema import (
-    FRAGMENT,
-    SEQUENCES,
-    TRANSITIONS,
-    Column,
-    Layout,
-    UnknownColumnError,
-)
 from scalerl.core.columns import Columns
 from scalerl.env.env_runner import SingleAgentEnvRunner
 from scalerl.env.registry import get_env_creator
@@ -30,6 +22,14 @@ from scalerl.utils.batch import (
     save_batch,
     split_fragment,
     to_flat,
+)
+from scalerl.utils.batch_schema import (
+    FRAGMENT,
+    SEQUENCES,
+    TRANSITIONS,
+    Column,
+    Layout,
+    UnknownColumnError,
 )
 from scalerl.utils.replay_buffers import n_step_transitions
 

@@ -26,7 +26,7 @@ from scalerl.core.optim import Adam, flatten_parameters
 from scalerl.utils.schedules import Scheduler
 
 OPTIMIZERS = ("actor", "critic", "alpha")
-# The replayed columns the losses read (`core.batch_schema.TRANSITIONS`).
+# The replayed columns the losses read (`utils.batch_schema.TRANSITIONS`).
 BATCH_COLUMNS = (
     Columns.OBS,
     Columns.ACTIONS,

@@ -33,7 +33,7 @@ from scalerl.core.columns import Columns
 from scalerl.utils import nested
 from scalerl.utils.replay_buffers.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 
-# The stored columns (see `core.batch_schema.SEQUENCES`; sampling adds indices, weights).
+# The stored columns (see `utils.batch_schema.SEQUENCES`; sampling adds indices, weights).
 SEQUENCE_COLUMNS = (
     Columns.OBS,
     Columns.ACTIONS,

@@ -104,7 +104,7 @@ class BatchSchema:
                 f"Batch column `{name}` is not in scalerl's {self.kind} schema, so its "
                 f"shape and how it concatenates and splits are unknown."
                 f"{did_you_mean(name, self._columns)} Declare a new column with "
-                f"`scalerl.core.batch_schema.{self.kind.upper()}.register(Column(name, "
+                f"`scalerl.utils.batch_schema.{self.kind.upper()}.register(Column(name, "
                 "layout, shape, doc))`."
             )
         return column
