@@ -259,7 +259,7 @@ class LearnerGroup:
             return self.learner.update(batch, timestep)
         self._check_running()
         shards = split_fragment(batch, len(self.remote_learners))
-        sizes = [int(np.prod(s[Columns.OBS].shape[:2])) for s in shards]
+        sizes = [int(s[Columns.REWARDS].size) for s in shards]
         steps = steps_per_epoch(sizes, per_learner_minibatch_size(self.config))
         refs = [w.update.remote(s, timestep, steps) for w, s in zip(self.remote_learners, shards)]
         # Actor calls run in order: this returns the weights after rank 0's update.
