@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 
 from scalerl.algorithms.fault_tolerance_config import (
     FAULT_TOLERANCE_DEFAULTS,
-    FAULT_TOLERANCE_SETTINGS,
     validate_fault_tolerance,
 )
 from scalerl.algorithms.model_config_checks import validate_model_config
@@ -30,65 +31,78 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
     resolve_env_to_module_connector,
     validate_observation_filter,
 )
-from scalerl.core.rl_module import RLModule, RLModuleSpec
+from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
 from scalerl.env.checks import ON_NONFINITE
 from scalerl.utils.errors import CheckpointError, ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
-# Builder method -> the settings it accepts. Subclasses add their own (see PPOConfig).
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "environment": (
-        "env",
-        "env_config",
-        "observation_space",
-        "action_space",
-        "clip_rewards",
-        "normalize_actions",
-        "clip_actions",
-        "disable_env_checking",
-        "check_env_steps",
-        "on_nonfinite",
-    ),
-    "framework": ("framework",),
-    "env_runners": (
-        "num_env_runners",
-        "num_envs_per_env_runner",
-        "rollout_fragment_length",
-        "sample_timeout_s",
-        "num_cpus_per_env_runner",
-        "explore",
-        "batch_mode",
-        "observation_filter",
-        "env_to_module_connector",
-    ),
-    "training": (
-        "lr",
-        "gamma",
-        "train_batch_size",
-        "train_batch_size_per_learner",
-        "minibatch_size",
-        "num_epochs",
-        "grad_clip",
-        "grad_clip_by",
-        "shuffle_batch_per_epoch",
-    ),
-    "learners": ("num_learners", "num_gpus_per_learner", "num_cpus_per_learner"),
-    "evaluation": (
-        "evaluation_interval",
-        "evaluation_duration",
-        "evaluation_duration_unit",
-        "evaluation_num_env_runners",
-        "evaluation_config",
-    ),
-    "rl_module": ("model_config", "rl_module_spec"),
-    "multi_agent": MULTI_AGENT_SETTINGS,
-    "fault_tolerance": FAULT_TOLERANCE_SETTINGS,
-    "reporting": ("metrics_num_episodes_for_smoothing",),
-    "debugging": ("seed", "log_level"),
-    "api_stack": ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2"),
-}
+
+class _NotProvidedType:
+    """The type of `NotProvided`: one instance, which is never a setting's value."""
+
+    _instance: _NotProvidedType | None = None
+
+    def __new__(cls) -> _NotProvidedType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NotProvided"
+
+    def __copy__(self) -> _NotProvidedType:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _NotProvidedType:
+        return self
+
+    def __reduce__(self) -> str:
+        return "NotProvided"
+
+
+# The default of every builder argument (RLlib's name): "not given, keep the setting as it
+# is". Typed `Any` so that `lr: float = NotProvided` type-checks.
+NotProvided: Any = _NotProvidedType()
+_C = TypeVar("_C", bound="AlgorithmConfig")
+# The builder methods, in the order RLlib's docs list them; their signatures are the settings.
+BUILDER_METHODS = (
+    "environment",
+    "framework",
+    "env_runners",
+    "training",
+    "learners",
+    "evaluation",
+    "rl_module",
+    "multi_agent",
+    "fault_tolerance",
+    "reporting",
+    "debugging",
+    "api_stack",
+)
+# Names in a builder method's `locals()` that are not settings.
+_NOT_SETTINGS = {"self", "unknown", "kwargs", "__class__"}
+
+
+def builder_sections(cls: type) -> dict[str, tuple[str, ...]]:
+    """Builder method -> the settings it takes, read from the signatures of `cls` and its
+    bases (a subclass's `training(lambda_=..., **kwargs)` adds to its base's)."""
+    sections = {}
+    for name in BUILDER_METHODS:
+        keys: list[str] = []
+        for klass in reversed(cls.__mro__):
+            method = vars(klass).get(name)
+            if method is None:
+                continue
+            for param in inspect.signature(method).parameters.values():
+                if param.kind is not param.VAR_KEYWORD and param.name not in _NOT_SETTINGS:
+                    if param.name not in keys:
+                        keys.append(param.name)
+        sections[name] = tuple(keys)
+    return sections
+
+
 # Settings that may hold inf legitimately (env data, space bounds) or are not numbers.
 NON_FINITE_ALLOWED = {
     "env",
@@ -178,7 +192,12 @@ class AlgorithmConfig:
     `.build_algo()`. Every setting is also a plain attribute."""
 
     algo_class: type | None = None
-    sections: dict[str, tuple[str, ...]] = SECTIONS
+    # Builder method -> its settings; derived from the signatures (`builder_sections`).
+    sections: dict[str, tuple[str, ...]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.sections = builder_sections(cls)
 
     def __init__(self, algo_class: type | None = None):
         if algo_class is not None:
@@ -245,58 +264,291 @@ class AlgorithmConfig:
         self.seed: int | None = None
 
     # -- builder methods -------------------------------------------------------------
-    def _set(self, section: str, settings: dict[str, Any]) -> AlgorithmConfig:
-        valid = self.sections[section]
-        unknown = [k for k in settings if k not in valid]
+    # Each method's signature declares its settings (`sections` is read from them) and its
+    # docstring documents each one; `__init__` holds the defaults. tests/unit/
+    # test_config_api.py keeps the three in step.
+    def _set(self: _C, section: str, args: dict[str, Any]) -> _C:
+        """Set the arguments a builder method was given (its `locals()`); NotProvided ones
+        keep their value. Unknown names raise a ConfigError with the nearest valid one."""
+        unknown = args.get("unknown") or {}
         if unknown:
-            raise unknown_keys_error(f"`config.{section}()`", unknown, valid)
-        for key, value in settings.items():
-            if key not in IGNORED:
-                setattr(self, ATTRIBUTE.get(key, key), value)
+            raise unknown_keys_error(f"`config.{section}()`", list(unknown), self.sections[section])
+        for key, value in args.items():
+            if key in _NOT_SETTINGS or value is NotProvided or key in IGNORED:
+                continue
+            setattr(self, ATTRIBUTE.get(key, key), value)
         return self
 
-    def environment(self, env: Any = None, **kwargs: Any) -> AlgorithmConfig:
-        """Set the env (Gymnasium id, registered name, env class or creator) and its options."""
-        if env is not None:
-            kwargs["env"] = env
-        return self._set("environment", kwargs)
+    def environment(
+        self: _C,
+        env: str | type | Callable[..., Any] | None = NotProvided,
+        *,
+        env_config: dict | None = NotProvided,
+        observation_space: gym.Space | None = NotProvided,
+        action_space: gym.Space | None = NotProvided,
+        clip_rewards: bool | float | None = NotProvided,
+        normalize_actions: bool = NotProvided,
+        clip_actions: bool = NotProvided,
+        disable_env_checking: bool = NotProvided,
+        check_env_steps: bool = NotProvided,
+        on_nonfinite: str = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the environment and how its data is treated.
 
-    def framework(self, framework: str | None = None, **kwargs: Any) -> AlgorithmConfig:
-        if framework is not None:
-            kwargs["framework"] = framework
-        return self._set("framework", kwargs)
+        Args:
+            env: A Gymnasium id ("CartPole-v1"), a name given to `scalerl.register_env`, a
+                `gymnasium.Env` or `MultiAgentEnv` class, or a creator `fn(env_config) ->
+                env`. Default: `None` (must be set before `build_algo()`).
+            env_config: Keyword settings passed to the env's constructor or creator (a
+                dict). Default: `{}`.
+            observation_space: The observation space, if the env's own is not the one to
+                use (None: the env's). Default: `None`.
+            action_space: The action space, if the env's own is not the one to use (None:
+                the env's). Default: `None`.
+            clip_rewards: None or False: no clipping; True: the reward's sign; a number c >
+                0: clip to [-c, c]. Default: `None`.
+            normalize_actions: Map the policy's Box actions from [-1, 1] to the space's
+                bounds (True or False). Default: `True`.
+            clip_actions: Clip Box actions to the space's bounds before stepping (True or
+                False). Default: `False`.
+            disable_env_checking: Skip the checks of the first steps of a multi-agent env
+                (True or False). Default: `False`.
+            check_env_steps: Check every step's data (shapes, dtypes, NaN/inf) against the
+                spaces (True or False; see docs/design.md, "Data checks"). Default: `True`.
+            on_nonfinite: What a NaN/inf observation or reward does: "raise" (an EnvError)
+                or "drop" (count and drop the step; needs `check_env_steps`). Default:
+                `'raise'`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
 
-    def env_runners(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("env_runners", kwargs)
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("environment", locals())
 
-    def training(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("training", kwargs)
+    def framework(self: _C, framework: str = NotProvided, **unknown: Any) -> _C:
+        """Set the deep-learning framework (RLlib's `framework_str` attribute).
 
-    def learners(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("learners", kwargs)
+        Args:
+            framework: "torch", the only one scalerl runs on; RLlib's "tf2" fails at
+                `validate()`. Default: `'torch'`.
+            **unknown: Not a setting: any other name raises a ConfigError.
 
-    def evaluation(self, **kwargs: Any) -> AlgorithmConfig:
-        if isinstance(kwargs.get("evaluation_config"), AlgorithmConfig):
-            kwargs["evaluation_config"] = kwargs["evaluation_config"].to_dict()
-        return self._set("evaluation", kwargs)
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("framework", locals())
 
-    def rl_module(self, **kwargs: Any) -> AlgorithmConfig:
-        mc = kwargs.get("model_config")
-        if dataclasses.is_dataclass(mc) and not isinstance(mc, type):
-            kwargs["model_config"] = dataclasses.asdict(mc)
-        return self._set("rl_module", kwargs)
+    def env_runners(
+        self: _C,
+        *,
+        num_env_runners: int = NotProvided,
+        num_envs_per_env_runner: int = NotProvided,
+        num_cpus_per_env_runner: float = NotProvided,
+        sample_timeout_s: float | None = NotProvided,
+        env_to_module_connector: Callable[..., Any] | None = NotProvided,
+        rollout_fragment_length: int | str = NotProvided,
+        batch_mode: str = NotProvided,
+        explore: bool = NotProvided,
+        observation_filter: str | dict = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set how experience is sampled: EnvRunners, vectorized envs, fragments, filters.
 
-    def multi_agent(self, **kwargs: Any) -> AlgorithmConfig:
-        """`policies` (a set of ids, or {id: RLModuleSpec or None}), `policy_mapping_fn(agent_id,
-        episode, **kwargs) -> module id`, `policies_to_train` (default: all),
-        `algorithm_config_overrides_per_module` ({id: {setting: value}})."""
-        return self._set("multi_agent", kwargs)
+        Args:
+            num_env_runners: Ray EnvRunner actors; 0 samples in the driver process with no
+                Ray start-up (an integer >= 0). Default: `0`.
+            num_envs_per_env_runner: Gymnasium envs stepped together (one batched forward
+                pass per step) in each EnvRunner (an integer >= 1). Default: `1`.
+            num_cpus_per_env_runner: CPUs Ray reserves per EnvRunner actor (a number >= 0;
+                fractions such as 0.5 pack runners). Default: `1`.
+            sample_timeout_s: Seconds to wait for a runner's sample before it counts as
+                stalled (a number > 0, or None: wait forever). Default: `60.0`.
+            env_to_module_connector: RLlib's `lambda env: MeanStdFilter()`: resolved into
+                `observation_filter` at build time (set one of the two). Default: `None`.
+            rollout_fragment_length: Env steps per env in one sample (an integer >= 1), or
+                "auto": the train batch split evenly over all envs. Default: `'auto'`.
+            batch_mode: How fragments are cut: "truncate_episodes" (the only mode:
+                fragments of fixed length, episodes continue across them). Default:
+                `'truncate_episodes'`.
+            explore: Sample exploratory actions (True) or the greedy/deterministic ones
+                (False) while training. Default: `True`.
+            observation_filter: "NoFilter", "MeanStdFilter", or {"type": "MeanStdFilter",
+                <its settings>}: running normalization of observations, synced from the
+                runners. Default: `'NoFilter'`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("env_runners", locals())
+
+    def training(
+        self: _C,
+        *,
+        gamma: float = NotProvided,
+        lr: float | list | None = NotProvided,
+        grad_clip: float | None = NotProvided,
+        grad_clip_by: str = NotProvided,
+        train_batch_size: int = NotProvided,
+        train_batch_size_per_learner: int | None = NotProvided,
+        num_epochs: int = NotProvided,
+        minibatch_size: int = NotProvided,
+        shuffle_batch_per_epoch: bool = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the learning settings every algorithm shares (algorithms add their own).
+
+        Args:
+            gamma: The discount factor, in [0, 1]. Default: `0.99`.
+            lr: The learning rate: a number > 0 or a schedule [[timestep, value], ...]
+                interpolated linearly. Default: `0.001`.
+            grad_clip: Clip gradients to this size (a number > 0), or None: no clipping.
+                Default: `None`.
+            grad_clip_by: What `grad_clip` bounds: "global_norm" (all gradients together),
+                "norm" (each tensor's norm) or "value" (each element). Default:
+                `'global_norm'`.
+            train_batch_size: Env steps per training iteration (on-policy) or per replayed
+                batch (off-policy); an integer >= 1. Default: `4000`.
+            train_batch_size_per_learner: The batch per Learner; if set (an integer >= 1)
+                it replaces `train_batch_size` (times `max(1, num_learners)`). Default:
+                `None`.
+            num_epochs: Passes over each train batch (an integer >= 1). Default: `1`.
+            minibatch_size: Rows per SGD step (an integer >= 1, at most the train batch).
+                Default: `128`.
+            shuffle_batch_per_epoch: Shuffle the batch before each epoch (True or False).
+                Default: `True`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("training", locals())
+
+    def learners(
+        self: _C,
+        *,
+        num_learners: int = NotProvided,
+        num_cpus_per_learner: int = NotProvided,
+        num_gpus_per_learner: float = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the Learners: in the driver, or N data-parallel Ray actors.
+
+        Args:
+            num_learners: Remote Learner actors training data-parallel; 0: one Learner in
+                the driver (an integer >= 0). Default: `0`.
+            num_cpus_per_learner: CPUs per Learner (torch threads in the driver, Ray's
+                reservation for an actor; an integer >= 1). Default: `1`.
+            num_gpus_per_learner: GPUs per Learner (a number >= 0; > 0 trains on CUDA when
+                it is available). Default: `0`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("learners", locals())
+
+    def evaluation(
+        self: _C,
+        *,
+        evaluation_interval: int | None = NotProvided,
+        evaluation_duration: int = NotProvided,
+        evaluation_duration_unit: str = NotProvided,
+        evaluation_config: AlgorithmConfig | dict | None = NotProvided,
+        evaluation_num_env_runners: int = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set when and how the algorithm evaluates itself inside `train()`.
+
+        Args:
+            evaluation_interval: Evaluate every this many training iterations (an integer
+                >= 0), or None/0: never. Default: `None`.
+            evaluation_duration: How much to evaluate: episodes or env steps, as
+                `evaluation_duration_unit` says (an integer >= 1). Default: `10`.
+            evaluation_duration_unit: "episodes" or "timesteps". Default: `'episodes'`.
+            evaluation_config: Settings that differ while evaluating, e.g.
+                `AlgorithmConfig.overrides(explore=False)` (a dict, or a config whose
+                `to_dict()` is stored). Default: `None`.
+            evaluation_num_env_runners: Ray EnvRunners for evaluation; 0: evaluate in the
+                driver (an integer >= 0). Default: `0`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        if isinstance(evaluation_config, AlgorithmConfig):
+            evaluation_config = evaluation_config.to_dict()
+        return self._set("evaluation", locals())
+
+    def rl_module(
+        self: _C,
+        *,
+        model_config: dict | DefaultModelConfig = NotProvided,
+        rl_module_spec: RLModuleSpec | None = NotProvided,
+        algorithm_config_overrides_per_module: dict[str, dict] = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the neural networks: the default module's model config, or a custom module.
+
+        Args:
+            model_config: Settings of the default module (`DefaultModelConfig`'s fields:
+                fcnet_hiddens, fcnet_activation, conv_filters, use_lstm, ...), as a dict or
+                a `DefaultModelConfig`. Default: `{}`.
+            rl_module_spec: An `RLModuleSpec` naming a custom `module_class` (and its
+                model config); None: the algorithm's default module. Default: `None`.
+            algorithm_config_overrides_per_module: {module id: {setting: value}}: settings
+                that differ per module in a multi-agent run (the same setting as in
+                `multi_agent()`). Default: `{}`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
+            model_config = dataclasses.asdict(model_config)
+        return self._set("rl_module", locals())
+
+    def multi_agent(
+        self: _C,
+        *,
+        policies: set[str] | list[str] | dict[str, RLModuleSpec | None] = NotProvided,
+        policy_mapping_fn: Callable[..., str] | None = NotProvided,
+        policies_to_train: list[str] | set[str] | None = NotProvided,
+        algorithm_config_overrides_per_module: dict[str, dict] = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the policies (modules) of a multi-agent run and which agent uses which.
+
+        Args:
+            policies: Module ids (a set or list), or {id: RLModuleSpec or None (the
+                algorithm's default module)}; empty: a single-agent run. Default: `{}`.
+            policy_mapping_fn: `fn(agent_id, episode, **kwargs) -> module id`; needed with
+                more than one policy (None: the only policy). Default: `None`.
+            policies_to_train: Module ids that learn (None: all of them). Default: `None`.
+            algorithm_config_overrides_per_module: {module id: {setting: value}}: settings
+                that differ per module, e.g. {"p1": {"lr": 1e-4}}. Default: `{}`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("multi_agent", locals())
 
     @property
     def is_multi_agent(self) -> bool:
+        """Whether `multi_agent(policies=...)` names any policy."""
         return bool(normalize_policies(self.policies))
 
-    def get_policy_mapping_fn(self) -> Any:
+    def get_policy_mapping_fn(self) -> Callable[..., str]:
+        """The policy mapping function (the only policy's id when none was given)."""
         return mapping_fn(self)
 
     def get_config_for_module(self, module_id: str) -> AlgorithmConfig:
@@ -304,23 +556,101 @@ class AlgorithmConfig:
         (RLlib's name); the config itself when the module has no overrides."""
         return config_for_module(self, module_id)
 
-    def fault_tolerance(self, **kwargs: Any) -> AlgorithmConfig:
-        """What to do when an EnvRunner or one of its envs fails (see docs/design.md):
-        `restart_failed_env_runners`, `max_num_env_runner_restarts`,
-        `delay_between_env_runner_restarts_s`, `ignore_env_runner_failures`,
-        `restart_failed_sub_environments`, `env_runner_health_probe_timeout_s`,
-        `env_runner_restore_timeout_s`."""
-        return self._set("fault_tolerance", kwargs)
+    def fault_tolerance(
+        self: _C,
+        *,
+        restart_failed_env_runners: bool = NotProvided,
+        ignore_env_runner_failures: bool = NotProvided,
+        max_num_env_runner_restarts: int = NotProvided,
+        delay_between_env_runner_restarts_s: float = NotProvided,
+        restart_failed_sub_environments: bool = NotProvided,
+        env_runner_health_probe_timeout_s: float = NotProvided,
+        env_runner_restore_timeout_s: float = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set what happens when an EnvRunner or one of its envs fails (docs/design.md,
+        "Fault tolerance").
 
-    def reporting(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("reporting", kwargs)
+        Args:
+            restart_failed_env_runners: Replace an EnvRunner actor that died, raised or
+                stalled by a new one with the current weights and filter statistics (True
+                or False). Default: `True`.
+            ignore_env_runner_failures: Without a restart, drop the failed runner and go on
+                with the others instead of raising (True or False). Default: `False`.
+            max_num_env_runner_restarts: Restarts allowed over the group's lifetime (an
+                integer >= 0). Default: `1000`.
+            delay_between_env_runner_restarts_s: Seconds to wait before a restart (a
+                number >= 0). Default: `60.0`.
+            restart_failed_sub_environments: Close, recreate and reset an env whose
+                `step()`/`reset()` raises, inside its runner; its episode is dropped (True
+                or False). Default: `False`.
+            env_runner_health_probe_timeout_s: After `sample_timeout_s`, seconds a silent
+                runner gets to answer a health probe before it counts as stalled (a number
+                >= 0). Default: `30.0`.
+            env_runner_restore_timeout_s: Seconds a new runner may take to come up with its
+                weights before the restart counts as failed (a number >= 0). Default:
+                `1800.0`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
 
-    def debugging(self, **kwargs: Any) -> AlgorithmConfig:
-        return self._set("debugging", kwargs)
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("fault_tolerance", locals())
 
-    def api_stack(self, **kwargs: Any) -> AlgorithmConfig:
-        """Accepted for RLlib compatibility: scalerl has one API stack, the new one."""
-        return self._set("api_stack", kwargs)
+    def reporting(
+        self: _C, *, metrics_num_episodes_for_smoothing: int = NotProvided, **unknown: Any
+    ) -> _C:
+        """Set how results are reported.
+
+        Args:
+            metrics_num_episodes_for_smoothing: Episodes averaged in the result dict's
+                episode metrics (an integer >= 1). Default: `100`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("reporting", locals())
+
+    def debugging(
+        self: _C, *, log_level: str = NotProvided, seed: int | None = NotProvided, **unknown: Any
+    ) -> _C:
+        """Set the seed (and RLlib's log level, accepted and ignored).
+
+        Args:
+            log_level: RLlib's log level; accepted for compatibility, changes nothing
+                (scalerl logs through the `logging` module). Default: not stored.
+            seed: Seeds torch, numpy and every env (each EnvRunner and env gets its own
+                seed derived from it); an integer >= 0, or None: unseeded. Default: `None`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("debugging", locals())
+
+    def api_stack(
+        self: _C,
+        enable_rl_module_and_learner: bool = NotProvided,
+        enable_env_runner_and_connector_v2: bool = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Accepted for RLlib compatibility: scalerl has one API stack, RLlib's new one.
+
+        Args:
+            enable_rl_module_and_learner: Accepted and ignored (always on). Default: not
+                stored.
+            enable_env_runner_and_connector_v2: Accepted and ignored (always on). Default:
+                not stored.
+            **unknown: Not a setting: any other name raises a ConfigError.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("api_stack", locals())
 
     @classmethod
     def overrides(cls, **kwargs: Any) -> dict[str, Any]:
@@ -508,7 +838,8 @@ class AlgorithmConfig:
 
     # -- serialization ------------------------------------------------------------------
     def _all_keys(self) -> list[str]:
-        return [k for keys in self.sections.values() for k in keys if k not in IGNORED]
+        keys = (k for section in self.sections.values() for k in section if k not in IGNORED)
+        return list(dict.fromkeys(keys))  # one setting may be in two methods (RLlib's)
 
     def to_dict(self, mapping_table: dict | None = None) -> dict[str, Any]:
         """Every setting as plain JSON-able data (classes as `module:QualName` strings).
@@ -603,3 +934,8 @@ class AlgorithmConfig:
         check_stored_env_id(settings.get("env"))
         check_stored_env_id((settings.get("evaluation_config") or {}).get("env"))
         return cls().update_from_dict(settings, trusted)
+
+
+AlgorithmConfig.sections = builder_sections(AlgorithmConfig)
+# The base config's settings per builder method (subclasses: `PPOConfig.sections`).
+SECTIONS = AlgorithmConfig.sections

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
+from scalerl.algorithms.algorithm_config import NotProvided
 from scalerl.algorithms.apex_dqn.apex_env_runner import ApexEnvRunner
 from scalerl.algorithms.apex_dqn.replay_shard import ReplayShard
 from scalerl.algorithms.dqn.dqn import DQNConfig
@@ -36,31 +37,18 @@ from scalerl.utils.checkpoints import CheckpointView
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvRunnerError
 from scalerl.utils.replay_buffers.storage import load_buffer_state, save_buffer_state
 
-APEX_TRAINING = (
-    "num_replay_buffer_shards",
-    "apex_epsilon",
-    "apex_epsilon_alpha",
-    "max_weight_sync_delay",
-    "max_requests_in_flight_per_replay_shard",
-)
-
 
 class APEXDQNConfig(DQNConfig):
-    """DQN settings plus Ape-X's: num_replay_buffer_shards (Ray actors sharing
-    `replay_buffer_config["capacity"]`), apex_epsilon / apex_epsilon_alpha (runner i of N
-    explores with apex_epsilon^(1 + alpha i / (N - 1)); DQN's `epsilon` schedule is not
-    used), max_weight_sync_delay (env steps of a runner between weight syncs),
-    max_requests_in_flight_per_replay_shard (replayed batches prefetched per shard).
-    `training_intensity` caps replayed / sampled transitions (None: as fast as the learner
-    goes).
+    """DQN settings plus Ape-X's. DQN's `epsilon` schedule is not used (each runner has its
+    own rate); `training_intensity` caps replayed / sampled transitions (None: as fast as
+    the learner goes).
+
+    Defaults that differ from `DQNConfig`'s: `num_env_runners=2`, `n_step=3`,
+    `rollout_fragment_length=50`.
     """
 
-    sections = {
-        **DQNConfig.sections,
-        "training": DQNConfig.sections["training"] + APEX_TRAINING,
-    }
-
     def __init__(self, algo_class: type | None = None):
+        """An APEX-DQN config with Ape-X's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or APEXDQN)
         self.num_env_runners = 2
         self.n_step = 3
@@ -71,7 +59,43 @@ class APEXDQNConfig(DQNConfig):
         self.max_weight_sync_delay = 400
         self.max_requests_in_flight_per_replay_shard = 2
 
+    def training(
+        self,
+        *,
+        num_replay_buffer_shards: int = NotProvided,
+        apex_epsilon: float = NotProvided,
+        apex_epsilon_alpha: float = NotProvided,
+        max_weight_sync_delay: int = NotProvided,
+        max_requests_in_flight_per_replay_shard: int = NotProvided,
+        **kwargs: Any,
+    ) -> APEXDQNConfig:
+        """Set Ape-X's settings (and, through `kwargs`, `DQNConfig.training`'s).
+
+        Args:
+            num_replay_buffer_shards: Replay shards (Ray actors) sharing
+                `replay_buffer_config["capacity"]` (an integer >= 1). Default: `1`.
+            apex_epsilon: Base exploration rate: runner i of N explores with
+                apex_epsilon^(1 + apex_epsilon_alpha i / (N - 1)); in [0, 1]. Default:
+                `0.4`.
+            apex_epsilon_alpha: The exponent's spread over the runners (a number >= 0).
+                Default: `7.0`.
+            max_weight_sync_delay: Env steps of a runner between weight syncs (an integer
+                >= 0). Default: `400`.
+            max_requests_in_flight_per_replay_shard: Replayed batches prefetched per shard
+                (an integer >= 1). Default: `2`.
+            **kwargs: `DQNConfig.training`'s and `AlgorithmConfig.training`'s settings;
+                any other name raises a ConfigError that suggests the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        settings = locals()
+        super().training(**kwargs)
+        return self._set("training", settings)
+
     def validate(self) -> None:
+        """DQNConfig's checks plus Ape-X's: Ray runners, shards, exploration rates, no
+        multi-agent and no observation filter."""
         super().validate()
         if self.is_multi_agent:
             raise ConfigError(
@@ -102,6 +126,8 @@ class APEXDQNConfig(DQNConfig):
 
 
 class APEXDQN(Algorithm):
+    """Ape-X DQN: asynchronous sampling into replay shards, a driver learner (see above)."""
+
     config_class = APEXDQNConfig
     learner_class = DQNLearner
     env_runner_class = ApexEnvRunner

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
-from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
 from scalerl.algorithms.replay import (
@@ -28,7 +29,7 @@ from scalerl.algorithms.replay import (
     check_buffer_exponents,
 )
 from scalerl.core.columns import Columns
-from scalerl.core.rl_module import RLModule
+from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
     PrioritizedReplayBuffer,
@@ -36,24 +37,6 @@ from scalerl.utils.replay_buffers import (
 )
 from scalerl.utils.schedules import validate_schedule
 
-DQN_TRAINING = (
-    "double_q",
-    "dueling",
-    "n_step",
-    "noisy",
-    "sigma0",
-    "num_atoms",
-    "v_min",
-    "v_max",
-    "replay_buffer_config",
-    "target_network_update_freq",
-    "tau",
-    "epsilon",
-    "training_intensity",
-    "num_steps_sampled_before_learning_starts",
-    "min_sample_timesteps_per_iteration",
-    "store_buffer_in_checkpoints",
-)
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
 BUFFER_TYPES = ("uniform", "prioritized")
 
@@ -61,18 +44,13 @@ BUFFER_TYPES = ("uniform", "prioritized")
 class DQNConfig(AlgorithmConfig):
     """DQN settings. `train_batch_size` is the replayed batch size of one update.
 
-    DQN-specific `.training()` settings: double_q, dueling, n_step, noisy, sigma0,
-    num_atoms, v_min, v_max, replay_buffer_config ({"type": "uniform" | "prioritized",
-    "capacity", "alpha", "beta"}), store_buffer_in_checkpoints (the buffer's contents go
-    into checkpoints: capacity x bytes per transition, see `ReplayBuffer.nbytes`),
-    target_network_update_freq (env steps), tau, epsilon (number or schedule),
-    training_intensity (replayed / sampled transitions; None: one update per sample),
-    num_steps_sampled_before_learning_starts, min_sample_timesteps_per_iteration.
+    Defaults that differ from `AlgorithmConfig`'s: `lr=0.0005`, `train_batch_size=32`,
+    `minibatch_size=32` (unused: one update per replayed batch), `grad_clip=40.0`,
+    `rollout_fragment_length=4`.
     """
 
-    sections = {**SECTIONS, "training": SECTIONS["training"] + DQN_TRAINING}
-
     def __init__(self, algo_class: type | None = None):
+        """A DQN config with DQN's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or DQN)
         self.lr = 5e-4
         self.train_batch_size = 32
@@ -100,10 +78,78 @@ class DQNConfig(AlgorithmConfig):
         self.min_sample_timesteps_per_iteration = 1000
         self.store_buffer_in_checkpoints = False
 
+    def training(
+        self,
+        *,
+        target_network_update_freq: int = NotProvided,
+        replay_buffer_config: dict[str, Any] = NotProvided,
+        store_buffer_in_checkpoints: bool = NotProvided,
+        epsilon: float | list = NotProvided,
+        num_steps_sampled_before_learning_starts: int = NotProvided,
+        tau: float = NotProvided,
+        num_atoms: int = NotProvided,
+        v_min: float = NotProvided,
+        v_max: float = NotProvided,
+        noisy: bool = NotProvided,
+        sigma0: float = NotProvided,
+        dueling: bool = NotProvided,
+        double_q: bool = NotProvided,
+        n_step: int = NotProvided,
+        training_intensity: float | None = NotProvided,
+        min_sample_timesteps_per_iteration: int = NotProvided,
+        **kwargs: Any,
+    ) -> DQNConfig:
+        """Set DQN's settings (and, through `kwargs`, `AlgorithmConfig.training`'s).
+
+        Args:
+            target_network_update_freq: Env steps between target network updates (an
+                integer >= 1). Default: `500`.
+            replay_buffer_config: {"type": "uniform" | "prioritized", "capacity"
+                (transitions), "alpha", "beta" (prioritization exponents)}. Default:
+                `{'type': 'prioritized', 'capacity': 50000, 'alpha': 0.6, 'beta': 0.4}`.
+            store_buffer_in_checkpoints: Write the buffer's contents into checkpoints
+                (capacity x bytes per transition, see `ReplayBuffer.nbytes`; True or
+                False). Default: `False`.
+            epsilon: Epsilon-greedy exploration: a number in [0, 1] or a schedule
+                [[timestep, value], ...]. Default: `[[0, 1.0], [10000, 0.05]]`.
+            num_steps_sampled_before_learning_starts: Env steps sampled before the first
+                update (an integer >= 0). Default: `1000`.
+            tau: Polyak weight of a target update, in (0, 1]; 1: copy. Default: `1.0`.
+            num_atoms: Atoms of the C51 return distribution; 1: plain Q-values (an integer
+                >= 1). Default: `1`.
+            v_min: The lowest C51 atom (below `v_max`). Default: `-10.0`.
+            v_max: The highest C51 atom. Default: `10.0`.
+            noisy: Noisy-net layers instead of epsilon for exploration (True or False).
+                Default: `False`.
+            sigma0: The noisy layers' initial noise scale (a number >= 0). Default: `0.5`.
+            dueling: A dueling head: V(s) + A(s, a) - mean A (True or False). Default:
+                `True`.
+            double_q: Double-Q targets: the online network picks the next action (True or
+                False). Default: `True`.
+            n_step: Steps of the n-step return (an integer >= 1). Default: `1`.
+            training_intensity: Replayed transitions per sampled one (a number > 0), or
+                None: one update per sampling round. Default: `None`.
+            min_sample_timesteps_per_iteration: Env steps one `train()` samples at least
+                (an integer >= 1; RLlib has it in `reporting()`). Default: `1000`.
+            **kwargs: `AlgorithmConfig.training`'s settings (lr, gamma, train_batch_size,
+                grad_clip, ...); any other name raises a ConfigError that suggests the
+                nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        settings = locals()
+        super().training(**kwargs)
+        return self._set("training", settings)
+
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        """DQN's Q-network (dueling, noisy and C51 as the settings say)."""
         return DefaultDQNTorchRLModule
 
-    def get_rl_module_spec(self, observation_space, action_space):
+    def get_rl_module_spec(
+        self, observation_space: gym.Space, action_space: gym.Space
+    ) -> RLModuleSpec:
+        """The module spec, with DQN's module settings and its [256] ReLU MLP default."""
         spec = super().get_rl_module_spec(observation_space, action_space)
         spec.model_config = {
             **{k: getattr(self, k) for k in MODULE_SETTINGS},
@@ -114,6 +160,8 @@ class DQNConfig(AlgorithmConfig):
         return spec
 
     def validate(self) -> None:
+        """AlgorithmConfig's checks plus DQN's: n-step, atoms, target updates, epsilon,
+        the replay buffer."""
         super().validate()
         self._check_int("n_step", 1)
         self._check_int("num_atoms", 1)
@@ -140,6 +188,8 @@ class DQNConfig(AlgorithmConfig):
 
 
 class DQN(ReplayMixin, Algorithm):
+    """DQN: sample epsilon-greedily into replay, update on replayed batches, sync weights."""
+
     config_class = DQNConfig
     learner_class = DQNLearner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from scalerl.algorithms.algorithm import Algorithm
-from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
 from scalerl.algorithms.ppo.ppo_learner import PPOLearner
 from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
@@ -18,31 +18,16 @@ from scalerl.utils.batch import concat_fragments, per_module
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import validate_schedule
 
-PPO_TRAINING = (
-    "lambda_",
-    "clip_param",
-    "vf_clip_param",
-    "vf_loss_coeff",
-    "entropy_coeff",
-    "use_kl_loss",
-    "kl_coeff",
-    "kl_target",
-    "use_critic",
-    "use_gae",
-)
-
 
 class PPOConfig(AlgorithmConfig):
     """PPO settings. Defaults solve classic-control tasks without tuning.
 
-    PPO-specific `.training()` settings: lambda_ (GAE), clip_param, vf_clip_param (clip of
-    the squared value error, None = off), vf_loss_coeff, entropy_coeff (number or
-    schedule), use_kl_loss, kl_coeff, kl_target.
+    Defaults that differ from `AlgorithmConfig`'s: `lr=0.0003`, `num_epochs=10`,
+    `grad_clip=0.5`.
     """
 
-    sections = {**SECTIONS, "training": SECTIONS["training"] + PPO_TRAINING}
-
     def __init__(self, algo_class: type | None = None):
+        """A PPO config with PPO's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or PPO)
         self.lr = 3e-4
         self.train_batch_size = 4000
@@ -60,12 +45,60 @@ class PPOConfig(AlgorithmConfig):
         self.use_critic = True
         self.use_gae = True
 
+    def training(
+        self,
+        *,
+        use_critic: bool = NotProvided,
+        use_gae: bool = NotProvided,
+        lambda_: float = NotProvided,
+        use_kl_loss: bool = NotProvided,
+        kl_coeff: float = NotProvided,
+        kl_target: float = NotProvided,
+        vf_loss_coeff: float = NotProvided,
+        entropy_coeff: float | list = NotProvided,
+        clip_param: float = NotProvided,
+        vf_clip_param: float | None = NotProvided,
+        **kwargs: Any,
+    ) -> PPOConfig:
+        """Set PPO's settings (and, through `kwargs`, `AlgorithmConfig.training`'s).
+
+        Args:
+            use_critic: Learn a value function; PPO here always does (must stay True).
+                Default: `True`.
+            use_gae: Advantages by GAE; PPO here always does (must stay True). Default:
+                `True`.
+            lambda_: The GAE lambda, in [0, 1]. Default: `0.95`.
+            use_kl_loss: Add a KL(old || new) penalty with an adaptive coefficient (True or
+                False). Default: `False`.
+            kl_coeff: The initial KL coefficient (a number >= 0). Default: `0.2`.
+            kl_target: The KL the coefficient adapts towards (a number > 0). Default:
+                `0.01`.
+            vf_loss_coeff: Weight of the value loss (a number >= 0). Default: `0.5`.
+            entropy_coeff: Weight of the entropy bonus: a number >= 0 or a schedule
+                [[timestep, value], ...]. Default: `0.0`.
+            clip_param: The surrogate's clip range epsilon (a number > 0). Default: `0.2`.
+            vf_clip_param: Clip of the squared value error (a number > 0), or None: no
+                clipping. Default: `None`.
+            **kwargs: `AlgorithmConfig.training`'s settings (lr, gamma, train_batch_size,
+                minibatch_size, num_epochs, grad_clip, ...); any other name raises a
+                ConfigError that suggests the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        settings = locals()
+        super().training(**kwargs)
+        return self._set("training", settings)
+
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        """The LSTM/attention module for a recurrent `model_config`, else the MLP/CNN one."""
         if is_recurrent_config(self.model_config if model_config is None else model_config):
             return RecurrentPPOTorchRLModule
         return DefaultPPOTorchRLModule
 
     def validate(self) -> None:
+        """AlgorithmConfig's checks plus PPO's: ranges of lambda_, clip and KL settings,
+        schedules, and a custom module's value function."""
         super().validate()
         for name in ("lambda_", "clip_param", "kl_target"):
             self.check_number(name)
@@ -102,6 +135,8 @@ class PPOConfig(AlgorithmConfig):
 
 
 class PPO(Algorithm):
+    """PPO: sample on-policy rollouts, run GAE and clipped-surrogate SGD epochs, sync weights."""
+
     config_class = PPOConfig
     learner_class = PPOLearner
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.dqn.dqn import DQN, DQNConfig
 from scalerl.algorithms.r2d2.r2d2_learner import R2D2Learner
 from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
@@ -33,7 +34,7 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
 )
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
-from scalerl.core.rl_module import RLModule
+from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
     PrioritizedSequenceReplayBuffer,
@@ -41,7 +42,6 @@ from scalerl.utils.replay_buffers import (
     SequenceReplayBuffer,
 )
 
-R2D2_TRAINING = ("burn_in", "zero_init_states", "use_h_function", "h_function_epsilon")
 BUFFER_DEFAULTS = {"type": "prioritized", "capacity": 10_000, "alpha": 0.9, "beta": 0.6, "eta": 0.9}
 # RLlib keeps these in `replay_buffer_config`; here they are plain settings (or derived).
 RLLIB_BUFFER_KEYS = {
@@ -55,24 +55,20 @@ RLLIB_BUFFER_KEYS = {
 class R2D2Config(DQNConfig):
     """R2D2 settings. `train_batch_size` is the number of sequences per update.
 
-    R2D2-specific `.training()` settings: burn_in (steps before the `max_seq_len` trained
-    ones that only unroll the LSTM), zero_init_states (start every replayed sequence from
-    the initial state instead of the stored one), use_h_function, h_function_epsilon
-    (value rescaling of the targets), and the DQN ones: replay_buffer_config
-    ({"type": "uniform" | "prioritized", "capacity" (sequences), "alpha", "beta", "eta"}),
-    n_step, double_q, dueling, target_network_update_freq (env steps), tau, epsilon,
-    training_intensity (trained steps replayed per env step sampled; None: one update per
-    sampling round), num_steps_sampled_before_learning_starts.
     The LSTM: `.rl_module(model_config={"use_lstm": True, "max_seq_len": ...,
     "lstm_cell_size": ..., "lstm_use_prev_action": ..., "lstm_use_prev_reward": ...})`.
+    `training_intensity` counts trained steps replayed per env step sampled (None: one
+    update per sampling round); `replay_buffer_config` takes "eta" (the priority mix of
+    max and mean TD error) and counts `capacity` in sequences.
+
+    Defaults that differ from `DQNConfig`'s: `minibatch_size=1` (unused), `n_step=3`,
+    `replay_buffer_config={'type': 'prioritized', 'capacity': 10000, 'alpha': 0.9,
+    'beta': 0.6, 'eta': 0.9}`, `target_network_update_freq=2000`,
+    `epsilon=[[0, 1.0], [50000, 0.02]]`, `num_steps_sampled_before_learning_starts=2000`.
     """
 
-    sections = {
-        **DQNConfig.sections,
-        "training": DQNConfig.sections["training"] + R2D2_TRAINING,
-    }
-
     def __init__(self, algo_class: type | None = None):
+        """An R2D2 config with R2D2's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or R2D2)
         self.burn_in = 20
         self.zero_init_states = False
@@ -87,10 +83,44 @@ class R2D2Config(DQNConfig):
         self.epsilon = [[0, 1.0], [50_000, 0.02]]
         self.num_steps_sampled_before_learning_starts = 2000
 
+    def training(
+        self,
+        *,
+        burn_in: int = NotProvided,
+        zero_init_states: bool = NotProvided,
+        use_h_function: bool = NotProvided,
+        h_function_epsilon: float = NotProvided,
+        **kwargs: Any,
+    ) -> R2D2Config:
+        """Set R2D2's settings (and, through `kwargs`, `DQNConfig.training`'s).
+
+        Args:
+            burn_in: Steps before the `max_seq_len` trained ones that only unroll the LSTM
+                to refresh its stored state (an integer >= 0). Default: `20`.
+            zero_init_states: Start every replayed sequence from the initial state instead
+                of the stored one (True or False). Default: `False`.
+            use_h_function: Value rescaling h(x) of the targets (True or False). Default:
+                `True`.
+            h_function_epsilon: The epsilon of h(x) = sign(x)(sqrt(|x| + 1) - 1) + eps x
+                (a number > 0). Default: `0.001`.
+            **kwargs: `DQNConfig.training`'s and `AlgorithmConfig.training`'s settings;
+                any other name raises a ConfigError that suggests the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        settings = locals()
+        super().training(**kwargs)
+        return self._set("training", settings)
+
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        """R2D2's LSTM Q-network."""
         return RecurrentDQNTorchRLModule
 
-    def get_rl_module_spec(self, observation_space, action_space):
+    def get_rl_module_spec(
+        self, observation_space: gym.Space, action_space: gym.Space
+    ) -> RLModuleSpec:
+        """The module spec, with R2D2's LSTM defaults and the dueling setting."""
         spec = AlgorithmConfig.get_rl_module_spec(self, observation_space, action_space)
         spec.model_config = {
             **R2D2_MODEL_DEFAULTS,
@@ -100,6 +130,8 @@ class R2D2Config(DQNConfig):
         return spec
 
     def validate(self) -> None:
+        """DQNConfig's checks plus R2D2's: burn-in, value rescaling, the buffer's keys and
+        a recurrent module whose sequences hold `n_step`."""
         super().validate()
         if self.is_multi_agent:
             raise ConfigError(
@@ -141,6 +173,8 @@ class R2D2Config(DQNConfig):
 
 
 class R2D2(DQN):
+    """R2D2: sample with the epsilon-greedy LSTM, replay stored sequences, sync weights."""
+
     config_class = R2D2Config
     learner_class = R2D2Learner
 

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
-from scalerl.algorithms.algorithm_config import SECTIONS, AlgorithmConfig
+from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.replay import (
     ReplayMixin,
     UpdateCredit,
@@ -28,50 +28,28 @@ from scalerl.algorithms.sac.default_sac_rl_module import (
 from scalerl.algorithms.sac.sac_learner import SACLearner
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
-from scalerl.core.rl_module import RLModule
+from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import (
     PrioritizedReplayBuffer,
 )
 from scalerl.utils.schedules import validate_schedule
 
-SAC_TRAINING = (
-    "twin_q",
-    "initial_alpha",
-    "target_entropy",
-    "actor_lr",
-    "critic_lr",
-    "alpha_lr",
-    "n_step",
-    "replay_buffer_config",
-    "tau",
-    "target_network_update_freq",
-    "training_intensity",
-    "num_steps_sampled_before_learning_starts",
-    "min_sample_timesteps_per_iteration",
-    "store_buffer_in_checkpoints",
-)
 BUFFER_TYPES = ("uniform", "prioritized")
 BUFFER_KEYS = ("type", "capacity", "alpha", "beta")
 
 
 class SACConfig(AlgorithmConfig):
-    """SAC settings. `train_batch_size` is the replayed batch size of one update.
+    """SAC settings. `train_batch_size` is the replayed batch size of one update; `grad_clip`
+    (None: off) applies to each optimizer.
 
-    SAC-specific `.training()` settings: twin_q, initial_alpha, target_entropy ("auto":
-    -dim(A) for Box actions, 0.98 log |A| for Discrete; or a number), actor_lr, critic_lr,
-    alpha_lr (numbers or schedules; `lr` is not used and must stay None), n_step,
-    replay_buffer_config ({"type": "uniform" | "prioritized", "capacity", "alpha",
-    "beta"}), tau, target_network_update_freq (env steps between Polyak updates; 0: after
-    every update), training_intensity (replayed / sampled transitions; None: one update
-    per sampled env step, the paper's ratio, whatever the fragment length),
-    num_steps_sampled_before_learning_starts, min_sample_timesteps_per_iteration,
-    store_buffer_in_checkpoints. `grad_clip` (None: off) applies to each optimizer.
+    Defaults that differ from `AlgorithmConfig`'s: `lr=None` (SAC uses `actor_lr`,
+    `critic_lr` and `alpha_lr`; `lr` must stay None), `train_batch_size=256`,
+    `minibatch_size=1` (unused: one update per replayed batch), `rollout_fragment_length=4`.
     """
 
-    sections = {**SECTIONS, "training": SECTIONS["training"] + SAC_TRAINING}
-
     def __init__(self, algo_class: type | None = None):
+        """A SAC config with SAC's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or SAC)
         self.lr = None
         self.actor_lr: Any = 3e-4
@@ -92,10 +70,74 @@ class SACConfig(AlgorithmConfig):
         self.min_sample_timesteps_per_iteration = 1000
         self.store_buffer_in_checkpoints = False
 
+    def training(
+        self,
+        *,
+        twin_q: bool = NotProvided,
+        tau: float = NotProvided,
+        initial_alpha: float = NotProvided,
+        target_entropy: str | float = NotProvided,
+        n_step: int = NotProvided,
+        store_buffer_in_checkpoints: bool = NotProvided,
+        replay_buffer_config: dict[str, Any] = NotProvided,
+        training_intensity: float | None = NotProvided,
+        actor_lr: float | list = NotProvided,
+        critic_lr: float | list = NotProvided,
+        alpha_lr: float | list = NotProvided,
+        target_network_update_freq: int = NotProvided,
+        num_steps_sampled_before_learning_starts: int = NotProvided,
+        min_sample_timesteps_per_iteration: int = NotProvided,
+        **kwargs: Any,
+    ) -> SACConfig:
+        """Set SAC's settings (and, through `kwargs`, `AlgorithmConfig.training`'s).
+
+        Args:
+            twin_q: Two Q-networks, the minimum of them in the targets (True or False).
+                Default: `True`.
+            tau: Polyak weight of a target update, in (0, 1]. Default: `0.005`.
+            initial_alpha: The initial entropy temperature (a number > 0). Default: `1.0`.
+            target_entropy: The entropy alpha is tuned towards: "auto" (-dim(A) for Box
+                actions, 0.98 log |A| for Discrete) or a number (nats). Default: `'auto'`.
+            n_step: Steps of the n-step return (an integer >= 1). Default: `1`.
+            store_buffer_in_checkpoints: Write the buffer's contents into checkpoints (True
+                or False). Default: `False`.
+            replay_buffer_config: {"type": "uniform" | "prioritized", "capacity"
+                (transitions), "alpha", "beta"}. Default: `{'type': 'uniform', 'capacity':
+                1000000}`.
+            training_intensity: Replayed transitions per sampled one (a number > 0; update
+                fractions carry over), or None: one update per sampled env step, the
+                paper's ratio. Default: `None`.
+            actor_lr: The policy's learning rate: a number > 0 or a schedule. Default:
+                `0.0003`.
+            critic_lr: The Q-networks' learning rate: a number > 0 or a schedule. Default:
+                `0.0003`.
+            alpha_lr: The temperature's learning rate: a number > 0 or a schedule.
+                Default: `0.0003`.
+            target_network_update_freq: Env steps between Polyak updates; 0: after every
+                update (an integer >= 0). Default: `0`.
+            num_steps_sampled_before_learning_starts: Env steps sampled before the first
+                update (an integer >= 0). Default: `1000`.
+            min_sample_timesteps_per_iteration: Env steps one `train()` samples at least
+                (an integer >= 1; RLlib has it in `reporting()`). Default: `1000`.
+            **kwargs: `AlgorithmConfig.training`'s settings (gamma, train_batch_size,
+                grad_clip, ...); any other name raises a ConfigError that suggests the
+                nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        settings = locals()
+        super().training(**kwargs)
+        return self._set("training", settings)
+
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
+        """SAC's squashed-Gaussian (Box) or categorical (Discrete) actor with Q-networks."""
         return DefaultSACTorchRLModule
 
-    def get_rl_module_spec(self, observation_space, action_space):
+    def get_rl_module_spec(
+        self, observation_space: gym.Space, action_space: gym.Space
+    ) -> RLModuleSpec:
+        """The module spec, checked against SAC's action spaces, with SAC's defaults."""
         spec = super().get_rl_module_spec(observation_space, action_space)
         check_sac_action_space(spec.action_space)
         if isinstance(spec.action_space, gym.spaces.Box) and not self.normalize_actions:
@@ -123,6 +165,8 @@ class SACConfig(AlgorithmConfig):
             validate_schedule(name, getattr(self, name), positive=True)
 
     def validate(self) -> None:
+        """AlgorithmConfig's checks plus SAC's: learning rates, target updates, alpha,
+        target entropy, training intensity, the replay buffer."""
         super().validate()
         self._check_int("n_step", 1)
         self._check_int("target_network_update_freq", 0)
@@ -167,6 +211,8 @@ class SACConfig(AlgorithmConfig):
 
 
 class SAC(ReplayMixin, Algorithm):
+    """SAC: sample with the stochastic policy into replay, update on replayed batches."""
+
     config_class = SACConfig
     learner_class = SACLearner
 
