@@ -188,8 +188,21 @@ def decode_spaces(value: Any) -> Any:
 
 
 class AlgorithmConfig:
-    """Base config. Call builder methods (`.environment()`, `.training()`, ...) then
-    `.build_algo()`. Every setting is also a plain attribute."""
+    """The settings of an algorithm, set by fluent builder methods, then `build_algo()`.
+
+    Example:
+        config = PPOConfig().environment("CartPole-v1").training(lr=3e-4).env_runners(
+            num_env_runners=2)
+        algo = config.build_algo()
+
+    Every builder method takes its settings as typed keyword arguments (documented there);
+    every setting is also a plain attribute (`config.lr`). `validate()` (called by
+    `build_algo()`) raises a ConfigError that names a bad setting and what would be valid;
+    `to_dict()`/`from_dict()` give the JSON form stored in checkpoints.
+
+    Args:
+        algo_class: The Algorithm class `build_algo()` builds (subclasses set their own).
+    """
 
     algo_class: type | None = None
     # Builder method -> its settings; derived from the signatures (`builder_sections`).
@@ -200,6 +213,7 @@ class AlgorithmConfig:
         cls.sections = builder_sections(cls)
 
     def __init__(self, algo_class: type | None = None):
+        """Every setting at its default (the builder methods' docstrings list them)."""
         if algo_class is not None:
             self.algo_class = algo_class
         # environment
@@ -660,11 +674,15 @@ class AlgorithmConfig:
     # -- derived values --------------------------------------------------------------------
     @property
     def total_train_batch_size(self) -> int:
+        """Rows per training iteration: `train_batch_size_per_learner` times the Learners
+        (at least one) if it is set, else `train_batch_size`."""
         if self.train_batch_size_per_learner is not None:
             return self.train_batch_size_per_learner * max(1, self.num_learners)
         return self.train_batch_size
 
     def get_rollout_fragment_length(self) -> int:
+        """Env steps per env in one sample: `rollout_fragment_length`, or for "auto" the
+        train batch split evenly over every env of every EnvRunner (rounded up)."""
         if self.rollout_fragment_length != "auto":
             return int(self.rollout_fragment_length)
         envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
@@ -677,6 +695,9 @@ class AlgorithmConfig:
     def get_rl_module_spec(
         self, observation_space: gym.Space, action_space: gym.Space
     ) -> RLModuleSpec:
+        """The spec of the module to build for these spaces: `rl_module_spec`'s class,
+        spaces and model config where given, else the algorithm's default module and
+        `model_config`."""
         spec = self.rl_module_spec or RLModuleSpec()
         model_config = {**self.model_config, **(spec.model_config or {})}
         return RLModuleSpec(
@@ -813,6 +834,8 @@ class AlgorithmConfig:
             )
 
     def check_number(self, name: str, extra: str = "") -> None:
+        """ConfigError unless setting `name` is an int or float (not a bool); `extra` adds
+        to the message what else is valid (e.g. "or None")."""
         value = getattr(self, name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"`{name}` must be a number {extra}".rstrip() + f", got {value!r}.")
@@ -833,7 +856,8 @@ class AlgorithmConfig:
 
     build = build_algo
 
-    def copy(self, copy_frozen: bool | None = None) -> AlgorithmConfig:
+    def copy(self: _C, copy_frozen: bool | None = None) -> _C:
+        """A deep copy (`copy_frozen` is RLlib's and ignored: configs are never frozen)."""
         return copy.deepcopy(self)
 
     # -- serialization ------------------------------------------------------------------

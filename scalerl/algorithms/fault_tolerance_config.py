@@ -23,11 +23,12 @@ from typing import Any
 
 from scalerl.utils.errors import ConfigError
 
+# In the order of `config.fault_tolerance(...)`'s arguments (RLlib's).
 FAULT_TOLERANCE_DEFAULTS: dict[str, Any] = {
     "restart_failed_env_runners": True,
+    "ignore_env_runner_failures": False,
     "max_num_env_runner_restarts": 1000,
     "delay_between_env_runner_restarts_s": 60.0,
-    "ignore_env_runner_failures": False,
     "restart_failed_sub_environments": False,
     "env_runner_health_probe_timeout_s": 30.0,
     "env_runner_restore_timeout_s": 1800.0,

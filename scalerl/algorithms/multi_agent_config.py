@@ -71,6 +71,9 @@ def normalize_policies(policies: Any) -> dict[str, RLModuleSpec | None]:
 
 
 def validate_multi_agent(config: Any) -> None:
+    """ConfigError unless the multi-agent settings fit together: a mapping function for
+    several policies, module ids that are policies, valid per-module overrides, and the
+    features multi-agent runs support so far."""
     policies = normalize_policies(config.policies)
     if not policies:
         return
