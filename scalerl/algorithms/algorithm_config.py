@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -85,22 +86,30 @@ BUILDER_METHODS = (
 _NOT_SETTINGS = {"self", "unknown", "kwargs", "__class__"}
 
 
+def _builder_parameters(cls: type, method: str) -> list[inspect.Parameter]:
+    """The settings' parameters of builder `method` in `cls` and its bases, bases first."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        if method in vars(klass):
+            for param in inspect.signature(vars(klass)[method]).parameters.values():
+                if param.kind is not param.VAR_KEYWORD and param.name not in _NOT_SETTINGS:
+                    params.setdefault(param.name, param)
+    return list(params.values())
+
+
 def builder_sections(cls: type) -> dict[str, tuple[str, ...]]:
     """Builder method -> the settings it takes, read from the signatures of `cls` and its
     bases (a subclass's `training(lambda_=..., **kwargs)` adds to its base's)."""
-    sections = {}
-    for name in BUILDER_METHODS:
-        keys: list[str] = []
-        for klass in reversed(cls.__mro__):
-            method = vars(klass).get(name)
-            if method is None:
-                continue
-            for param in inspect.signature(method).parameters.values():
-                if param.kind is not param.VAR_KEYWORD and param.name not in _NOT_SETTINGS:
-                    if param.name not in keys:
-                        keys.append(param.name)
-        sections[name] = tuple(keys)
-    return sections
+    return {m: tuple(p.name for p in _builder_parameters(cls, m)) for m in BUILDER_METHODS}
+
+
+@functools.cache
+def bool_settings(cls: type) -> tuple[str, ...]:
+    """The settings whose builder argument is typed `bool`: validate() checks that they
+    are True or False (RLlib's ignored ones aside)."""
+    params = [p for m in BUILDER_METHODS for p in _builder_parameters(cls, m)]
+    bools = (p.name for p in params if p.annotation in ("bool", bool) and p.name not in IGNORED)
+    return tuple(dict.fromkeys(bools))
 
 
 # Settings that may hold inf legitimately (env data, space bounds) or are not numbers.
@@ -743,10 +752,10 @@ class AlgorithmConfig:
             raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
         self._validate_lr()
         self._check_finite_settings()
-        if not isinstance(self.check_env_steps, bool):
-            raise ConfigError(
-                f"`check_env_steps` must be True or False, got {self.check_env_steps!r}."
-            )
+        for name in bool_settings(type(self)):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise ConfigError(f"`{name}` must be True or False, got {value!r}.")
         self._check_choice("on_nonfinite", ON_NONFINITE)
         if self.on_nonfinite == "drop" and not self.check_env_steps:
             raise ConfigError(
@@ -881,9 +890,10 @@ class AlgorithmConfig:
                 else:
                     register_trusted(value)  # given in this process: it may load it back
                     value = {"__callable__": qualified_name(value)}
-            elif key == "env_to_module_connector" and value is not None:
-                out["observation_filter"] = self._stored_observation_filter()
-                value = None
+            elif key == "env_to_module_connector":
+                value = None  # stored as `observation_filter`
+            elif key == "observation_filter" and self.env_to_module_connector is not None:
+                value = self._stored_observation_filter()
             elif isinstance(value, RLModuleSpec):
                 cls = value.module_class
                 if cls is not None:

@@ -19,6 +19,7 @@ from scalerl.algorithms.algorithm_config import (
     IGNORED,
     AlgorithmConfig,
     NotProvided,
+    bool_settings,
     builder_sections,
 )
 from scalerl.algorithms.apex_dqn import APEXDQNConfig
@@ -151,6 +152,18 @@ def test_unknown_keyword_is_a_config_error_naming_the_nearest(cls, method):
         getattr(cls(), method)(**{typo: 1})
     with pytest.raises(ConfigError, match=f"Did you mean `{first}`"):
         getattr(cls(), method)(**{typo: 1})
+
+
+@pytest.mark.parametrize("cls", CONFIGS[1:], ids=lambda c: c.__name__)
+def test_settings_typed_bool_must_be_bools(cls):
+    names = bool_settings(cls)
+    assert {"explore", "normalize_actions", "restart_failed_env_runners"} <= set(names)
+    assert not set(names) & IGNORED
+    for name in names:
+        config = cls().environment("CartPole-v1")
+        setattr(config, name, "yes")
+        with pytest.raises(ConfigError, match=f"`{name}` must be True or False, got 'yes'"):
+            config.validate()
 
 
 def test_unknown_keyword_sets_nothing():
