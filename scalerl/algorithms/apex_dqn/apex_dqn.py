@@ -126,8 +126,6 @@ class APEXDQNConfig(DQNConfig):
 
 
 class APEXDQN(Algorithm):
-    """Ape-X DQN: asynchronous sampling into replay shards, a driver learner (see above)."""
-
     config_class = APEXDQNConfig
     learner_class = DQNLearner
     env_runner_class = ApexEnvRunner

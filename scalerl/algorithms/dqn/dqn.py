@@ -188,8 +188,6 @@ class DQNConfig(AlgorithmConfig):
 
 
 class DQN(ReplayMixin, Algorithm):
-    """DQN: sample epsilon-greedily into replay, update on replayed batches, sync weights."""
-
     config_class = DQNConfig
     learner_class = DQNLearner
 

@@ -135,8 +135,6 @@ class PPOConfig(AlgorithmConfig):
 
 
 class PPO(Algorithm):
-    """PPO: sample on-policy rollouts, run GAE and clipped-surrogate SGD epochs, sync weights."""
-
     config_class = PPOConfig
     learner_class = PPOLearner
 

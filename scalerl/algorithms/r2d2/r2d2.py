@@ -173,8 +173,6 @@ class R2D2Config(DQNConfig):
 
 
 class R2D2(DQN):
-    """R2D2: sample with the epsilon-greedy LSTM, replay stored sequences, sync weights."""
-
     config_class = R2D2Config
     learner_class = R2D2Learner
 

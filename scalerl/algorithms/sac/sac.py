@@ -211,8 +211,6 @@ class SACConfig(AlgorithmConfig):
 
 
 class SAC(ReplayMixin, Algorithm):
-    """SAC: sample with the stochastic policy into replay, update on replayed batches."""
-
     config_class = SACConfig
     learner_class = SACLearner
 
