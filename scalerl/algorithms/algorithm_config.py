@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -103,7 +102,6 @@ def builder_sections(cls: type) -> dict[str, tuple[str, ...]]:
     return {m: tuple(p.name for p in _builder_parameters(cls, m)) for m in BUILDER_METHODS}
 
 
-@functools.cache
 def bool_settings(cls: type) -> tuple[str, ...]:
     """The settings whose builder argument is typed `bool`: validate() checks that they
     are True or False (RLlib's ignored ones aside)."""
@@ -214,12 +212,15 @@ class AlgorithmConfig:
     """
 
     algo_class: type | None = None
-    # Builder method -> its settings; derived from the signatures (`builder_sections`).
+    # Builder method -> its settings, and the settings typed bool; read from the signatures
+    # when the class is created (`builder_sections`, `bool_settings`).
     sections: dict[str, tuple[str, ...]] = {}
+    bool_settings: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.sections = builder_sections(cls)
+        cls.bool_settings = bool_settings(cls)
 
     def __init__(self, algo_class: type | None = None):
         """Every setting at its default (the builder methods' docstrings list them)."""
@@ -752,7 +753,7 @@ class AlgorithmConfig:
             raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
         self._validate_lr()
         self._check_finite_settings()
-        for name in bool_settings(type(self)):
+        for name in self.bool_settings:
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_):
                 raise ConfigError(f"`{name}` must be True or False, got {value!r}.")
@@ -971,5 +972,6 @@ class AlgorithmConfig:
 
 
 AlgorithmConfig.sections = builder_sections(AlgorithmConfig)
+AlgorithmConfig.bool_settings = bool_settings(AlgorithmConfig)
 # The base config's settings per builder method (subclasses: `PPOConfig.sections`).
 SECTIONS = AlgorithmConfig.sections

@@ -157,6 +157,7 @@ def test_unknown_keyword_is_a_config_error_naming_the_nearest(cls, method):
 @pytest.mark.parametrize("cls", CONFIGS[1:], ids=lambda c: c.__name__)
 def test_settings_typed_bool_must_be_bools(cls):
     names = bool_settings(cls)
+    assert cls.bool_settings == names
     assert {"explore", "normalize_actions", "restart_failed_env_runners"} <= set(names)
     assert not set(names) & IGNORED
     for name in names:
