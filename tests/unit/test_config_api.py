@@ -167,6 +167,21 @@ def test_settings_typed_bool_must_be_bools(cls):
             config.validate()
 
 
+@pytest.mark.parametrize("cls", [DQNConfig, SACConfig, R2D2Config], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("training_intensity", 0),
+        ("training_intensity", "1"),
+        ("min_sample_timesteps_per_iteration", 0),
+    ],
+)
+def test_documented_ranges_of_replay_settings_are_checked(cls, setting, value):
+    config = cls().environment("CartPole-v1").training(**{setting: value})
+    with pytest.raises(ConfigError, match=f"`{setting}`"):
+        config.validate()
+
+
 def test_unknown_keyword_sets_nothing():
     config = PPOConfig()
     with pytest.raises(ConfigError):

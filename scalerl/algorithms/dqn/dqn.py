@@ -160,13 +160,17 @@ class DQNConfig(AlgorithmConfig):
         return spec
 
     def validate(self) -> None:
-        """AlgorithmConfig's checks plus DQN's: n-step, atoms, target updates, epsilon,
-        the replay buffer."""
+        """AlgorithmConfig's checks plus DQN's: n-step, atoms, target updates, sampling and
+        training intensity, epsilon, the replay buffer."""
         super().validate()
         self._check_int("n_step", 1)
         self._check_int("num_atoms", 1)
         self._check_int("target_network_update_freq", 1)
         self._check_int("num_steps_sampled_before_learning_starts", 0)
+        self._check_int("min_sample_timesteps_per_iteration", 1)
+        ti = self.training_intensity
+        if ti is not None and (isinstance(ti, bool) or not isinstance(ti, int | float) or ti <= 0):
+            raise ConfigError(f"`training_intensity` must be None or a number > 0, got {ti!r}.")
         self.check_number("tau")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"`tau` must be in (0, 1], got {self.tau!r}.")
