@@ -252,6 +252,7 @@ class AlgorithmConfig:
         self.observation_filter: str | dict = "NoFilter"
         # RLlib's `lambda env: MeanStdFilter()`; resolved into `observation_filter` at build.
         self.env_to_module_connector: Any = None
+        self.max_requests_in_flight_per_env_runner = 1
         # training
         self.lr: Any = 1e-3
         self.gamma = 0.99
@@ -376,6 +377,7 @@ class AlgorithmConfig:
         batch_mode: str = NotProvided,
         explore: bool = NotProvided,
         observation_filter: str | dict = NotProvided,
+        max_requests_in_flight_per_env_runner: int = NotProvided,
         **unknown: Any,
     ) -> _C:
         """Set how experience is sampled: EnvRunners, vectorized envs, fragments, filters.
@@ -401,6 +403,9 @@ class AlgorithmConfig:
             observation_filter: "NoFilter", "MeanStdFilter", or {"type": "MeanStdFilter",
                 <its settings>}: running normalization of observations, synced from the
                 runners. Default: `'NoFilter'`.
+            max_requests_in_flight_per_env_runner: Sample calls an asynchronous algorithm
+                (APEX-DQN) keeps in flight per Ray EnvRunner (an integer >= 1). Default:
+                `1`.
             **unknown: Not a setting: any other name raises a ConfigError that suggests
                 the nearest valid one.
 
@@ -734,6 +739,7 @@ class AlgorithmConfig:
             raise ConfigError(f"`env_config` must be a dict, got {self.env_config!r}.")
         self._check_int("num_env_runners", 0)
         self._check_int("num_envs_per_env_runner", 1)
+        self._check_int("max_requests_in_flight_per_env_runner", 1)
         self._check_int("num_learners", 0)
         self._check_int("train_batch_size", 1)
         self._check_int("minibatch_size", 1)

@@ -150,9 +150,12 @@ class APEXDQN(Algorithm):
         self._num_updates = 0  # learner steps so far: the weights' version
         self._weights_ref: Any = None
         self._weights_version = -1
-        # Sampling: one `sample_transitions` call in flight per runner (EnvRunnerGroup's
-        # fault tolerance replaces runners that die or stall; their calls are re-sent).
-        self.sampling = AsyncRequests(self.env_runner_group, max_in_flight=1)
+        # Sampling: `max_requests_in_flight_per_env_runner` calls of `sample_transitions` in
+        # flight per runner (EnvRunnerGroup's fault tolerance replaces runners that die or
+        # stall; their calls are re-sent).
+        self.sampling = AsyncRequests(
+            self.env_runner_group, config.max_requests_in_flight_per_env_runner
+        )
         self._steps_since_sync: dict[int, int] = {}  # runner index -> env steps
         self._next_shard = 0
         self._waiting: set[int] = set()  # runners held back while the learner catches up
@@ -203,10 +206,10 @@ class APEXDQN(Algorithm):
         }
 
     def _request_samples(self) -> None:
-        """A `sample_transitions` call for every healthy runner that has none and is not
-        held back (new and replacement runners included)."""
+        """Top up every healthy runner that is not held back (new and replacement runners
+        included) to `max_requests_in_flight_per_env_runner` calls."""
         for slot in self.env_runner_group.healthy_slots():
-            if slot.index not in self._waiting and not self.sampling.num_in_flight(slot.index):
+            if slot.index not in self._waiting:
                 self._steps_since_sync.setdefault(slot.index, 0)
                 self.sampling.request("sample_transitions", num_returns=2, runner_index=slot.index)
 
