@@ -60,10 +60,22 @@ class Learner:
         return Scheduler(self.config.lr).value(0)
 
     def update(self, batch: Any, timestep: int) -> dict[str, float]:
+        """Train on `batch` (an epoch of minibatch steps) and return the mean metrics.
+
+        Subclasses implement this; the base class supplies the helpers below.
+
+        Args:
+            batch: A sample in the batch schema (numpy columns), for this learner's module.
+            timestep: Lifetime env steps sampled, for the learning-rate and other schedules.
+
+        Returns:
+            Metric name -> float, averaged over the minibatches.
+        """
         raise NotImplementedError
 
     # -- helpers for subclasses -----------------------------------------------------
     def set_lr(self, timestep: int) -> float:
+        """Set the optimizer's learning rate from the `lr` schedule at `timestep`; return it."""
         lr = self.lr_schedule.value(timestep)
         self.optimizer.lr = lr
         return lr
@@ -209,9 +221,11 @@ class Learner:
 
     # -- weights and state ---------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
+        """The module's weights as numpy array copies, keyed by state-dict name."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.module.state_dict().items()}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
+        """Load module weights (tensors or numpy arrays, keyed by state-dict name)."""
         self.module.set_state(weights)
 
     def get_extra_state(self) -> dict:
@@ -219,6 +233,7 @@ class Learner:
         return {"rng": self.rng.bit_generator.state}
 
     def set_extra_state(self, state: dict) -> None:
+        """Restore the state that `get_extra_state` returned (the base class: the RNG)."""
         self.rng.bit_generator.state = state["rng"]
 
     def state_tensors(self) -> dict[str, torch.Tensor]:

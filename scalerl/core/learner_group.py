@@ -105,6 +105,14 @@ class LearnerWorker:
                 dist.broadcast(tensor, src=0)
 
     def update(self, shard: dict, timestep: int, steps: int | None) -> dict[str, float]:
+        """Update this rank's learner on its `shard` of the batch and return its metrics.
+
+        Args:
+            shard: This learner's part of the batch (numpy columns).
+            timestep: Lifetime env steps sampled, for the schedules.
+            steps: Minibatch steps per epoch, the same on every rank so that DDP's all-reduces
+                pair up; None lets the learner count them from its shard.
+        """
         self.learner.fixed_steps_per_epoch = steps
         # Arrays from Ray's object store are read-only; torch wants writable ones.
         shard = {k: v if v.flags.writeable else v.copy() for k, v in shard.items()}
@@ -126,9 +134,11 @@ class LearnerWorker:
             )
 
     def get_weights(self) -> dict[str, np.ndarray]:
+        """This rank's module weights as numpy arrays, keyed by state-dict name."""
         return self.learner.get_weights()
 
     def set_weights(self, weights: dict[str, Any]) -> None:
+        """Load module weights into this rank's learner."""
         self.learner.set_weights(weights)
 
     def get_state(self) -> dict[str, Any]:
@@ -143,6 +153,11 @@ class LearnerWorker:
         }
 
     def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
+        """Restore weights, optimizer tensors and learner state from a checkpoint.
+
+        Ranks other than 0 then reseed their RNG from the restored one, so that each rank
+        still shuffles its minibatches differently.
+        """
         self.learner.set_state(weights, tensors, learner_state)
         if self.rank > 0:  # rank 0's RNG state was saved; derive a distinct stream from it
             seed = int(self.learner.rng.integers(2**62))
@@ -244,6 +259,7 @@ class LearnerGroup:
 
     @property
     def is_local(self) -> bool:
+        """True when the group trains with one in-process learner (`num_learners=0`)."""
         return self.learner is not None
 
     @property
@@ -255,6 +271,19 @@ class LearnerGroup:
 
     # -- training ---------------------------------------------------------------------------
     def update(self, batch: Any, timestep: int) -> dict[str, float]:
+        """Train on `batch` and return the metrics, as RLlib's `LearnerGroup.update`.
+
+        With remote learners the batch is split into one shard per learner, each takes the
+        same number of minibatch steps, and the metrics are averaged over learners; the local
+        module copy then gets rank 0's new weights.
+
+        Args:
+            batch: A sample in the batch schema (numpy columns).
+            timestep: Lifetime env steps sampled, for the schedules.
+
+        Returns:
+            Metric name -> float.
+        """
         if self.learner is not None:
             return self.learner.update(batch, timestep)
         self._check_running()
@@ -270,11 +299,13 @@ class LearnerGroup:
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
+        """The current module weights as numpy arrays, keyed by state-dict name."""
         if self.learner is not None:
             return self.learner.get_weights()
         return {k: v.detach().cpu().numpy().copy() for k, v in self._module.state_dict().items()}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
+        """Load module weights into every learner (one `ray.put` for all remote learners)."""
         if self.learner is not None:
             self.learner.set_weights(weights)
             return
@@ -292,6 +323,11 @@ class LearnerGroup:
     # With remote learners the driver writes learner 0's state in `Learner.save`'s layout
     # (so checkpoints move freely between any `num_learners`, and work across nodes).
     def save(self, directory: Path, module_id: str) -> None:
+        """Write the learner state for `module_id` under `directory / "learner"`.
+
+        The module's weights, the optimizer tensors and the JSON learner state (rank 0's, for
+        remote learners).
+        """
         if self.learner is not None:
             self.learner.save(directory / "learner", module_id)
             return

@@ -23,6 +23,18 @@ from scalerl.utils.errors import CheckpointError, ConfigError
 
 
 class MultiLearnerGroup:
+    """One local Learner per module id: the learner group of a multi-agent run.
+
+    It offers `LearnerGroup`'s interface with weights keyed by module id, and trains only
+    the modules in `policies_to_train`.
+
+    Args:
+        config: The algorithm config; each learner gets `get_config_for_module(id)`.
+        learner_class: The algorithm's Learner class.
+        module_spec: The spec of every module, keyed by module id.
+        policies_to_train: Module ids to train; None trains all of them.
+    """
+
     def __init__(
         self,
         config: Any,
@@ -39,9 +51,11 @@ class MultiLearnerGroup:
 
     @property
     def module(self) -> MultiRLModule:
+        """A MultiRLModule view of the learners' modules, keyed by module id."""
         return MultiRLModule({mid: lr.module for mid, lr in self.learners.items()})
 
     def add_module(self, module_id: str, spec: RLModuleSpec, train: bool = True) -> None:
+        """Add a learner for a new module, trained if `train` (ConfigError if the id exists)."""
         if module_id in self.learners:
             raise ConfigError(f"A module `{module_id}` exists already; remove it first.")
         self.learners[module_id] = self.learner_class(
@@ -52,6 +66,7 @@ class MultiLearnerGroup:
             self.policies_to_train.add(module_id)
 
     def remove_module(self, module_id: str) -> None:
+        """Drop the learner of `module_id` (KeyError if unknown) and stop training it."""
         self.module[module_id]  # a clear KeyError for an unknown id
         del self.learners[module_id]
         self.policies_to_train.discard(module_id)
@@ -67,15 +82,18 @@ class MultiLearnerGroup:
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self, module_ids: Any = None) -> dict[str, dict[str, np.ndarray]]:
+        """Module id -> that module's weights as numpy arrays, for `module_ids` (default: all)."""
         ids = self.learners if module_ids is None else module_ids
         return {mid: self.learners[mid].get_weights() for mid in ids}
 
     def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        """Load weights given as module id -> state dict into the matching learners."""
         for mid, w in weights.items():
             self.learners[mid].set_weights(w)
 
     # -- checkpoints ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
+        """Write each module's learner state under `directory / "learner"` (state per module id)."""
         for mid, learner in self.learners.items():
             ckpt.check_module_id(mid)
             learner.save(

@@ -64,11 +64,13 @@ class Adam:
         self.exp_avg_sq = torch.zeros_like(self.flat_param)
 
     def zero_grad(self) -> None:
+        """Zero the gradients (one flat buffer that every parameter's `.grad` is a view of)."""
         # Autograd accumulates into the existing `.grad` views, so zeroing the buffer suffices.
         self.flat_grad.zero_()
 
     @torch.no_grad()
     def step(self) -> None:
+        """One bias-corrected Adam step (Kingma & Ba) on the flat parameter buffer."""
         b1, b2 = self.betas
         self.t += 1
         g = self.flat_grad
@@ -78,12 +80,19 @@ class Adam:
         self.flat_param.addcdiv_(self.exp_avg, denom, value=-self.lr / (1 - b1**self.t))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The moment estimates {"exp_avg": m, "exp_avg_sq": v}, for checkpoints."""
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
     def hyperparameters(self) -> dict:
+        """JSON-able settings and step count: {"lr", "betas", "eps", "t"}, for checkpoints."""
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "t": self.t}
 
     def load_state(self, tensors: dict[str, torch.Tensor], hyper: dict) -> None:
+        """Restore the moments and hyperparameters written by `state_tensors` / `hyperparameters`.
+
+        Raises:
+            ValueError: If the tensors' names or sizes do not match this optimizer's.
+        """
         if set(tensors) != {"exp_avg", "exp_avg_sq"}:
             raise ValueError(
                 f"optimizer state has tensors {sorted(tensors)}, expected ['exp_avg', 'exp_avg_sq']"

@@ -59,9 +59,15 @@ class Distribution:
         return []
 
     def sample(self, generator: torch.Generator | None = None) -> Any:
+        """Draw one action per row (nested like the action space), not differentiable.
+
+        Args:
+            generator: Optional torch RNG, so that EnvRunners can sample reproducibly.
+        """
         raise NotImplementedError
 
     def deterministic_sample(self) -> Any:
+        """The distribution's most likely action per row (mode; the mean for a Gaussian)."""
         raise NotImplementedError
 
     @classmethod
@@ -74,9 +80,11 @@ class Distribution:
         raise NotImplementedError
 
     def logp(self, actions: Any) -> torch.Tensor:
+        """log pi(a) of `actions` (nested like the action space), one value per row: shape [B]."""
         raise NotImplementedError
 
     def entropy(self) -> torch.Tensor:
+        """The entropy H[pi] per row, summed over action dimensions: shape [B]."""
         raise NotImplementedError
 
     def kl(self, other: Distribution) -> torch.Tensor:
@@ -99,6 +107,7 @@ class Distribution:
 
 
 def flat_size(shape: tuple[int, ...]) -> int:
+    """Number of elements of an array with this `shape` (1 for a scalar shape `()`)."""
     return int(math.prod(shape))
 
 

@@ -31,6 +31,7 @@ class Bernoulli(Distribution):
 
     @classmethod
     def for_space(cls, space: gym.spaces.MultiBinary) -> type[Bernoulli]:
+        """This class bound to a MultiBinary `space`: one independent Bernoulli per element."""
         return cls.bind(space, shape=tuple(space.shape))
 
     @classmethod
@@ -38,6 +39,7 @@ class Bernoulli(Distribution):
         return flat_size(space.shape)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """0/1 actions (int8) shaped like the space, each 1 with probability sigmoid(logit)."""
         u = torch.rand(self.logits.shape, generator=generator, device=self.logits.device)
         return unflatten_event((u < torch.sigmoid(self.logits)).to(torch.int8), self.shape)
 
@@ -49,14 +51,17 @@ class Bernoulli(Distribution):
         return unflatten_event((rng.random(inputs.shape) < p).astype(np.int8), cls.shape)
 
     def deterministic_sample(self) -> torch.Tensor:
+        """The mode: 1 where the logit is positive, else 0 (int8, shaped like the space)."""
         return unflatten_event((self.logits > 0).to(torch.int8), self.shape)
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        """log p(a) = sum of a x - softplus(x) over the elements, per row."""
         # log p(a) = a log sigmoid(x) + (1 - a) log sigmoid(-x) = a x - softplus(x).
         a = flatten_event(actions, self.shape).to(self.logits.dtype)
         return (a * self.logits - F.softplus(self.logits)).sum(dim=-1)
 
     def entropy(self) -> torch.Tensor:
+        """H = sum of softplus(x) - x sigmoid(x) over the elements, per row."""
         # H = softplus(x) - x sigmoid(x).
         x = self.logits
         return (F.softplus(x) - x * torch.sigmoid(x)).sum(dim=-1)

@@ -32,6 +32,7 @@ class Categorical(Distribution):
         return actions - self.start if self.start else actions
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One action index per row by the Gumbel-max trick, offset by the space's `start`."""
         # Gumbel-max: argmax(logits + G) is a categorical sample, and far cheaper than
         # torch.distributions for the small batches of an EnvRunner step.
         u = torch.rand(self.logits.shape, generator=generator, device=self.logits.device).clamp_(
@@ -46,13 +47,16 @@ class Categorical(Distribution):
         return index + cls.start if cls.start else index
 
     def deterministic_sample(self) -> torch.Tensor:
+        """The argmax action per row, offset by the space's `start`."""
         index = self.logits.argmax(dim=-1)
         return index + self.start if self.start else index
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        """The log-softmax probability of each row's action (actions include the `start` offset)."""
         return self.logits.gather(-1, self._index(actions).unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
+        """H = -sum p log p per row; masked actions (logit -inf) contribute 0."""
         # Masked actions have logit -inf: clamp so that 0 * log 0 counts as 0, not NaN.
         logits = self.logits.clamp(min=torch.finfo(self.logits.dtype).min)
         return -(logits.exp() * logits).sum(dim=-1)
@@ -97,6 +101,7 @@ class MultiCategorical(Distribution):
 
     @classmethod
     def for_space(cls, space: gym.spaces.MultiDiscrete) -> type[MultiCategorical]:
+        """This class bound to a MultiDiscrete `space`: one Categorical per element of `nvec`."""
         return cls.bind(
             space,
             nvec=tuple(int(n) for n in space.nvec.flat),
@@ -123,6 +128,7 @@ class MultiCategorical(Distribution):
         return unflatten_event(actions, self.shape)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A sample from each element's Categorical, assembled into the space's shape and dtype."""
         return self._actions([c.sample(generator) for c in self.cats])
 
     @classmethod
@@ -132,13 +138,16 @@ class MultiCategorical(Distribution):
         return unflatten_event(index + np.asarray(cls.start), cls.shape).astype(cls.dtype)
 
     def deterministic_sample(self) -> torch.Tensor:
+        """Each element's argmax action, assembled into the space's shape and dtype."""
         return self._actions([c.deterministic_sample() for c in self.cats])
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        """Sum of the elements' log-probabilities (they are independent), per row."""
         index = self._indices(actions)
         return sum(c.logp(index[..., i]) for i, c in enumerate(self.cats))
 
     def entropy(self) -> torch.Tensor:
+        """Sum of the elements' entropies (they are independent), per row."""
         return sum(c.entropy() for c in self.cats)
 
     def kl(self, other: MultiCategorical) -> torch.Tensor:

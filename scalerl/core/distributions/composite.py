@@ -32,6 +32,12 @@ class MultiDistribution(Distribution):
     def for_space(
         cls, space: gym.spaces.Tuple | gym.spaces.Dict, children: list[type[Distribution]]
     ) -> type[MultiDistribution]:
+        """This class bound to a Tuple or Dict `space` whose sub-spaces have the `children` classes.
+
+        Args:
+            space: The Tuple or Dict action space.
+            children: One distribution class per sub-space, in the space's order.
+        """
         subspaces = cls._subspaces(space)
         return cls.bind(
             space,
@@ -71,6 +77,7 @@ class MultiDistribution(Distribution):
         return list(actions)
 
     def sample(self, generator: torch.Generator | None = None) -> Any:
+        """A sample from each child, packed into a tuple or dict like the action space."""
         return self._pack([d.sample(generator) for d in self.dists])
 
     @classmethod
@@ -79,12 +86,15 @@ class MultiDistribution(Distribution):
         return cls._pack([c.sample_numpy(x, rng) for c, x in zip(cls.children, parts)])
 
     def deterministic_sample(self) -> Any:
+        """Each child's deterministic sample, packed into a tuple or dict like the action space."""
         return self._pack([d.deterministic_sample() for d in self.dists])
 
     def logp(self, actions: Any) -> torch.Tensor:
+        """Sum of the children's log-probabilities of their parts of `actions`, per row."""
         return sum(d.logp(a) for d, a in zip(self.dists, self._unpack(actions)))
 
     def entropy(self) -> torch.Tensor:
+        """Sum of the children's entropies (they are independent), per row."""
         return sum(d.entropy() for d in self.dists)
 
     def kl(self, other: MultiDistribution) -> torch.Tensor:

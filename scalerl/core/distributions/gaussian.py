@@ -64,6 +64,7 @@ class DiagGaussian(_MeanLogStd):
     has_gradients = True
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """mean + std * N(0, I), shaped like the action space (not clipped to its bounds)."""
         noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
         return unflatten_event(self.mean + self.std * noise, self.shape)
 
@@ -72,12 +73,15 @@ class DiagGaussian(_MeanLogStd):
         return unflatten_event(cls._normal_sample_numpy(inputs, rng).astype(np.float32), cls.shape)
 
     def deterministic_sample(self) -> torch.Tensor:
+        """The mean, shaped like the action space."""
         return unflatten_event(self.mean, self.shape)
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        """The diagonal Normal's log-density of `actions`, summed over dimensions, per row."""
         return self._normal_logp(flatten_event(actions, self.shape))
 
     def entropy(self) -> torch.Tensor:
+        """H = sum of log_std + 1/2 + log sqrt(2 pi) over dimensions, per row."""
         return (self.log_std + 0.5 + LOG_SQRT_2PI).sum(dim=-1)
 
     def kl(self, other: DiagGaussian) -> torch.Tensor:
@@ -120,6 +124,7 @@ class SquashedGaussian(_MeanLogStd):
         return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=-1)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """tanh(mean + std * N(0, I)), in (-1, 1), shaped like the action space."""
         noise = torch.randn(self.mean.shape, generator=generator, device=self.mean.device)
         return unflatten_event(torch.tanh(self.mean + self.std * noise), self.shape)
 
@@ -139,9 +144,14 @@ class SquashedGaussian(_MeanLogStd):
         return unflatten_event(np.tanh(u).astype(np.float32), cls.shape)
 
     def deterministic_sample(self) -> torch.Tensor:
+        """tanh(mean), shaped like the action space."""
         return unflatten_event(torch.tanh(self.mean), self.shape)
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        """log pi(a) with the tanh change of variables: log N(atanh a) - log |det da/du|.
+
+        Actions at exactly +-1 are pulled just inside so that atanh stays finite.
+        """
         # Actions at +-1 (float rounding of tanh) would give u = +-inf: pull them inside.
         a = flatten_event(actions, self.shape).to(self.mean.dtype)
         eps = torch.finfo(a.dtype).eps
@@ -149,6 +159,7 @@ class SquashedGaussian(_MeanLogStd):
         return self._normal_logp(u) - self._log_det_jacobian(u)
 
     def entropy(self) -> torch.Tensor:
+        """Always raises NotImplementedError: there is no closed form; SAC uses -logp of samples."""
         raise NotImplementedError(
             "A tanh-squashed Gaussian has no closed-form entropy; estimate it as -logp of "
             "samples (`rsample_and_logp`), as SAC does."

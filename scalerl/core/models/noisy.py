@@ -40,6 +40,7 @@ class NoisyLinear(nn.Module):
         return x.sign() * x.abs().sqrt()
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        """Draw new factorized Gaussian noise eps_in, eps_out (Fortunato et al., NoisyNet)."""
         device = self.weight_mu.device
         self.eps_in.copy_(self._f(torch.randn(self.in_features, generator=generator)).to(device))
         self.eps_out.copy_(self._f(torch.randn(self.out_features, generator=generator)).to(device))

@@ -40,6 +40,7 @@ LEAF_SPACES = (
 
 
 def is_image_space(space: gym.Space) -> bool:
+    """Whether `space` is a Box with three axes (H, W, C), which gets a CNN encoder."""
     return isinstance(space, gym.spaces.Box) and len(space.shape) == 3
 
 

@@ -60,6 +60,7 @@ class LSTMCore(nn.Module):
                 bias[cell_size : 2 * cell_size] = 0.5
 
     def initial_state(self) -> dict[str, torch.Tensor]:
+        """Zero LSTM state for one sequence: {"h": zeros(out_dim), "c": zeros(out_dim)}."""
         zeros = torch.zeros(self.out_dim)
         return {"h": zeros, "c": zeros.clone()}
 

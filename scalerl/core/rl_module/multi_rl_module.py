@@ -38,22 +38,27 @@ class MultiRLModule(nn.Module):
         return len(self._rl_modules)
 
     def keys(self) -> list[str]:
+        """The module ids, in insertion order."""
         return list(self._rl_modules)
 
     def items(self) -> list[tuple[str, RLModule]]:
+        """(module id, RLModule) pairs, in insertion order."""
         return list(self._rl_modules.items())
 
     def add_module(self, module_id: str, module: RLModule) -> None:  # type: ignore[override]
         self._rl_modules[module_id] = module
 
     def remove_module(self, module_id: str) -> None:
+        """Remove the module `module_id` (KeyError if there is none)."""
         self[module_id]  # a clear KeyError for an unknown id
         del self._rl_modules[module_id]
 
     def get_state(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Module id -> that module's `get_state()` (detached tensor copies of its weights)."""
         return {mid: m.get_state() for mid, m in self._rl_modules.items()}
 
     def set_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """Load weights given as module id -> state dict into the matching modules."""
         for mid, weights in state.items():
             self[mid].set_state(weights)
 
@@ -65,6 +70,7 @@ class MultiRLModuleSpec:
     rl_module_specs: dict[str, RLModuleSpec] = field(default_factory=dict)
 
     def build(self) -> MultiRLModule:
+        """A MultiRLModule with each spec built, keyed by module id."""
         return MultiRLModule({mid: spec.build() for mid, spec in self.rl_module_specs.items()})
 
     # The single-agent path asks a spec for its spaces (observation filters); a

@@ -48,12 +48,30 @@ class RLModule(nn.Module):
 
     # Phase entry points (public) and their overridable implementations.
     def forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Outputs for acting greedily (evaluation, serving).
+
+        Subclasses implement `_forward_inference`.
+
+        Returns:
+            A dict with at least `Columns.ACTION_DIST_INPUTS`.
+        """
         return self._forward_inference(batch, **kwargs)
 
     def forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Outputs for acting while collecting training data.
+
+        Subclasses implement `_forward_exploration`.
+
+        Returns:
+            A dict with at least `Columns.ACTION_DIST_INPUTS`.
+        """
         return self._forward_exploration(batch, **kwargs)
 
     def forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Outputs that a learner's loss needs (action-distribution inputs, values, ...).
+
+        Subclasses implement `_forward_train`.
+        """
         return self._forward_train(batch, **kwargs)
 
     def forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -76,12 +94,15 @@ class RLModule(nn.Module):
 
     # Distributions.
     def get_inference_action_dist_cls(self) -> type[Distribution]:
+        """The distribution class of `forward_inference`'s outputs (default: by action space)."""
         return dist_class_for(self.action_space)
 
     def get_exploration_action_dist_cls(self) -> type[Distribution]:
+        """The distribution class of `forward_exploration`'s outputs (default: by action space)."""
         return dist_class_for(self.action_space)
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
+        """The distribution class of `forward_train`'s outputs (default: by action space)."""
         return dist_class_for(self.action_space)
 
     def get_numpy_exploration_fn(self) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -100,13 +121,16 @@ class RLModule(nn.Module):
         return None
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
+        """The recurrent state for the start of one episode, name -> tensor; {} when stateless."""
         return {}
 
     def is_stateful(self) -> bool:
+        """Whether the module is recurrent, i.e. `get_initial_state()` is not empty."""
         return bool(self.get_initial_state())
 
     # State and checkpoints.
     def get_state(self) -> dict[str, torch.Tensor]:
+        """The module's weights as detached tensor copies, keyed by state-dict name."""
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -215,6 +239,11 @@ class RLModuleSpec:
     model_config: dict[str, Any] | None = field(default=None)
 
     def build(self) -> RLModule:
+        """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`.
+
+        Raises:
+            ValueError: If `module_class` is not set.
+        """
         if self.module_class is None:
             raise ValueError("RLModuleSpec.module_class is not set.")
         return self.module_class(
