@@ -16,6 +16,13 @@ from scalerl.utils import nested
 
 
 def observation_error(what: str, space: gym.Space, why: str) -> ValueError:
+    """The ValueError for an observation that does not fit `space`, saying what to pass instead.
+
+    Args:
+        what: What was passed, e.g. "The observation" or "The observations".
+        space: The module's observation space.
+        why: Why it does not fit.
+    """
     return ValueError(
         f"{what} does not fit the module's observation space {space}: {why}. Pass "
         + (

@@ -88,6 +88,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
 
     @classmethod
     def get_default_config(cls) -> AlgorithmConfig:
+        """A fresh instance of this algorithm's config class, with its defaults (as in RLlib)."""
         return cls.config_class()
 
     def _env_spaces(self) -> tuple[gym.Space, gym.Space]:
@@ -128,6 +129,12 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self) -> dict[str, Any]:
+        """One iteration's sampling and learning; each algorithm implements it.
+
+        Returns:
+            The iteration's results, e.g. {"learners": {module_id: metrics}}; `train()` adds
+            the env-runner, timer and evaluation results.
+        """
         raise NotImplementedError
 
     def train(self) -> dict[str, Any]:
@@ -272,6 +279,11 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         return self.env_runner_group.obs_filter
 
     def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> RLModule:
+        """The learner's RLModule `module_id` (the only one, or any one of a multi-agent run).
+
+        Raises:
+            ValueError: If there is no module `module_id`; the message lists the ids.
+        """
         if self.config.is_multi_agent:
             learners = self.learner_group.learners
             if module_id == DEFAULT_MODULE_ID and len(learners) == 1:
@@ -395,11 +407,13 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
 
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
+        """Module id -> that module's weights as numpy arrays (`default_policy` if single-agent)."""
         if self.config.is_multi_agent:
             return self.learner_group.get_weights()
         return {DEFAULT_MODULE_ID: self.learner_group.get_weights()}
 
     def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        """Load weights keyed by module id into the learners and sync them to the EnvRunners."""
         if self.config.is_multi_agent:
             self.learner_group.set_weights(weights)
         else:

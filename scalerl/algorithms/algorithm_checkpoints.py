@@ -163,6 +163,7 @@ class AlgorithmCheckpoints:
             ) from None
 
     def restore(self, checkpoint_path: Any) -> None:
+        """Restore from a checkpoint directory: RLlib's older name for `restore_from_path`."""
         self.restore_from_path(checkpoint_path)
 
     @classmethod

@@ -17,6 +17,11 @@ ALGORITHMS = {
 
 
 def get_algorithm_class(name: str) -> type:
+    """The Algorithm class registered under `name` (case-insensitive, e.g. "ppo").
+
+    Raises:
+        ConfigError: If no algorithm has that name; the message suggests the nearest.
+    """
     key = name.upper()
     if key not in ALGORITHMS:
         raise ConfigError(

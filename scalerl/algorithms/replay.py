@@ -59,6 +59,18 @@ class UpdateCredit:
         per_update: int,
         default: float,
     ) -> int:
+        """Add this round's credit for `module_id` and take the whole updates it buys.
+
+        Args:
+            module_id: The module whose credit this is.
+            training_intensity: Replayed / sampled transitions, or None for `default`.
+            sampled: Transitions sampled this round.
+            per_update: Transitions one update replays.
+            default: Updates this round when `training_intensity` is None.
+
+        Returns:
+            The number of updates to run now; the fraction is kept for later rounds.
+        """
         credit = self.credit.get(module_id, 0.0)
         if training_intensity is None:
             credit += default
@@ -90,6 +102,7 @@ class ReplayMixin:
         return {DEFAULT_MODULE_ID: self.learner_group.learner}
 
     def trainable_learners(self) -> dict[str, Any]:
+        """Module id -> learner, for the modules in `policies_to_train` (all by default)."""
         trainable = getattr(self.learner_group, "policies_to_train", None)
         return {m: lr for m, lr in self.learners().items() if trainable is None or m in trainable}
 
@@ -116,17 +129,20 @@ class ReplayMixin:
         return sampled
 
     def replay_metrics(self) -> dict[str, Any]:
+        """The stored transitions in all buffers (and per module when multi-agent)."""
         out: dict[str, Any] = {"num_transitions": sum(len(b) for b in self.replay_buffers.values())}
         if self.config.is_multi_agent:
             out.update({f"{m}/num_transitions": len(b) for m, b in self.replay_buffers.items()})
         return out
 
     def save_extra_state(self, directory: Path) -> None:
+        """Write every replay buffer under `directory` if `store_buffer_in_checkpoints`."""
         if self.config.store_buffer_in_checkpoints:
             for mid, buffer in self.replay_buffers.items():
                 save_buffer_state(self._buffer_dir(directory, mid), buffer.get_state())
 
     def restore_extra_state(self, view: CheckpointView) -> None:
+        """Load the replay buffers stored in the checkpoint, if `store_buffer_in_checkpoints`."""
         if not self.config.store_buffer_in_checkpoints:
             return
         for mid, buffer in self.replay_buffers.items():

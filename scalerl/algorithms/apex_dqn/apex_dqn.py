@@ -126,6 +126,13 @@ class APEXDQNConfig(DQNConfig):
 
 
 class APEXDQN(Algorithm):
+    """Ape-X DQN (Horgan et al., 2018): asynchronous sampling into sharded prioritized replay.
+
+    EnvRunner actors, each with its own fixed epsilon, sample without waiting for the
+    learner; their transitions go to `num_replay_buffer_shards` replay-shard actors, from
+    which the learner replays batches and sends back new priorities.
+    """
+
     config_class = APEXDQNConfig
     learner_class = DQNLearner
     env_runner_class = ApexEnvRunner
@@ -164,6 +171,16 @@ class APEXDQN(Algorithm):
 
     # -- the asynchronous loop -------------------------------------------------------------
     def training_step(self) -> dict[str, Any]:
+        """Store finished samples in the shards and learn on replayed batches until
+        `min_sample_timesteps_per_iteration` env steps are sampled.
+
+        Returns:
+            The learner metrics (means over this iteration's updates) and the shards' replay
+            buffer totals.
+
+        Raises:
+            EnvRunnerError: If no EnvRunner is left to sample and nothing is being replayed.
+        """
         import ray
 
         cfg = self.config

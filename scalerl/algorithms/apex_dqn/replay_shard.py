@@ -37,10 +37,12 @@ class ReplayShard:
         return self.buffer.sample(batch_size, self.rng)
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """Set the priorities of replayed `indices` from their TD errors (no-op when uniform)."""
         if isinstance(self.buffer, PrioritizedReplayBuffer):
             self.buffer.update_priorities(indices, td_errors)
 
     def stats(self) -> dict[str, int]:
+        """{"num_transitions", "num_added", "nbytes"} of this shard's buffer."""
         return {
             "num_transitions": len(self.buffer),
             "num_added": self.buffer.num_added,
@@ -48,7 +50,9 @@ class ReplayShard:
         }
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The buffer's (arrays, JSON-able metadata), for checkpoints."""
         return self.buffer.get_state()
 
     def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Restore the buffer from the (arrays, metadata) that `get_state` returned."""
         self.buffer.set_state(arrays, meta)

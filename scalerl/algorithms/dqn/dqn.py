@@ -192,6 +192,10 @@ class DQNConfig(AlgorithmConfig):
 
 
 class DQN(ReplayMixin, Algorithm):
+    """DQN (Mnih et al., 2015) with RLlib's extensions: double Q, dueling, n-step returns,
+    noisy nets, distributional Q (C51) and prioritized replay, set in `DQNConfig`.
+    """
+
     config_class = DQNConfig
     learner_class = DQNLearner
 
@@ -215,6 +219,12 @@ class DQN(ReplayMixin, Algorithm):
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
 
     def training_step(self) -> dict[str, Any]:
+        """Sample into replay and replay `training_intensity` transitions per sampled one, until
+        `min_sample_timesteps_per_iteration` env steps are sampled.
+
+        Returns:
+            The learner metrics per trained module and the replay buffers' sizes.
+        """
         cfg = self.config
         learners = self.learners()
         rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}

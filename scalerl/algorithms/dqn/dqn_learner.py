@@ -17,6 +17,10 @@ from scalerl.utils.schedules import Scheduler
 
 
 class DQNLearner(Learner):
+    """The DQN learner: the TD loss on replayed batches, a target network and the epsilon
+    schedule of the module's epsilon-greedy exploration.
+    """
+
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         super().__init__(config, module_spec)
         self.target_module = copy.deepcopy(self.module).requires_grad_(False)
@@ -58,6 +62,7 @@ class DQNLearner(Learner):
             target.lerp_(online, tau)
 
     def set_epsilon(self, timestep: int) -> float:
+        """Set the module's epsilon from the `epsilon` schedule at `timestep`; return it."""
         epsilon = self.epsilon_schedule.value(timestep)
         self.module.epsilon.fill_(epsilon)
         return epsilon
@@ -66,6 +71,9 @@ class DQNLearner(Learner):
         return {**super().get_extra_state(), "last_target_update": self.last_target_update}
 
     def set_extra_state(self, state: dict) -> None:
+        """Restore the RNG and the last target-update step; the target network restarts as a copy
+        of the (restored) online weights, since checkpoints do not store it.
+        """
         super().set_extra_state(state)
         self.last_target_update = int(state.get("last_target_update", 0))
         # The target network is not stored: it restarts as a copy of the restored weights.

@@ -135,10 +135,19 @@ class PPOConfig(AlgorithmConfig):
 
 
 class PPO(Algorithm):
+    """PPO (Schulman et al., 2017): the clipped surrogate objective on on-policy rollouts, with
+    GAE advantages and an optional adaptive KL penalty.
+    """
+
     config_class = PPOConfig
     learner_class = PPOLearner
 
     def training_step(self) -> dict[str, Any]:
+        """Sample rollouts from every EnvRunner, run the SGD epochs, sync the new weights.
+
+        Returns:
+            {"learners": {module_id: metrics}}.
+        """
         # 1. Collect on-policy rollouts from every EnvRunner.
         with self._timer("env_runner_sampling_timer"):
             samples = self.env_runner_group.sample()

@@ -74,6 +74,10 @@ def ppo_loss(
 
 
 class PPOLearner(Learner):
+    """The PPO learner: GAE, then `num_epochs` of minibatch steps on the clipped surrogate loss
+    (hand-written gradients for the default module, autograd otherwise).
+    """
+
     # Backpropagate by hand through the default module (see `manual_gradients`); False
     # makes every module train through autograd.
     manual_gradients = True
@@ -168,6 +172,19 @@ class PPOLearner(Learner):
         return fwd_out
 
     def update(self, fragment: dict[str, np.ndarray], timestep: int) -> dict[str, float]:
+        """Compute GAE advantages for a [T, N] fragment and train on it for `num_epochs` epochs.
+
+        Advantages are standardized over the batch; after the epochs the policy's entropy
+        and KL to the sampling policy are measured and the KL coefficient adapted.
+
+        Args:
+            fragment: The sampled steps, columns shaped [T, N] (time, env).
+            timestep: Lifetime env steps sampled, for the lr and entropy schedules.
+
+        Returns:
+            Metric name -> float: the losses averaged over minibatches, entropy, KL, the
+            current coefficients and the value function's explained variance.
+        """
         cfg = self.config
         flat = self.compute_advantages(fragment)
         valid = flat.get(Columns.LOSS_MASK, slice(None))  # sequences: the unpadded steps
@@ -241,5 +258,6 @@ class PPOLearner(Learner):
         return {**super().get_extra_state(), "kl_coeff": self.kl_coeff}
 
     def set_extra_state(self, state: dict) -> None:
+        """Restore the RNG and the adaptive KL coefficient."""
         super().set_extra_state(state)
         self.kl_coeff = float(state["kl_coeff"])

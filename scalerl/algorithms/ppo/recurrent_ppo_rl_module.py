@@ -39,10 +39,12 @@ VF = "vf_"  # prefix of the value core's state keys
 
 
 def is_recurrent_config(model_config: dict[str, Any]) -> bool:
+    """Whether `model_config` asks for a recurrent core (`use_lstm` or `use_attention`)."""
     return bool(model_config.get("use_lstm") or model_config.get("use_attention"))
 
 
 def build_core(in_dim: int, cfg: dict[str, Any]) -> nn.Module:
+    """The recurrent core for inputs of size `in_dim`: a GTrXL if `use_attention`, else an LSTM."""
     if cfg.get("use_attention"):
         from scalerl.core.models.attention import gtrxl_from_model_config
 
@@ -76,6 +78,9 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
         self._build_heads(self.core.out_dim, cfg)
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
+        """The cores' zero state: the policy core's, plus the value core's under `vf_`-prefixed
+        keys when the value function does not share layers.
+        """
         state = self.core.initial_state()
         if not self.vf_share_layers:
             state.update({VF + k: v for k, v in self.vf_core.initial_state().items()})

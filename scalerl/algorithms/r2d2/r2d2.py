@@ -173,6 +173,10 @@ class R2D2Config(DQNConfig):
 
 
 class R2D2(DQN):
+    """R2D2 (Kapturowski et al., 2019): recurrent DQN on replayed fixed-length sequences with
+    stored states and a burn-in, on DQN's loop.
+    """
+
     config_class = R2D2Config
     learner_class = R2D2Learner
 
@@ -202,6 +206,12 @@ class R2D2(DQN):
         return {DEFAULT_MODULE_ID: buffer}
 
     def training_step(self) -> dict[str, Any]:
+        """Cut sampled fragments into sequences, store them, and replay per `training_intensity`,
+        until `min_sample_timesteps_per_iteration` env steps are sampled.
+
+        Returns:
+            The learner metrics and the replay buffer's size.
+        """
         cfg = self.config
         learner = self.learner_group.learner
         rows: list[dict] = []

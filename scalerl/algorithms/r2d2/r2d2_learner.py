@@ -13,6 +13,8 @@ from scalerl.core.columns import Columns
 
 
 class R2D2Learner(DQNLearner):
+    """The R2D2 learner: DQN's learner with the sequence loss (burn-in, value rescaling h)."""
+
     def update(self, batch: dict[str, Any], timestep: int) -> dict[str, Any]:
         """One step on replayed sequences; returns metrics, and the |TD errors| [B, L] with
         the mask of the trained steps (`td_error`, `td_mask`) for the sequence priorities."""

@@ -52,6 +52,7 @@ def epsilon_greedy_logits(q: torch.Tensor, epsilon: torch.Tensor) -> torch.Tenso
 
 
 def numpy_epsilon_greedy_logits(q: np.ndarray, epsilon: float) -> np.ndarray:
+    """`epsilon_greedy_logits` in numpy, for q of shape [B, A]: the EnvRunners' fast path."""
     A = q.shape[-1]
     probs = np.full(q.shape, epsilon / A, dtype=np.float32)
     probs[np.arange(len(q)), q.argmax(-1)] += 1.0 - epsilon
@@ -92,6 +93,7 @@ class RecurrentDQNTorchRLModule(RLModule):
         self.register_buffer("epsilon", torch.tensor(1.0))
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
+        """The LSTM core's zero state {"h", "c"} for one sequence."""
         return self.core.initial_state()
 
     def _inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int, int]:

@@ -75,6 +75,7 @@ class SoftQFunction(nn.Module):
         )
 
     def features(self, obs: Any) -> torch.Tensor:
+        """The observation features that the critics share (the preprocessor's output)."""
         return self.pre(obs)
 
     def forward(
@@ -117,9 +118,11 @@ class DefaultSACTorchRLModule(RLModule):
 
     # -- the parts the learner's optimizers own --------------------------------------------
     def actor_parameters(self) -> list[nn.Parameter]:
+        """The policy's parameters (the actor optimizer's)."""
         return [*self.pi_pre.parameters(), *self.pi.parameters()]
 
     def critic_parameters(self) -> list[nn.Parameter]:
+        """The Q-functions' parameters (the critic optimizer's)."""
         return list(self.qf.parameters())
 
     # -- weights: EnvRunners get the policy's only ------------------------------------------
@@ -182,12 +185,15 @@ class DefaultSACTorchRLModule(RLModule):
         return dist_inputs
 
     def get_inference_action_dist_cls(self) -> type[Distribution]:
+        """The policy's distribution: tanh-squashed Gaussian (Box) or Categorical (Discrete)."""
         return self.dist_cls
 
     def get_exploration_action_dist_cls(self) -> type[Distribution]:
+        """The policy's distribution: tanh-squashed Gaussian (Box) or Categorical (Discrete)."""
         return self.dist_cls
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
+        """The policy's distribution: tanh-squashed Gaussian (Box) or Categorical (Discrete)."""
         return self.dist_cls
 
     def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

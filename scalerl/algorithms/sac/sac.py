@@ -211,6 +211,10 @@ class SACConfig(AlgorithmConfig):
 
 
 class SAC(ReplayMixin, Algorithm):
+    """SAC (Haarnoja et al., 2018): off-policy maximum-entropy actor-critic with twin Q
+    functions, target networks and a learned temperature alpha; Box or Discrete actions.
+    """
+
     config_class = SACConfig
     learner_class = SACLearner
 
@@ -225,6 +229,12 @@ class SAC(ReplayMixin, Algorithm):
         self.update_credit = UpdateCredit()
 
     def training_step(self) -> dict[str, Any]:
+        """Sample into replay and replay `training_intensity` transitions per sampled one, until
+        `min_sample_timesteps_per_iteration` env steps are sampled; sync the policy weights.
+
+        Returns:
+            The learner metrics per trained module and the replay buffers' sizes.
+        """
         cfg = self.config
         learners = self.learners()
         rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}

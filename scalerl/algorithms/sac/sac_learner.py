@@ -48,6 +48,10 @@ def resolve_target_entropy(setting: str | float, module: Any) -> float:
 
 
 class SACLearner(Learner):
+    """The SAC learner: critic, actor and alpha losses with one Adam each, and Polyak-averaged
+    target critics.
+    """
+
     # The default module's gradients are written out (`manual_gradients.py`); False sends
     # every module through autograd on `sac_losses`.
     manual_gradients = True
@@ -108,6 +112,7 @@ class SACLearner(Learner):
         self.target_params.lerp_(self.optimizers["critic"].flat_param, float(self.config.tau))
 
     def current_lrs(self) -> dict[str, float]:
+        """The current learning rates: {"curr_actor_lr", "curr_critic_lr", "curr_alpha_lr"}."""
         return {f"curr_{name}_lr": opt.lr for name, opt in self.optimizers.items()}
 
     # -- state ----------------------------------------------------------------------------
@@ -147,5 +152,6 @@ class SACLearner(Learner):
         return {**super().get_extra_state(), "last_target_update": self.last_target_update}
 
     def set_extra_state(self, state: dict) -> None:
+        """Restore the RNG and the step of the last target-network update."""
         super().set_extra_state(state)
         self.last_target_update = int(state.get("last_target_update", 0))
