@@ -69,6 +69,7 @@ def check_module_id(module_id: Any, where: str = "module id") -> str:
 
 
 def sha256_file(path: Path) -> str:
+    """The hex SHA-256 digest of the file at `path`, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -78,11 +79,13 @@ def sha256_file(path: Path) -> str:
 
 # -- writing -------------------------------------------------------------------------------
 def write_json(path: Path, obj: Any) -> None:
+    """Write `obj` to `path` as indented JSON with sorted keys, creating parent directories."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, sort_keys=True))
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write `tensors` to `path` as safetensors (detached, on CPU, contiguous), creating parents."""
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
 
@@ -367,12 +370,15 @@ class CheckpointView:
 
     @property
     def path(self) -> Path:
+        """The directory this view reads from."""
         return self.root
 
     def has(self, rel: str) -> bool:
+        """Whether the manifest lists the file `rel` (a path relative to this view)."""
         return rel in self.files
 
     def top_level(self) -> list[str]:
+        """The sorted names of the top-level files and directories that hold listed files."""
         return sorted({PurePosixPath(f).parts[0] for f in self.files})
 
     def children(self, rel_dir: str) -> list[str]:
@@ -381,6 +387,7 @@ class CheckpointView:
         return sorted({f[len(prefix) :].split("/")[0] for f in self.files if f.startswith(prefix)})
 
     def sub(self, rel_dir: str) -> CheckpointView:
+        """A view of the listed files under `rel_dir`, with paths relative to it."""
         prefix = rel_dir.rstrip("/") + "/"
         return CheckpointView(
             self.root / rel_dir,
@@ -398,6 +405,15 @@ class CheckpointView:
         return place
 
     def read_bytes(self, rel: str, what: str) -> bytes:
+        """The bytes of the listed file `rel`, checked against its recorded SHA-256.
+
+        Args:
+            rel: The file's path relative to this view.
+            what: What the file holds, to start the error message with.
+
+        Raises:
+            CheckpointError: If the file is not listed, cannot be read, or its checksum differs.
+        """
         if rel not in self.files:
             raise CheckpointError(f"{what}: `{self.root / rel}` is missing from the checkpoint.")
         try:
@@ -413,6 +429,11 @@ class CheckpointView:
         return data
 
     def read_json(self, rel: str, what: str) -> dict:
+        """The JSON object in the listed file `rel`, checked as `read_bytes` does.
+
+        Raises:
+            CheckpointError: If the file is missing or corrupt, or does not hold a JSON object.
+        """
         try:
             data = json.loads(self.read_bytes(rel, what))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -422,9 +443,11 @@ class CheckpointView:
         return data
 
     def load_tensors(self, rel: str, what: str) -> dict[str, torch.Tensor]:
+        """The torch tensors in the listed safetensors file `rel` (else CheckpointError)."""
         return self._safetensors(rel, what, load_torch_bytes)
 
     def load_arrays(self, rel: str, what: str) -> dict[str, np.ndarray]:
+        """The numpy arrays in the listed safetensors file `rel` (else CheckpointError)."""
         return self._safetensors(rel, what, load_numpy_bytes)
 
     def _safetensors(self, rel: str, what: str, parse: Any) -> dict[str, Any]:

@@ -33,6 +33,13 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
 
 
 def unknown_keys_error(where: str, keys: Iterable[str], valid: Iterable[str]) -> ConfigError:
+    """The ConfigError for unknown setting names: each with its nearest valid name, then all valid.
+
+    Args:
+        where: What got the settings, e.g. "`config.training()`".
+        keys: The unknown names.
+        valid: The valid names.
+    """
     valid = sorted(valid)
     parts = [
         f"`{k}`" + (f" ({did_you_mean(k, valid).strip()})" if did_you_mean(k, valid) else "")

@@ -16,10 +16,12 @@ class EpisodeStats:
         self.lengths: deque[int] = deque(maxlen=window)
 
     def add(self, returns: Iterable[float], lengths: Iterable[int]) -> None:
+        """Record finished episodes: their returns and lengths, in the same order."""
         self.returns.extend(float(r) for r in returns)
         self.lengths.extend(int(n) for n in lengths)
 
     def summary(self) -> dict[str, float]:
+        """RLlib's `episode_return_mean/max/min` and `episode_len_mean` (NaN when empty)."""
         if not self.returns:
             nan = float("nan")
             return {
@@ -37,9 +39,11 @@ class EpisodeStats:
         }
 
     def get_state(self) -> dict:
+        """The window's returns and lengths as JSON-able lists, for checkpoints."""
         return {"returns": list(self.returns), "lengths": list(self.lengths)}
 
     def set_state(self, state: dict) -> None:
+        """Replace the window with the state that `get_state` returned."""
         self.returns.clear()
         self.lengths.clear()
         self.add(state["returns"], state["lengths"])
@@ -54,15 +58,19 @@ class KeyedReturns:
         self.returns: dict = {}
 
     def add(self, returns: dict) -> None:
+        """Record episode returns given as key -> list of returns."""
         for key, values in returns.items():
             self.returns.setdefault(key, deque(maxlen=self.window)).extend(map(float, values))
 
     def means(self) -> dict:
+        """Key -> mean return over its window, for the keys that have any."""
         return {k: float(np.mean(v)) for k, v in self.returns.items() if v}
 
     def get_state(self) -> list:
+        """The windows as a JSON-able list of [key, returns] pairs (keys may be tuples)."""
         return [[k, list(v)] for k, v in self.returns.items()]
 
     def set_state(self, state: list) -> None:
+        """Replace the windows with the state that `get_state` returned (lists as keys: tuples)."""
         self.returns = {}
         self.add({tuple(k) if isinstance(k, list) else k: v for k, v in state})

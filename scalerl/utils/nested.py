@@ -34,6 +34,7 @@ def leaves(struct: Any) -> list[Any]:
 
 
 def first_leaf(struct: Any) -> Any:
+    """The first leaf of a nest of dicts, tuples and lists (the struct itself if not nested)."""
     while isinstance(struct, (dict, tuple, list)):
         struct = next(iter(struct.values())) if isinstance(struct, dict) else struct[0]
     return struct

@@ -86,4 +86,5 @@ class Scheduler:
             self._v = np.array([float(v) for _, v in spec])
 
     def value(self, timestep: int) -> float:
+        """The schedule's value at `timestep`: linear between points, constant beyond the ends."""
         return float(np.interp(timestep, self._t, self._v))

@@ -9,6 +9,11 @@ import numpy as np
 
 
 def space_to_dict(space: gym.Space) -> dict[str, Any]:
+    """A JSON-able description of `space` (Box, Discrete, MultiDiscrete, MultiBinary, Tuple, Dict).
+
+    Raises:
+        TypeError: For any other kind of space.
+    """
     if isinstance(space, gym.spaces.Box):
         return {
             "type": "Box",
@@ -39,6 +44,7 @@ def space_to_dict(space: gym.Space) -> dict[str, Any]:
 
 
 def space_from_dict(d: dict[str, Any]) -> gym.Space:
+    """The space that `space_to_dict` described (ValueError for an unknown type)."""
     kind = d["type"]
     if kind == "Box":
         return gym.spaces.Box(

@@ -94,6 +94,7 @@ class SequenceReplayBuffer(ReplayBuffer):
 
     @property
     def bytes_per_sequence(self) -> int:
+        """The memory one stored sequence takes, in bytes (all columns)."""
         return self.nbytes // self.capacity
 
     @property

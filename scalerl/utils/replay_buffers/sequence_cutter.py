@@ -45,6 +45,12 @@ class SequenceCutter:
         self._carry: dict[str, Any] | None = None  # the last L - 1 steps of every env
 
     def add(self, fragment: dict[str, Any]) -> dict[str, Any] | None:
+        """Add a [T, N] fragment; return the sequences that are now complete, or None.
+
+        A sequence starts every `max_seq_len` episode steps and ends at that length or at the
+        episode's end; it carries its `burn_in` steps before it. Steps of sequences still open
+        are kept for the next fragment.
+        """
         window = self._window(fragment)
         C = 0 if self._carry is None else len(self._carry["dones"])
         W, N = window["dones"].shape
