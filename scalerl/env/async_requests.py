@@ -65,6 +65,7 @@ class AsyncRequests:
         return list(self._busy)
 
     def num_in_flight(self, runner_index: int | None = None) -> int:
+        """Requests sent and not yet fetched: to runner `runner_index`, or to all when None."""
         return sum(1 for b in self._busy.values() if runner_index in (None, b[0].index))
 
     def fetch_ready(self, timeout_s: float | None = 0.0) -> list[AsyncResult]:

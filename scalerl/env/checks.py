@@ -45,11 +45,13 @@ NONFINITE_HINT = (
 
 
 def describe(value: Any) -> str:
+    """`repr(value)`, cut to 120 characters, for error messages."""
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
 
 def flat_leaf(space: gym.Space) -> bool:
+    """Whether `space` is a single space, not a Dict or Tuple of sub-spaces."""
     return not isinstance(space, gym.spaces.Dict | gym.spaces.Tuple)
 
 
@@ -278,6 +280,12 @@ class EnvChecks:
         return out
 
     def obs_error(self, why: str, where: str) -> EnvError:
+        """The EnvError for an observation that does not fit the space, with how to fix it.
+
+        Args:
+            why: What is wrong with the observation.
+            where: Where it came from, e.g. "from reset()".
+        """
         return EnvError(
             f"Env `{self.env_id}` returned an observation {where} that does not fit its "
             f"observation space {self.space}: {why}. Fix the env's observation space (or what "
@@ -297,6 +305,7 @@ class EnvChecks:
         return None
 
     def nonfinite_error(self, what: str, value: Any, where: str) -> EnvError:
+        """The EnvError for a NaN or inf `what` (e.g. "reward") returned `where`."""
         return EnvError(
             f"Env `{self.env_id}` returned a non-finite {what} {where}: {describe(value)}. "
             f"NaN or inf in training data turns the weights into NaN. {NONFINITE_HINT}"

@@ -55,6 +55,7 @@ class RestartingEnv:
 
     @property
     def unwrapped(self) -> Any:
+        """The innermost env (of the current env, which may have been recreated)."""
         return self.env.unwrapped
 
     def _recreate(self, where: str, error: BaseException) -> None:
@@ -77,6 +78,14 @@ class RestartingEnv:
             self._next_seed = self._seed + 1_000_003 * self.num_restarts
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> Any:
+        """The env's `reset()`; an env that raises is recreated and reset again.
+
+        A recreated env's first reset uses a seed derived from the first reset's, so runs
+        stay reproducible.
+
+        Raises:
+            EnvError: If reset() raised `MAX_RESET_ATTEMPTS` times in a row.
+        """
         if seed is not None and self._seed is None:
             self._seed = seed
         if seed is None:
@@ -97,6 +106,9 @@ class RestartingEnv:
         raise AssertionError("unreachable")
 
     def step(self, action: Any) -> tuple:
+        """The env's `step(action)`; if it raises, the env is recreated and the step is returned
+        as a truncation with reward 0 and `info` = `RESTARTED` (multi-agent: every agent cut).
+        """
         try:
             out = self.env.step(action)
         except Exception as e:  # noqa: BLE001 (any env failure is recreated)
@@ -113,6 +125,7 @@ class RestartingEnv:
         return self._last_obs, 0.0, False, True, RESTARTED
 
     def close(self) -> None:
+        """Close the current env."""
         self.env.close()
 
 

@@ -553,6 +553,7 @@ class SingleAgentEnvRunner:
         }
 
     def stop(self) -> None:
+        """Close the runner's envs."""
         for env in self.envs:
             env.close()
 

@@ -128,6 +128,7 @@ class EnvRunnerGroup:
 
     @property
     def num_runners(self) -> int:
+        """The number of remote EnvRunner actors (0 when sampling locally)."""
         return len(self.remote_runners)
 
     @property
@@ -463,6 +464,7 @@ class EnvRunnerGroup:
         )
 
     def stop(self) -> None:
+        """Stop the local runner and kill the remote runner actors."""
         if self.local_runner is not None:
             self.local_runner.stop()
             self.local_runner = None

@@ -158,6 +158,7 @@ class MultiAgentEnvRunner:
         self.obs = None
 
     def pop_obs_filter_delta(self) -> None:
+        """Always None: multi-agent runners have no observation filter to merge."""
         return None
 
     # -- state (checkpoints) ---------------------------------------------------------
@@ -613,6 +614,7 @@ class MultiAgentEnvRunner:
         }
 
     def stop(self) -> None:
+        """Close and drop the runner's envs."""
         for env in self.envs:
             env.close()
         self.envs = []

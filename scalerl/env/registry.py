@@ -43,6 +43,7 @@ def is_registered_env(name: str) -> bool:
 
 
 def env_name(env: Any) -> str:
+    """A readable name for `config.env`: the string itself, or the class's or function's name."""
     if isinstance(env, str):
         return env
     return getattr(env, "__name__", repr(env))

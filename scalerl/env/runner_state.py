@@ -27,6 +27,7 @@ def get_torch_rng() -> str:
 
 
 def set_torch_rng(state: str) -> None:
+    """Restore this process's torch CPU RNG from the base64 text `get_torch_rng` returned."""
     raw = np.frombuffer(base64.b64decode(state.encode("ascii")), dtype=np.uint8)
     torch.set_rng_state(torch.from_numpy(raw.copy()))
 
