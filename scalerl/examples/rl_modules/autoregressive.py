@@ -51,6 +51,9 @@ class TwoStepCategorical(Distribution):
         return int(space[0].n) + int(space[1].n)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Always raises NotImplementedError: a2 depends on the a1 drawn, so the module samples
+        (a1, a2) itself and returns them as `Columns.ACTIONS`.
+        """
         raise NotImplementedError(
             "TwoStepCategorical cannot draw a2 for a fresh a1: the module samples (a1, a2) "
             "and returns them as Columns.ACTIONS."
@@ -59,11 +62,13 @@ class TwoStepCategorical(Distribution):
     deterministic_sample = sample
 
     def logp(self, actions: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """log p(a1, a2) = log p1(a1) + log p2(a2 | a1), for `actions` = (a1, a2)."""
         a1, a2 = actions
         logp1 = self.logits1.gather(-1, a1.long().unsqueeze(-1)).squeeze(-1)
         return logp1 + self.logits2.gather(-1, a2.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
+        """H[p1] + H[p2 | the a1 taken], per row."""
         return _entropy(self.logits1) + _entropy(self.logits2)
 
     def kl(self, other: TwoStepCategorical) -> torch.Tensor:
@@ -157,6 +162,7 @@ class AutoregressiveActionsModule(RLModule, ValueFunctionAPI):
         return self.value(batch[Columns.OBS].flatten(1).float()).squeeze(-1)
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
+        """`TwoStepCategorical` with this module's `n1` (for all three phases)."""
         return TwoStepCategorical.for_sizes(self.n1)
 
     get_exploration_action_dist_cls = get_train_action_dist_cls
