@@ -59,14 +59,25 @@ class RunningStat:
 
     @property
     def std(self) -> np.ndarray:
+        """The sample standard deviation per element (ones until two values are seen)."""
         if self.n < 2:
             return np.ones(self.shape)
         return np.sqrt(self.m2 / (self.n - 1))
 
     def to_state(self) -> dict[str, Any]:
+        """The count, mean and sum of squared deviations (Welford's m2) as JSON-able values."""
         return {"n": self.n, "mean": self.mean.tolist(), "m2": self.m2.tolist()}
 
     def set_from_state(self, state: dict[str, Any], where: str) -> None:
+        """Load the state that `to_state` returned.
+
+        Args:
+            state: {"n", "mean", "m2"}.
+            where: Where the state came from, to start the error message with.
+
+        Raises:
+            ValueError: If the shapes differ from this statistic's or the count is not an int >= 0.
+        """
         mean = np.asarray(state["mean"], dtype=np.float64)
         m2 = np.asarray(state["m2"], dtype=np.float64)
         n = state["n"]
@@ -220,6 +231,7 @@ class MeanStdFilter:
                 stat.merge(part.n, part.mean, part.m2)
 
     def reset_delta(self) -> None:
+        """Start a new delta: empty statistics, collected until the next `get_delta_state()`."""
         self.delta = [RunningStat(s.shape) for s in self.running]
 
     def _stats_from_state(self, state: Any) -> list[RunningStat]:
