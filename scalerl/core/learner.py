@@ -60,16 +60,18 @@ class Learner:
         return Scheduler(self.config.lr).value(0)
 
     def update(self, batch: Any, timestep: int) -> dict[str, float]:
-        """Train on `batch` (an epoch of minibatch steps) and return the mean metrics.
+        """Train the module on `batch` and return the metrics.
 
-        Subclasses implement this; the base class supplies the helpers below.
+        Subclasses implement this (PPO: epochs of minibatch steps on a rollout; DQN, SAC:
+        one step on a replayed batch); the base class supplies the helpers below.
 
         Args:
             batch: A sample in the batch schema (numpy columns), for this learner's module.
             timestep: Lifetime env steps sampled, for the learning-rate and other schedules.
 
         Returns:
-            Metric name -> float, averaged over the minibatches.
+            Metric name -> value, floats averaged over the minibatches (replay learners
+            also return the batch's TD errors, for the priorities).
         """
         raise NotImplementedError
 

@@ -47,9 +47,9 @@ class SequenceCutter:
     def add(self, fragment: dict[str, Any]) -> dict[str, Any] | None:
         """Add a [T, N] fragment; return the sequences that are now complete, or None.
 
-        A sequence starts every `max_seq_len` episode steps and ends at that length or at the
-        episode's end; it carries its `burn_in` steps before it. Steps of sequences still open
-        are kept for the next fragment.
+        Sequence k of an episode starts at episode step k * max_seq_len and runs
+        max_seq_len + burn_in steps, or to the episode's end (the module docstring draws it).
+        The steps of sequences still open are kept for the next fragment.
         """
         window = self._window(fragment)
         C = 0 if self._carry is None else len(self._carry["dones"])
