@@ -24,3 +24,22 @@ def assert_actor_dead():
         raise AssertionError(f"actor {actor} still answers {timeout_s} s after it was killed")
 
     return check
+
+
+@pytest.fixture
+def count_updates(monkeypatch):
+    """`count_updates(learner)` counts the learner's `update` calls from then on; returns a
+    one-item list holding the count."""
+
+    def start(learner) -> list[int]:
+        calls = [0]
+        real_update = learner.update
+
+        def counted(*args, **kwargs):
+            calls[0] += 1
+            return real_update(*args, **kwargs)
+
+        monkeypatch.setattr(learner, "update", counted)
+        return calls
+
+    return start

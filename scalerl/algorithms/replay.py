@@ -128,6 +128,28 @@ class ReplayMixin:
                 sampled[mid] += len(transitions[Columns.REWARDS])
         return sampled
 
+    def replay(self, module_id: str, sampled: int, default_updates: float) -> list[dict]:
+        """Updates of `module_id`'s learner on batches replayed from its buffer for `sampled`
+        new transitions (`UpdateCredit`; `default_updates` without `training_intensity`);
+        each update's TD errors go back to a prioritized buffer. Returns the updates'
+        metrics."""
+        learner = self.learners()[module_id]
+        buffer = self.replay_buffers[module_id]
+        cfg = learner.config
+        B = cfg.train_batch_size
+        rows = []
+        num_updates = self.update_credit.take(
+            module_id, cfg.training_intensity, sampled, B, default_updates
+        )
+        for _ in range(num_updates):
+            batch = buffer.sample(B, self.replay_rng)
+            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+            td = out.pop("td_error")
+            if isinstance(buffer, PrioritizedReplayBuffer):
+                buffer.update_priorities(batch[Columns.INDICES], td)
+            rows.append(out)
+        return rows
+
     def replay_metrics(self) -> dict[str, Any]:
         """The stored transitions in all buffers (and per module when multi-agent)."""
         out: dict[str, Any] = {"num_transitions": sum(len(b) for b in self.replay_buffers.values())}

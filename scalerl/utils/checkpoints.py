@@ -158,8 +158,8 @@ def recover(target: Path) -> None:
     if (target / MANIFEST_FILE).is_file():
         view = open_checkpoint(target, "Checkpoint", allow_unverified=False)
         for name in view.top_level():
-            if not _entry_verified(target, name, view.files):
-                src = view.locate_entry(name)
+            src = view.locate_entry(name)
+            if src != target / name:
                 if os.path.lexists(target / name):
                     exchange(src, target / name)
                 else:
@@ -179,15 +179,6 @@ def recover(target: Path) -> None:
                 os.rename(target / name, staging / name)
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_dir(target)
-
-
-def _entry_verified(root: Path, name: str, files: dict[str, str]) -> bool:
-    for rel, digest in files.items():
-        if PurePosixPath(rel).parts[0] == name:
-            file = root / rel
-            if not _is_plain_file(root, rel) or sha256_file(file) != digest:
-                return False
-    return True
 
 
 def _owned_entries(target: Path) -> set[str]:
@@ -396,7 +387,8 @@ class CheckpointView:
         )
 
     def locate_entry(self, name: str) -> Path:
-        """Where the verified copy of top-level entry `name` is (for `recover`)."""
+        """Where the verified copy of top-level entry `name` is: `root/name`, or, after an
+        interrupted save, a staging directory's copy (for `recover`)."""
         rel = next(f for f in self.files if PurePosixPath(f).parts[0] == name)
         place = self._places[rel]
         depth = len(PurePosixPath(rel).parts) - 1

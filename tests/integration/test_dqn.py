@@ -98,23 +98,14 @@ def test_replay_buffer_in_checkpoint_round_trip_and_mismatch(tmp_path):
 
 
 @pytest.mark.parametrize("intensity", [1.0, 0.5, 12.0])
-def test_training_intensity_is_replayed_over_sampled_transitions(intensity, monkeypatch):
+def test_training_intensity_is_replayed_over_sampled_transitions(intensity, count_updates):
     """RLlib's meaning: `training_intensity` replayed transitions per sampled one, with the
     fraction of an update carried over (4-step rounds, batches of 32)."""
     algo = build(training_intensity=intensity, min_sample_timesteps_per_iteration=1000)
-    learner = algo.learner_group.learner
-    updates = 0
-    real_update = learner.update
-
-    def counted(*args, **kwargs):
-        nonlocal updates
-        updates += 1
-        return real_update(*args, **kwargs)
-
-    monkeypatch.setattr(learner, "update", counted)
+    updates = count_updates(algo.learner_group.learner)
     for _ in range(3):
         algo.train()
     sampled = algo.num_env_steps_sampled_lifetime - 64  # learning starts after 64 steps
-    replayed = updates * algo.config.train_batch_size
+    replayed = updates[0] * algo.config.train_batch_size
     assert replayed / sampled == pytest.approx(intensity, rel=0.05)
     algo.stop()

@@ -217,24 +217,15 @@ def test_ray_env_runners_act_with_the_synced_policy():
 
 
 @pytest.mark.parametrize("intensity", [1.0, 8.0])
-def test_training_intensity_is_replayed_over_sampled_transitions(intensity, monkeypatch):
+def test_training_intensity_is_replayed_over_sampled_transitions(intensity, count_updates):
     """The same meaning as DQN's (and RLlib's): replayed / sampled transitions."""
     algo = config(training_intensity=intensity, min_sample_timesteps_per_iteration=1000)
     algo = algo.build_algo()
-    learner = algo.learner_group.learner
-    updates = 0
-    real_update = learner.update
-
-    def counted(*args, **kwargs):
-        nonlocal updates
-        updates += 1
-        return real_update(*args, **kwargs)
-
-    monkeypatch.setattr(learner, "update", counted)
+    updates = count_updates(algo.learner_group.learner)
     for _ in range(2):
         algo.train()
     cfg = algo.config
     sampled = algo.num_env_steps_sampled_lifetime - cfg.num_steps_sampled_before_learning_starts
-    replayed = updates * cfg.train_batch_size
+    replayed = updates[0] * cfg.train_batch_size
     assert replayed / sampled == pytest.approx(intensity, rel=0.05)
     algo.stop()

@@ -28,13 +28,8 @@ from scalerl.algorithms.replay import (
     build_replay_buffer,
     check_buffer_exponents,
 )
-from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.replay_buffers import (
-    PrioritizedReplayBuffer,
-    ReplayBuffer,
-)
 from scalerl.utils.schedules import validate_schedule
 
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
@@ -239,9 +234,7 @@ class DQN(ReplayMixin, Algorithm):
             with self._timer("learner_update_timer"):
                 for mid in rows:
                     if sampled[mid]:
-                        rows[mid] += self._replay(
-                            mid, learners[mid], self.replay_buffers[mid], sampled[mid]
-                        )
+                        rows[mid] += self.replay(mid, sampled[mid], default_updates=1.0)
             # 3. New weights and epsilon to the EnvRunners.
             with self._timer("synch_weights"):
                 self._sync_with_epsilon()
@@ -255,18 +248,3 @@ class DQN(ReplayMixin, Algorithm):
             stats["curr_epsilon"] = float(learners[mid].module.epsilon)
             results[mid] = stats
         return {"learners": results, "replay_buffer": self.replay_metrics()}
-
-    def _replay(self, mid: str, learner: Any, buffer: ReplayBuffer, sampled: int) -> list[dict]:
-        """Updates on replayed batches for `sampled` new transitions (`UpdateCredit`; without
-        `training_intensity` one update per sampling round, as RLlib); new priorities back."""
-        cfg = learner.config
-        B = cfg.train_batch_size
-        rows = []
-        for _ in range(self.update_credit.take(mid, cfg.training_intensity, sampled, B, 1.0)):
-            batch = buffer.sample(B, self.replay_rng)
-            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
-            td = out.pop("td_error")
-            if isinstance(buffer, PrioritizedReplayBuffer):
-                buffer.update_priorities(batch[Columns.INDICES], td)
-            rows.append(out)
-        return rows

@@ -27,12 +27,8 @@ from scalerl.algorithms.sac.default_sac_rl_module import (
 )
 from scalerl.algorithms.sac.sac_learner import SACLearner
 from scalerl.core import DEFAULT_MODULE_ID
-from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.replay_buffers import (
-    PrioritizedReplayBuffer,
-)
 from scalerl.utils.schedules import validate_schedule
 
 BUFFER_TYPES = ("uniform", "prioritized")
@@ -247,7 +243,7 @@ class SAC(ReplayMixin, Algorithm):
                 continue
             # 2. Replay: `training_intensity` replayed transitions per sampled one.
             with self._timer("learner_update_timer"):
-                updates = [self._replay(mid, learners[mid], sampled[mid]) for mid in rows]
+                updates = [self.replay(mid, sampled[mid], float(sampled[mid])) for mid in rows]
             for mid, new_rows in zip(rows, updates):
                 rows[mid] += new_rows
             if not any(updates):
@@ -272,22 +268,3 @@ class SAC(ReplayMixin, Algorithm):
                 )
             results[mid] = stats
         return {"learners": results, "replay_buffer": self.replay_metrics()}
-
-    def _replay(self, mid: str, learner: Any, sampled: int) -> list[dict]:
-        """Updates for `sampled` new transitions (`UpdateCredit`; without
-        `training_intensity` one update per sampled transition, the paper's ratio); new
-        priorities back to a prioritized buffer."""
-        cfg = learner.config
-        buffer = self.replay_buffers[mid]
-        num_updates = self.update_credit.take(
-            mid, cfg.training_intensity, sampled, cfg.train_batch_size, float(sampled)
-        )
-        rows = []
-        for _ in range(num_updates):
-            batch = buffer.sample(cfg.train_batch_size, self.replay_rng)
-            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
-            td = out.pop("td_error")
-            if isinstance(buffer, PrioritizedReplayBuffer):
-                buffer.update_priorities(batch[Columns.INDICES], td.cpu().numpy())
-            rows.append(out)
-        return rows

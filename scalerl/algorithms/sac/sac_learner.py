@@ -104,7 +104,7 @@ class SACLearner(Learner):
         if timestep - self.last_target_update >= cfg.target_network_update_freq:
             self.update_target()
             self.last_target_update = timestep
-        return {**stats, "td_error": td_errors}
+        return {**stats, "td_error": td_errors.detach().cpu().numpy()}
 
     @torch.no_grad()
     def update_target(self) -> None:
