@@ -155,7 +155,9 @@ def resolve_env(name: str, trusted: tuple = ()) -> Any:
             "name. Register it with `scalerl.register_env('my-env', creator)` and use "
             "`.environment('my-env')` instead."
         )
-    return resolve(name, "the env class or creator", trusted)
+    from scalerl.env.multi_agent_env import MultiAgentEnv
+
+    return resolve(name, "the env class or creator", trusted, own=(gym.Env, MultiAgentEnv))
 
 
 def check_stored_env_id(env: Any) -> None:

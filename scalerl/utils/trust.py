@@ -4,7 +4,8 @@ A checkpoint stores classes (an env class, a custom RLModule, a policy mapping f
 `package.module:QualName` strings. Loading resolves such a name only against what this
 process has vouched for, and never imports a module for it:
 
-- scalerl's own classes and functions (defined in `scalerl.*`);
+- scalerl's own classes of the kind the name is for (an env class for an env, an
+  RLModule subclass for a module), defined in `scalerl.*`;
 - objects registered with `register_trusted(...)` (and env creators given to
   `register_env`), or given to a config in this process (saving registers them);
 - objects passed by the caller, e.g. `Algorithm.from_checkpoint(path, trusted=[MyEnv])`.
@@ -38,7 +39,13 @@ def register_trusted(*objs: Any) -> None:
             _TRUSTED[name] = obj
 
 
-def resolve(name: Any, what: str, trusted: Iterable[Any] = (), base: type | None = None) -> Any:
+def resolve(
+    name: Any,
+    what: str,
+    trusted: Iterable[Any] = (),
+    base: type | None = None,
+    own: tuple[type, ...] | None = None,
+) -> Any:
     """The class or function that a checkpoint names as `name`.
 
     Args:
@@ -46,6 +53,9 @@ def resolve(name: Any, what: str, trusted: Iterable[Any] = (), base: type | None
         what: What the name is for, for the error message (e.g. "the env class").
         trusted: Objects the caller vouches for, matched by their qualified name.
         base: If given, the object must be a subclass of it.
+        own: The kinds of scalerl's own classes the name may pick without being
+            registered (default: `base`; none without it). A name of any other scalerl
+            class or function (e.g. `scalerl.cli:main` as an env creator) is refused.
 
     Raises:
         CheckpointError: The name is not scalerl's own, registered, or in `trusted`.
@@ -56,7 +66,8 @@ def resolve(name: Any, what: str, trusted: Iterable[Any] = (), base: type | None
     if obj is None:
         obj = _TRUSTED.get(name)
     if obj is None:
-        obj = _scalerl_object(name)
+        kinds = own if own is not None else (base,) if base is not None else ()
+        obj = _scalerl_class(name, kinds)
     if obj is None:
         module, _, qualname = name.partition(":")
         short = qualname.split(".")[0]
@@ -71,10 +82,11 @@ def resolve(name: Any, what: str, trusted: Iterable[Any] = (), base: type | None
     return obj
 
 
-def _scalerl_object(name: str) -> Any:
-    """A class or function defined in scalerl itself, found under exactly that name."""
+def _scalerl_class(name: str, kinds: tuple[type, ...]) -> Any:
+    """A class defined in scalerl itself, found under exactly that name, that subclasses
+    one of `kinds` (None otherwise)."""
     module_name, _, qualname = name.partition(":")
-    if module_name != "scalerl" and not module_name.startswith("scalerl."):
+    if not kinds or (module_name != "scalerl" and not module_name.startswith("scalerl.")):
         return None
     import importlib
 
@@ -85,7 +97,7 @@ def _scalerl_object(name: str) -> Any:
     except (ImportError, AttributeError, ValueError):
         return None
     # `scalerl.x:os.system` would reach another module's function through an import.
-    if not callable(obj) or qualified_name(obj) != name:
+    if not (isinstance(obj, type) and issubclass(obj, kinds)) or qualified_name(obj) != name:
         return None
     return obj
 

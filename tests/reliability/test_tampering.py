@@ -119,6 +119,8 @@ def test_pickle_in_weight_file_is_refused(copy, marker):
         "os:system",
         "scalerl.utils.checkpoints:shutil.rmtree",  # reached through a scalerl import
         "scalerl.env.registry:gym.make",
+        "scalerl.cli:main",  # scalerl's own function, not an env: env_config as its argv
+        "scalerl.algorithms.ppo:PPO",  # scalerl's own class, not an env
     ],
 )
 def test_callable_in_config_is_refused(copy, marker, name):
