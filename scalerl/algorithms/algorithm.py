@@ -32,7 +32,6 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
-from scalerl.core.multi_learner_group import MultiLearnerGroup
 from scalerl.core.rl_module import Columns, RLModule
 from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
@@ -60,19 +59,23 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         runner_class = self.env_runner_class
         if config.is_multi_agent:
             self.module_spec = self._multi_agent_spec()
-            self.learner_group = MultiLearnerGroup(
-                config, self.learner_class, self.module_spec, config.policies_to_train
-            )
-            self._check_memoryless()
             runner_class = MultiAgentEnvRunner
         else:
             obs_space, act_space = self._env_spaces()
             self.module_spec = config.get_rl_module_spec(obs_space, act_space)
-            self.learner_group = LearnerGroup(config, self.learner_class, self.module_spec)
+        # One learner per module (a single-agent run: `default_policy`), here or in Ray.
+        self.learner_group = LearnerGroup(
+            config,
+            self.learner_class,
+            self.module_spec,
+            config.policies_to_train if config.is_multi_agent else None,
+        )
+        if config.is_multi_agent:
+            self._check_memoryless()
         self.env_runner_group = EnvRunnerGroup(
             config, self.env_creator, self.module_spec, config.num_env_runners, runner_class
         )
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.env_runner_group.sync_weights(self.runner_weights())
         self.eval_env_runner_group: EnvRunnerGroup | None = None
         self.episode_stats = EpisodeStats(config.metrics_num_episodes_for_smoothing)
         self.agent_returns = KeyedReturns(config.metrics_num_episodes_for_smoothing)
@@ -246,9 +249,7 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
                 cfg.evaluation_num_env_runners,
                 MultiAgentEnvRunner if cfg.is_multi_agent else SingleAgentEnvRunner,
             )
-        self.eval_env_runner_group.sync_weights(
-            self.learner_group.get_weights(), obs_filter=self.obs_filter
-        )
+        self.eval_env_runner_group.sync_weights(self.runner_weights(), obs_filter=self.obs_filter)
         episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
         steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
         parts = self.eval_env_runner_group.sample_episodes(
@@ -284,22 +285,15 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         Raises:
             ValueError: If there is no module `module_id`; the message lists the ids.
         """
-        if self.config.is_multi_agent:
-            learners = self.learner_group.learners
-            if module_id == DEFAULT_MODULE_ID and len(learners) == 1:
-                module_id = next(iter(learners))
-            if module_id not in learners:
-                raise ValueError(
-                    f"No module `{module_id}`.{did_you_mean(module_id, list(learners))}"
-                    f" Modules: {list(learners)}."
-                )
-            return learners[module_id].module
-        if module_id != DEFAULT_MODULE_ID:
+        modules = self.learner_group.module
+        if module_id == DEFAULT_MODULE_ID and len(modules) == 1:
+            module_id = modules.keys()[0]
+        if module_id not in modules:
+            ids = modules.keys()
             raise ValueError(
-                f"No module `{module_id}`.{did_you_mean(module_id, [DEFAULT_MODULE_ID])}"
-                f" Modules: ['{DEFAULT_MODULE_ID}']."
+                f"No module `{module_id}`.{did_you_mean(module_id, ids)} Modules: {ids}."
             )
-        return self.learner_group.module
+        return modules[module_id]
 
     def compute_actions(
         self,
@@ -408,17 +402,21 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
     # -- weights ----------------------------------------------------------------------------
     def get_weights(self) -> dict[str, dict[str, np.ndarray]]:
         """Module id -> that module's weights as numpy arrays (`default_policy` if single-agent)."""
-        if self.config.is_multi_agent:
-            return self.learner_group.get_weights()
-        return {DEFAULT_MODULE_ID: self.learner_group.get_weights()}
+        return self.learner_group.get_weights()
 
     def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
         """Load weights keyed by module id into the learners and sync them to the EnvRunners."""
-        if self.config.is_multi_agent:
-            self.learner_group.set_weights(weights)
-        else:
-            self.learner_group.set_weights(weights[DEFAULT_MODULE_ID])
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.learner_group.set_weights(weights)
+        self.env_runner_group.sync_weights(self.runner_weights())
+
+    def runner_weights(
+        self, weights: dict[str, dict[str, Any]] | None = None, inference_only: bool = False
+    ) -> dict[str, Any]:
+        """`weights` keyed by module id (default: the learners' current ones) in the form
+        the EnvRunners take: keyed by module id (multi-agent) or the one module's."""
+        if weights is None:
+            weights = self.learner_group.get_weights(inference_only=inference_only)
+        return weights if self.config.is_multi_agent else weights[DEFAULT_MODULE_ID]
 
     # -- shutdown ---------------------------------------------------------------------------
     def stop(self) -> None:

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.env.registry import env_name
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
@@ -67,10 +66,7 @@ class AlgorithmCheckpoints:
             )
         target = ckpt.as_path(path)
         with ckpt.write_checkpoint(target, "Algorithm") as tmp:
-            if self.config.is_multi_agent:
-                self.learner_group.save(tmp / "learner_group")
-            else:
-                self.learner_group.save(tmp / "learner_group", DEFAULT_MODULE_ID)
+            self.learner_group.save(tmp / "learner_group")
             if self.obs_filter is not None:
                 ckpt.write_json(tmp / OBS_FILTER_FILE, self.obs_filter.get_state())
             ckpt.write_json(tmp / ENV_RUNNER_STATE_FILE, self.get_env_runner_state())
@@ -116,12 +112,9 @@ class AlgorithmCheckpoints:
             if not self.config.is_multi_agent:
                 raise CheckpointError("`module_ids` applies to multi-agent algorithms only.")
             self.learner_group.load(learners, module_ids)
-            self.env_runner_group.sync_weights(self.learner_group.get_weights())
+            self.env_runner_group.sync_weights(self.runner_weights())
             return
-        if self.config.is_multi_agent:
-            self.learner_group.load(learners)
-        else:
-            self.learner_group.load(learners, DEFAULT_MODULE_ID)
+        self.learner_group.load(learners)
         counters = state["counters"]
         self.iteration = counters["training_iteration"]
         self.num_env_steps_sampled_lifetime = counters["num_env_steps_sampled_lifetime"]
@@ -138,7 +131,7 @@ class AlgorithmCheckpoints:
         self._restore_obs_filter(view)
         self.set_env_runner_state(view, ENV_RUNNER_STATE_FILE)
         self.restore_extra_state(view)
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.env_runner_group.sync_weights(self.runner_weights())
 
     def save_extra_state(self, directory: Path) -> None:
         """Write what a subclass keeps beyond learner, filter and counters (e.g. a replay

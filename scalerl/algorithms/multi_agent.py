@@ -31,8 +31,8 @@ class MultiAgentMixin:
 
     def _check_memoryless(self) -> None:
         """The multi-agent EnvRunner keeps no per-agent recurrent state (yet)."""
-        for mid, learner in self.learner_group.learners.items():
-            if learner.module.is_stateful():
+        for mid, module in self.learner_group.module.items():
+            if module.is_stateful():
                 raise ConfigError(
                     f"Policy `{mid}` has a recurrent module: multi-agent training supports "
                     "memoryless modules so far (drop `use_lstm` / `use_attention`)."
@@ -62,7 +62,7 @@ class MultiAgentMixin:
         ones plus this module). EnvRunners start fresh episodes with the new mapping.
         """
         cfg = self._require_multi_agent("add_module")
-        if module_id in self.learner_group.learners:
+        if module_id in self.learner_group.module:
             raise ConfigError(f"A module `{module_id}` exists already: remove it first.")
         changes: dict[str, Any] = {
             "policies": {**normalize_policies(cfg.policies), module_id: module_spec}
@@ -138,4 +138,4 @@ class MultiAgentMixin:
         if self.eval_env_runner_group is not None:  # rebuilt with the new modules when needed
             self.eval_env_runner_group.stop()
             self.eval_env_runner_group = None
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        self.env_runner_group.sync_weights(self.runner_weights())

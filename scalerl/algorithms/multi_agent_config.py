@@ -96,8 +96,6 @@ def validate_multi_agent(config: Any) -> None:
             )
     for overrides in (config.algorithm_config_overrides_per_module or {}).values():
         config.copy().update_from_dict({"policies": None, **dict(overrides)}).validate()
-    if config.num_learners > 0:
-        raise ConfigError("Multi-agent training runs its learners in the driver: `num_learners=0`.")
     if config.observation_filter != "NoFilter" or config.env_to_module_connector is not None:
         raise ConfigError(
             "Observation filters are single-agent only so far: set `observation_filter` to "

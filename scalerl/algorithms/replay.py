@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
 from scalerl.utils.checkpoints import CheckpointView
@@ -35,6 +38,24 @@ def check_buffer_exponents(replay_buffer_config: dict) -> None:
             raise ConfigError(
                 f"`replay_buffer_config[{key!r}]` must be a number >= 0, got {value!r}."
             )
+
+
+def mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """An iteration's update metrics in one dict: means over the updates, except
+    `num_module_steps_trained` (summed) and the other `num_*` counters (lifetime: the
+    last). Scalar tensors are stacked and converted once (not one host sync per update)."""
+    out: dict[str, float] = {}
+    for key in rows[0] if rows else ():
+        values = [row[key] for row in rows]
+        if key == "num_module_steps_trained":
+            out[key] = float(sum(values))
+        elif key.startswith("num_"):
+            out[key] = float(values[-1])
+        elif all(isinstance(v, torch.Tensor) for v in values):
+            out[key] = float(torch.stack(values).float().mean())
+        else:
+            out[key] = float(np.mean([float(v) for v in values]))
+    return out
 
 
 class UpdateCredit:
@@ -95,16 +116,14 @@ class ReplayMixin:
     def replay_buffer(self, buffer: ReplayBuffer) -> None:
         self.replay_buffers = {DEFAULT_MODULE_ID: buffer}
 
-    def learners(self) -> dict[str, Any]:
-        """{module_id: learner}: the one learner, or one per policy (multi-agent)."""
-        if self.config.is_multi_agent:
-            return self.learner_group.learners
-        return {DEFAULT_MODULE_ID: self.learner_group.learner}
+    def module_configs(self) -> dict[str, Any]:
+        """Module id -> its config (per-module overrides applied), for every module."""
+        return {m: self.config.get_config_for_module(m) for m in self.learner_group.module_ids}
 
-    def trainable_learners(self) -> dict[str, Any]:
-        """Module id -> learner, for the modules in `policies_to_train` (all by default)."""
-        trainable = getattr(self.learner_group, "policies_to_train", None)
-        return {m: lr for m, lr in self.learners().items() if trainable is None or m in trainable}
+    def trained_module_ids(self) -> list[str]:
+        """The modules in `policies_to_train` (all by default), in module order."""
+        trained = self.learner_group.policies_to_train
+        return [m for m in self.learner_group.module_ids if m in trained]
 
     def by_module(self, batch: dict) -> list[tuple[str, dict]]:
         """A runner's batch as (module_id, fragment) pairs."""
@@ -114,7 +133,7 @@ class ReplayMixin:
         """Sample a fragment from every EnvRunner and store it as n-step transitions in
         its module's buffer (with the module's own `n_step` and `gamma`: per-module
         overrides apply); returns the number of transitions added per module."""
-        configs = {mid: learner.config for mid, learner in self.learners().items()}
+        configs = self.module_configs()
         with self._timer("env_runner_sampling_timer"):
             samples = self.env_runner_group.sample()
         fragments, metrics = zip(*samples)
@@ -129,13 +148,12 @@ class ReplayMixin:
         return sampled
 
     def replay(self, module_id: str, sampled: int, default_updates: float) -> list[dict]:
-        """Updates of `module_id`'s learner on batches replayed from its buffer for `sampled`
-        new transitions (`UpdateCredit`; `default_updates` without `training_intensity`);
-        each update's TD errors go back to a prioritized buffer. Returns the updates'
-        metrics."""
-        learner = self.learners()[module_id]
+        """Updates of `module_id` (through the learner group) on batches replayed from its
+        buffer for `sampled` new transitions (`UpdateCredit`; `default_updates` without
+        `training_intensity`); each update's TD errors go back to a prioritized buffer.
+        Returns the updates' metrics."""
         buffer = self.replay_buffers[module_id]
-        cfg = learner.config
+        cfg = self.config.get_config_for_module(module_id)
         B = cfg.train_batch_size
         rows = []
         num_updates = self.update_credit.take(
@@ -143,7 +161,8 @@ class ReplayMixin:
         )
         for _ in range(num_updates):
             batch = buffer.sample(B, self.replay_rng)
-            out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+            timestep = self.num_env_steps_sampled_lifetime
+            out = self.learner_group.update({module_id: batch}, timestep)[module_id]
             td = out.pop("td_error")
             if isinstance(buffer, PrioritizedReplayBuffer):
                 buffer.update_priorities(batch[Columns.INDICES], td)

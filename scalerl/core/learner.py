@@ -25,7 +25,7 @@ MAX_NON_FINITE_UPDATES_IN_A_ROW = 3
 class Learner:
     """Owns the trainable module and its optimizer; subclasses define `update()`."""
 
-    # The module this learner trains (multi-agent: set by the MultiLearnerGroup), for errors.
+    # The module this learner trains (set by `ModuleLearners`), named in errors.
     module_id: str = DEFAULT_MODULE_ID
     # Minibatches per epoch, when a data-parallel group fixes it (see `minibatch_bounds`).
     fixed_steps_per_epoch: int | None = None

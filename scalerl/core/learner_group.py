@@ -1,11 +1,12 @@
-"""LearnerGroup: the Learner(s) that update the module(s).
+"""LearnerGroup: the learners that update the modules, keyed by module id.
 
-`num_learners=0`: one Learner in the driver process. `num_learners=N >= 1`: N Learners in
-Ray actors doing data-parallel SGD (RLlib's LearnerGroup): each update's batch is split
-along the env axis into N shards, every learner computes its loss on its shard, and the
+`num_learners=0`: one `ModuleLearners` (a Learner per module) in the driver process.
+`num_learners=N >= 1`: N `LearnerWorker` Ray actors doing data-parallel SGD (RLlib's
+LearnerGroup), each with a Learner per module: each module's batch is split into N shards
+(`utils.batch.split_for_learners`), every learner computes its loss on its shard, and the
 gradients are averaged with a torch.distributed all-reduce (gloo on CPU, nccl on GPUs)
-before each optimizer step, so all learners keep identical weights. The driver keeps a
-local copy of the module, synced from learner 0 after every update.
+before each optimizer step, so all learners keep identical weights. The driver keeps
+copies of the modules, synced from learner 0 after every update.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import socket
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerl.core.learner import Learner, read_learner_files
-from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
+from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.learner import Learner
+from scalerl.core.module_learners import (
+    ModuleLearners,
+    module_weights,
+    read_module_state,
+    save_module_state,
+)
+from scalerl.core.rl_module import Columns, RLModuleSpec
+from scalerl.core.rl_module.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 from scalerl.utils import checkpoints as ckpt
-from scalerl.utils.batch import split_fragment
+from scalerl.utils import nested
+from scalerl.utils.batch import split_for_learners
 from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.ray_init import init_ray_if_needed
 
@@ -58,24 +69,14 @@ def steps_per_epoch(shard_sizes: list[int], minibatch_size: int) -> int | None:
 
 
 class LearnerWorker:
-    """One data-parallel Learner (rank `rank` of `world_size`), run as a Ray actor."""
+    """One data-parallel learner process (rank `rank` of `world_size`), run as a Ray actor:
+    the `ModuleLearners` of every module, in a torch.distributed process group."""
 
-    def __init__(
-        self,
-        config: Any,
-        learner_class: type[Learner],
-        module_spec: RLModuleSpec,
-        rank: int,
-        world_size: int,
-    ):
+    def __init__(self, config: Any, learner_class: type[Learner], rank: int, world_size: int):
         self.rank = rank
         self.world_size = world_size
-        cfg = config.copy()
-        cfg.minibatch_size = per_learner_minibatch_size(config)
-        self.learner: Learner = learner_class(cfg, module_spec)
-        # Same initial weights come from rank 0 (see `setup`); the minibatch shuffles differ.
-        if config.seed is not None and rank > 0:
-            self.learner.rng = np.random.default_rng([config.seed, rank])
+        self.config = config
+        self.learners = ModuleLearners(config, learner_class, _per_learner_config)
 
     def address(self) -> tuple[str, int]:
         """This node's IP and a free TCP port, for the process group's rendezvous (rank 0)."""
@@ -86,86 +87,107 @@ class LearnerWorker:
             port = s.getsockname()[1]
         return ray.util.get_node_ip_address(), port
 
-    def setup(self, addr: str, port: int) -> None:
-        """Join the process group; then every learner takes rank 0's initial weights."""
-        dist = torch.distributed
+    def setup(self, addr: str, port: int, specs: dict[str, RLModuleSpec]) -> None:
+        """Join the process group, then build the modules' learners (`add_module`)."""
+        cfg = self.config
+        cuda = cfg.num_gpus_per_learner > 0 and torch.cuda.is_available()
         # NCCL needs one GPU per rank; fractional GPUs (two learners on one GPU) use gloo.
-        use_nccl = (
-            self.learner.device.type == "cuda" and self.learner.config.num_gpus_per_learner >= 1
-        )
-        dist.init_process_group(
+        use_nccl = cuda and cfg.num_gpus_per_learner >= 1
+        torch.distributed.init_process_group(
             "nccl" if use_nccl else "gloo",
             init_method=f"tcp://{addr}:{port}",
             rank=self.rank,
             world_size=self.world_size,
             timeout=_COLLECTIVE_TIMEOUT,
         )
-        with torch.no_grad():
-            for tensor in self.learner.module.state_dict().values():
-                dist.broadcast(tensor, src=0)
+        for mid, spec in specs.items():
+            self.add_module(mid, spec)
 
-    def update(self, shard: dict, timestep: int, steps: int | None) -> dict[str, float]:
-        """Update this rank's learner on its `shard` of the batch and return its metrics.
+    def add_module(self, module_id: str, spec: RLModuleSpec) -> None:
+        """Build the learner of a new module; every rank takes rank 0's initial weights."""
+        learner = self.learners.add(module_id, spec)
+        # Same initial weights come from rank 0; the minibatch shuffles differ.
+        if learner.config.seed is not None and self.rank > 0:
+            learner.rng = np.random.default_rng([learner.config.seed, self.rank])
+        with torch.no_grad():
+            for tensor in learner.module.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
+    def remove_module(self, module_id: str) -> None:
+        """Drop a module's learner."""
+        self.learners.remove(module_id)
+
+    def update(
+        self, shards: dict[str, dict], timestep: int, steps: dict[str, int | None]
+    ) -> dict[str, dict[str, Any]]:
+        """Update this rank's learners on their `shards` of the batches; {module_id: metrics}.
 
         Args:
-            shard: This learner's part of the batch (numpy columns).
+            shards: Module id -> this learner's part of its batch (numpy columns).
             timestep: Lifetime env steps sampled, for the schedules.
-            steps: Minibatch steps per epoch, the same on every rank so that DDP's all-reduces
-                pair up; None lets the learner count them from its shard.
+            steps: Module id -> minibatch steps per epoch, the same on every rank so that
+                the all-reduces pair up; None lets the learner count them from its shard.
         """
-        self.learner.fixed_steps_per_epoch = steps
         # Arrays from Ray's object store are read-only; torch wants writable ones.
-        shard = {k: v if v.flags.writeable else v.copy() for k, v in shard.items()}
-        metrics = self.learner.update(shard, timestep)
-        self._sync_extra_state()
+        shards = {mid: _writable(shard) for mid, shard in shards.items()}
+        metrics = self.learners.update(shards, timestep, steps)
+        for mid in shards:
+            self._sync_extra_state(mid)
         return metrics
 
-    def _sync_extra_state(self) -> None:
+    def _sync_extra_state(self, module_id: str) -> None:
         """State beyond weights (e.g. PPO's adaptive KL coefficient) follows rank 0, so all
         learners keep optimizing the same loss; each keeps its own shuffling RNG."""
         if self.world_size == 1:
             return
-        state = [self.learner.get_extra_state() if self.rank == 0 else None]
+        learner = self.learners.learners[module_id]
+        state = [learner.get_extra_state() if self.rank == 0 else None]
         torch.distributed.broadcast_object_list(state, src=0)
         if self.rank > 0:
-            own = self.learner.get_extra_state()
-            self.learner.set_extra_state(
-                {**state[0], **({"rng": own["rng"]} if "rng" in own else {})}
-            )
+            own = learner.get_extra_state()
+            learner.set_extra_state({**state[0], **({"rng": own["rng"]} if "rng" in own else {})})
 
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """This rank's module weights as numpy arrays, keyed by state-dict name."""
-        return self.learner.get_weights()
+    def get_weights(self, module_ids: list[str] | None, inference_only: bool = False) -> dict:
+        """Module id -> this rank's module weights as numpy arrays."""
+        return self.learners.get_weights(module_ids, inference_only)
 
-    def set_weights(self, weights: dict[str, Any]) -> None:
-        """Load module weights into this rank's learner."""
-        self.learner.set_weights(weights)
+    def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        """Load module weights (keyed by module id) into this rank's learners."""
+        self.learners.set_weights(weights)
 
-    def get_state(self) -> dict[str, Any]:
-        """Optimizer tensors and JSON-able state, as `Learner.save` writes them."""
-        learner = self.learner
-        return {
-            "optimizer_tensors": {k: v.detach().cpu() for k, v in learner.state_tensors().items()},
-            "learner_state": {
-                "optimizer": learner.optimizer_hyperparameters(),
-                "extra": self.learner.get_extra_state(),
-            },
-        }
+    def get_state(self, module_id: str) -> dict[str, Any]:
+        """A module's optimizer tensors and JSON learner state (`ModuleLearners.get_state`)."""
+        return self.learners.get_state(module_id)
 
-    def set_state(self, weights: dict[str, Any], tensors: dict, learner_state: dict) -> None:
-        """Restore weights, optimizer tensors and learner state from a checkpoint.
+    def set_state(self, module_id: str, weights: dict, tensors: dict, learner_state: dict) -> None:
+        """Restore a module's weights, optimizer tensors and learner state from a checkpoint.
 
         Ranks other than 0 then reseed their RNG from the restored one, so that each rank
         still shuffles its minibatches differently.
         """
-        self.learner.set_state(weights, tensors, learner_state)
+        self.learners.set_state(module_id, weights, tensors, learner_state)
         if self.rank > 0:  # rank 0's RNG state was saved; derive a distinct stream from it
-            seed = int(self.learner.rng.integers(2**62))
-            self.learner.rng = np.random.default_rng([seed, self.rank])
+            learner = self.learners.learners[module_id]
+            seed = int(learner.rng.integers(2**62))
+            learner.rng = np.random.default_rng([seed, self.rank])
+
+    def foreach_learner(self, fn: Callable[[Learner], Any]) -> dict[str, Any]:
+        """`fn(learner)` on this rank's learner of every module; {module_id: result}."""
+        return self.learners.foreach(fn)
+
+
+def _writable(shard: dict) -> dict:
+    return nested.map_structure(lambda v: v if v.flags.writeable else v.copy(), shard)
+
+
+def _per_learner_config(config: Any) -> Any:
+    config.minibatch_size = per_learner_minibatch_size(config)
+    return config
 
 
 def validate_num_learners(config: Any) -> None:
-    """Fail early on settings that cannot be split over `num_learners` learners."""
+    """Fail early on on-policy single-agent settings that cannot be split over
+    `num_learners` learners: every learner needs whole env columns of the rollout."""
     n = config.num_learners
     envs = max(1, config.num_env_runners) * config.num_envs_per_env_runner
     if envs < n:
@@ -177,6 +199,12 @@ def validate_num_learners(config: Any) -> None:
             f"{config.num_envs_per_env_runner}). Use at least {n} envs, e.g. "
             f"`config.env_runners(num_envs_per_env_runner={per_runner})`, or fewer learners."
         )
+    validate_minibatch_size(config)
+
+
+def validate_minibatch_size(config: Any) -> None:
+    """`minibatch_size` is split over the learners: it must be at least `num_learners`."""
+    n = config.num_learners
     if config.minibatch_size < n:
         raise ConfigError(
             f"`minibatch_size` ({config.minibatch_size}) is split over {n} learners and must "
@@ -205,35 +233,64 @@ def _check_cluster_capacity(config: Any) -> None:
 
 
 class LearnerGroup:
-    """One local Learner in the driver (`num_learners=0`) or N data-parallel Ray actors."""
+    """The learners of every module, in the driver (`num_learners=0`) or in N data-parallel
+    Ray actors; one interface keyed by module id for single- and multi-agent runs.
 
-    def __init__(self, config: Any, learner_class: type[Learner], module_spec: RLModuleSpec):
+    Algorithms talk to the learners only through this group: `update` batches keyed by
+    module id (metrics keyed by module id back, with per-sample outputs such as TD errors),
+    `get_weights` / `set_weights` keyed by module id, `save` / `load`, `add_module` /
+    `remove_module`, and `foreach_learner` for anything else.
+
+    Args:
+        config: The algorithm config (each module's learner gets its per-module config).
+        learner_class: The algorithm's Learner class.
+        module_spec: The modules to train: a MultiRLModuleSpec, or one RLModuleSpec (a
+            single-agent run: its module is `default_policy`).
+        policies_to_train: Module ids to train; None trains all of them.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        learner_class: type[Learner],
+        module_spec: MultiRLModuleSpec | RLModuleSpec,
+        policies_to_train: Iterable[str] | None = None,
+    ):
+        if isinstance(module_spec, RLModuleSpec):
+            module_spec = MultiRLModuleSpec({DEFAULT_MODULE_ID: module_spec})
+        specs = dict(module_spec.rl_module_specs)
         self.config = config
-        self.learner: Learner | None = None
+        self.policies_to_train: set[str] = set(
+            specs if policies_to_train is None else policies_to_train
+        )
+        self._local: ModuleLearners | None = None
         self.remote_learners: list = []
-        self._module: RLModule | None = None
+        self._modules = MultiRLModule()  # with remote learners: the driver's copies
         if config.num_learners == 0:
-            self.learner = learner_class(config, module_spec)
+            self._local = ModuleLearners(config, learner_class)
+            for mid, spec in specs.items():
+                self._local.add(mid, spec)
             return
-        validate_num_learners(config)
+        validate_minibatch_size(config)
         init_ray_if_needed()
         import ray
 
         n = config.num_learners
         _check_cluster_capacity(config)
-        self._module = module_spec.build()
         actor_cls = ray.remote(LearnerWorker).options(
             num_cpus=config.num_cpus_per_learner,
             num_gpus=config.num_gpus_per_learner,
             max_restarts=0,
         )
         self.remote_learners = [
-            actor_cls.remote(config, learner_class, module_spec, rank, n) for rank in range(n)
+            actor_cls.remote(config, learner_class, rank, n) for rank in range(n)
         ]
         self._wait_started(n)
         addr, port = ray.get(self.remote_learners[0].address.remote())
-        self._get([w.setup.remote(addr, port) for w in self.remote_learners], fatal=True)
-        self._set_local_weights(ray.get(self.remote_learners[0].get_weights.remote()))
+        self._get([w.setup.remote(addr, port, specs) for w in self.remote_learners], fatal=True)
+        for mid, spec in specs.items():
+            self._modules.add_module(mid, spec.build())
+        self._pull_weights(list(specs))
 
     def _wait_started(self, n: int) -> None:
         """Warn (once) if Ray cannot place the learners yet, instead of waiting silently."""
@@ -259,102 +316,171 @@ class LearnerGroup:
 
     @property
     def is_local(self) -> bool:
-        """True when the group trains with one in-process learner (`num_learners=0`)."""
-        return self.learner is not None
+        """True when the group trains in this process (`num_learners=0`)."""
+        return self._local is not None
 
     @property
-    def module(self) -> RLModule:
-        """The trained module (with remote learners: a driver copy of learner 0's weights)."""
-        if self.learner is not None:
-            return self.learner.module
-        return self._module
+    def module(self) -> MultiRLModule:
+        """The trained modules keyed by module id (with remote learners: driver copies of
+        learner 0's weights, refreshed after every update)."""
+        if self._local is not None:
+            return MultiRLModule({m: lr.module for m, lr in self._local.learners.items()})
+        return self._modules
+
+    @property
+    def module_ids(self) -> list[str]:
+        """The ids of all modules, trained or not."""
+        return list(self.module.keys())
+
+    def get_local_learner(self, module_id: str = DEFAULT_MODULE_ID) -> Learner:
+        """The in-process Learner of `module_id` (`num_learners=0` only), for tests and
+        debugging; algorithms go through the group's methods."""
+        if self._local is None:
+            raise RuntimeError("The learners run in Ray actors (`num_learners > 0`).")
+        return self._local.learners[module_id]
 
     # -- training ---------------------------------------------------------------------------
-    def update(self, batch: Any, timestep: int) -> dict[str, float]:
-        """Train on `batch` and return the metrics, as RLlib's `LearnerGroup.update`.
+    def update(self, batches: dict[str, Any], timestep: int) -> dict[str, dict[str, Any]]:
+        """Train every module in `policies_to_train` that has a batch in `batches`.
 
-        With remote learners the batch is split into one shard per learner, each takes the
-        same number of minibatch steps, and the metrics are averaged over learners; the local
-        module copy then gets rank 0's new weights.
+        With remote learners each batch is split into one shard per learner (see
+        `split_for_learners`), every learner takes the same number of minibatch steps, the
+        metrics are averaged over learners (`num_*` counters summed, per-sample arrays
+        such as `td_error` joined in batch order) and the driver's module copies get rank
+        0's new weights.
 
         Args:
-            batch: A sample in the batch schema (numpy columns).
+            batches: Module id -> a batch in the batch schema (numpy columns).
             timestep: Lifetime env steps sampled, for the schedules.
 
         Returns:
-            Metric name -> float.
+            Module id -> metric name -> value, for the modules trained.
         """
-        if self.learner is not None:
-            return self.learner.update(batch, timestep)
+        batches = {
+            mid: b for mid, b in batches.items() if mid in self.policies_to_train and b is not None
+        }
+        if not batches:
+            return {}
+        if self._local is not None:
+            return self._local.update(batches, timestep)
         self._check_running()
-        shards = split_fragment(batch, len(self.remote_learners))
-        sizes = [int(s[Columns.REWARDS].size) for s in shards]
-        steps = steps_per_epoch(sizes, per_learner_minibatch_size(self.config))
+        n = len(self.remote_learners)
+        shards: list[dict[str, Any]] = [{} for _ in range(n)]
+        steps: dict[str, int | None] = {}
+        copies: dict[str, bool] = {}
+        for mid, batch in batches.items():
+            parts, copies[mid] = split_for_learners(batch, n)
+            for i, part in enumerate(parts):
+                shards[i][mid] = part
+            sizes = [int(p[Columns.REWARDS].size) for p in parts]
+            cfg = self.config.get_config_for_module(mid)
+            steps[mid] = steps_per_epoch(sizes, per_learner_minibatch_size(cfg))
         refs = [w.update.remote(s, timestep, steps) for w, s in zip(self.remote_learners, shards)]
         # Actor calls run in order: this returns the weights after rank 0's update.
-        refs.append(self.remote_learners[0].get_weights.remote())
+        refs.append(self.remote_learners[0].get_weights.remote(list(batches)))
         *rows, weights = self._get(refs, fatal=True)
-        self._set_local_weights(weights)
-        return _reduce_metrics(rows)
+        self._modules.set_state(weights)
+        return {mid: _reduce_metrics([r[mid] for r in rows], copies[mid]) for mid in batches}
 
     # -- weights ----------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """The current module weights as numpy arrays, keyed by state-dict name."""
-        if self.learner is not None:
-            return self.learner.get_weights()
-        return {k: v.detach().cpu().numpy().copy() for k, v in self._module.state_dict().items()}
+    def get_weights(
+        self, module_ids: Iterable[str] | None = None, inference_only: bool = False
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Module id -> that module's weights as numpy arrays, for `module_ids` (default:
+        all); `inference_only`: only what acting needs (e.g. SAC's policy, no critics)."""
+        if self._local is not None:
+            return self._local.get_weights(module_ids, inference_only)
+        ids = self._modules.keys() if module_ids is None else module_ids
+        return {mid: module_weights(self._modules[mid], inference_only) for mid in ids}
 
-    def set_weights(self, weights: dict[str, Any]) -> None:
-        """Load module weights into every learner (one `ray.put` for all remote learners)."""
-        if self.learner is not None:
-            self.learner.set_weights(weights)
+    def set_weights(self, weights: dict[str, dict[str, Any]]) -> None:
+        """Load weights keyed by module id into every learner (one `ray.put` for all
+        remote learners)."""
+        if self._local is not None:
+            self._local.set_weights(weights)
             return
         self._check_running()
         import ray
 
-        self._set_local_weights(weights)
-        ref = ray.put({k: np.asarray(v) for k, v in weights.items()})
+        self._modules.set_state(weights)
+        arrays = {m: {k: np.asarray(v) for k, v in w.items()} for m, w in weights.items()}
+        ref = ray.put(arrays)
         self._get([w.set_weights.remote(ref) for w in self.remote_learners])
 
-    def _set_local_weights(self, weights: dict[str, Any]) -> None:
-        self._module.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
+    def _pull_weights(self, module_ids: list[str]) -> None:
+        import ray
+
+        self._modules.set_state(ray.get(self.remote_learners[0].get_weights.remote(module_ids)))
+
+    # -- modules ----------------------------------------------------------------------------
+    def add_module(self, module_id: str, spec: RLModuleSpec, train: bool = True) -> None:
+        """Add a learner for a new module on every learner process, trained if `train`."""
+        if module_id in self.module:
+            raise ConfigError(f"A module `{module_id}` exists already; remove it first.")
+        if self._local is not None:
+            self._local.add(module_id, spec)
+        else:
+            self._check_running()
+            self._get([w.add_module.remote(module_id, spec) for w in self.remote_learners], True)
+            self._modules.add_module(module_id, spec.build())
+            self._pull_weights([module_id])
+        if train:
+            self.policies_to_train.add(module_id)
+
+    def remove_module(self, module_id: str) -> None:
+        """Drop the learner of `module_id` (KeyError if unknown) and stop training it."""
+        self.module[module_id]  # a clear KeyError for an unknown id
+        if self._local is not None:
+            self._local.remove(module_id)
+        else:
+            self._get([w.remove_module.remote(module_id) for w in self.remote_learners])
+            self._modules.remove_module(module_id)
+        self.policies_to_train.discard(module_id)
+
+    def foreach_learner(self, fn: Callable[[Learner], Any]) -> list[dict[str, Any]]:
+        """`fn(learner)` on every module's learner in every learner process (RLlib's
+        `foreach_learner`); one {module_id: result} per process. Changes `fn` makes to
+        remote learners' weights reach the driver's copies at the next update."""
+        if self._local is not None:
+            return [self._local.foreach(fn)]
+        self._check_running()
+        return self._get([w.foreach_learner.remote(fn) for w in self.remote_learners])
 
     # -- checkpoints ------------------------------------------------------------------------
-    # With remote learners the driver writes learner 0's state in `Learner.save`'s layout
-    # (so checkpoints move freely between any `num_learners`, and work across nodes).
-    def save(self, directory: Path, module_id: str) -> None:
-        """Write the learner state for `module_id` under `directory / "learner"`.
-
-        The module's weights, the optimizer tensors and the JSON learner state (rank 0's, for
-        remote learners).
-        """
-        if self.learner is not None:
-            self.learner.save(directory / "learner", module_id)
-            return
-        self._check_running()
-        import ray
-
-        state = ray.get(self.remote_learners[0].get_state.remote())
+    def save(self, directory: Path) -> None:
+        """Write every module's weights and learner state under `directory / "learner"`
+        (with remote learners, rank 0's: checkpoints move between any `num_learners`)."""
         out = directory / "learner"
-        self._module._write(out / "rl_module" / module_id)
-        ckpt.save_tensors(out / "optimizer.safetensors", state["optimizer_tensors"])
-        ckpt.write_json(out / "learner_state.json", state["learner_state"])
+        for mid, module in self.module.items():
+            if self._local is not None:
+                state = self._local.get_state(mid)
+            else:
+                self._check_running()
+                import ray
 
-    def load(self, view: ckpt.CheckpointView, module_id: str) -> None:
-        """Restore from the verified `learner_group` directory `view` of a checkpoint."""
-        if self.learner is not None:
-            self.learner.load(view.sub("learner"), module_id)
-            return
-        self._check_running()
-        import ray
+                state = ray.get(self.remote_learners[0].get_state.remote(mid))
+            save_module_state(out, mid, module, state)
 
-        _, tensors, learner_state = read_learner_files(view.sub("learner"), module_id, self._module)
-        args = [ray.put(x) for x in (self.get_weights(), tensors, learner_state)]
-        self._get([w.set_state.remote(*args) for w in self.remote_learners])
+    def load(self, view: ckpt.CheckpointView, module_ids: Iterable[str] | None = None) -> None:
+        """Restore all modules, or only `module_ids` (the others keep their state), from
+        the verified `learner_group` directory `view` of a checkpoint."""
+        learner_view = view.sub("learner")
+        for mid in self.module_ids if module_ids is None else module_ids:
+            if mid not in self.module:
+                raise CheckpointError(f"This algorithm has no module `{mid}` to restore.")
+            weights, tensors, state = read_module_state(learner_view, mid, self.module[mid])
+            if self._local is not None:
+                self._local.set_state(mid, weights, tensors, state)
+                continue
+            self._check_running()
+            import ray
+
+            args = [ray.put(x) for x in (module_weights(self._modules[mid]), tensors, state)]
+            self._get([w.set_state.remote(mid, *args) for w in self.remote_learners])
 
     # -- shutdown ---------------------------------------------------------------------------
     def stop(self) -> None:
-        """Kill the learner actors. Safe to call more than once, and with a local learner."""
+        """Kill the learner actors. Safe to call more than once, and with local learners."""
         if not self.remote_learners:
             return
         import ray
@@ -387,10 +513,16 @@ class LearnerGroup:
         return ray.get(refs)
 
 
-def _reduce_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean over learners; counters (`num_*`) are summed."""
-    out = {}
+def _reduce_metrics(rows: list[dict[str, Any]], copies: bool) -> dict[str, Any]:
+    """Mean over learners; counters (`num_*`) summed; per-sample arrays (e.g. `td_error`)
+    joined in shard order, or rank 0's when every learner trained on a copy of the batch."""
+    out: dict[str, Any] = {}
     for key in rows[0]:
         values = [row[key] for row in rows]
-        out[key] = float(sum(values)) if key.startswith("num_") else float(np.mean(values))
+        if isinstance(values[0], np.ndarray):
+            out[key] = values[0] if copies else np.concatenate(values)
+        elif key.startswith("num_"):
+            out[key] = float(values[0]) if copies else float(sum(values))
+        else:
+            out[key] = float(np.mean(values))
     return out

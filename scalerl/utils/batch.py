@@ -111,6 +111,86 @@ def split_fragment(fragment: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return shards
 
 
+def split_column(fragment: dict[str, Any], n: int) -> list[dict[str, Any]] | None:
+    """Split a one-column [M, 1] fragment (multi-agent) along time into `n` parts of about
+    equal length, cutting only after termination or truncation rows, so every part holds
+    whole trajectories and GAE and n-step returns stay exact; None if the column has fewer
+    than `n` trajectories.
+
+    Every part but the last ends in such a row, so the `bootstrap_obs` (and state) that
+    all parts keep is read only in the last, as after `concat_columns`.
+    """
+    FRAGMENT.check(fragment)
+    ends = np.flatnonzero(
+        np.logical_or(fragment[Columns.TERMINATEDS][:, 0], fragment[Columns.TRUNCATEDS][:, 0])
+    )
+    length = fragment[Columns.REWARDS].shape[0]
+    cuts: list[int] = []
+    for i in range(1, n):  # the first trajectory end at or after each 1/n of the column
+        later = ends[(ends + 1 >= i * length / n) & (ends + 1 > (cuts[-1] if cuts else 0))]
+        later = later[later + 1 < length]
+        if len(later):
+            cuts.append(int(later[0]) + 1)
+    if len(cuts) < n - 1:
+        return None
+    bounds = [0, *cuts, length]
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rows = {
+            key: (fragment[key][:, 0] >= lo) & (fragment[key][:, 0] < hi)
+            for key in fragment
+            if FRAGMENT[key].layout is Layout.ROW_INDEX
+        }
+        part: dict[str, Any] = {}
+        for key, value in fragment.items():
+            column = FRAGMENT[key]
+            if column.layout is Layout.ROW_INDEX:
+                part[key] = (value[rows[key]] - np.array([lo, 0], dtype=value.dtype)).reshape(-1, 2)
+            elif column.layout is Layout.ROWS:
+                part[key] = nested.index(value, rows[column.index])
+            elif column.layout is Layout.PER_ENV:
+                part[key] = value
+            else:
+                part[key] = nested.index(value, slice(lo, hi))
+        parts.append(part)
+    return parts
+
+
+def split_samples(batch: dict[str, Any], n: int) -> list[dict[str, Any]] | None:
+    """Split a replayed batch (TRANSITIONS `[B]` or SEQUENCES `[B, L]`) into `n` contiguous
+    runs of samples (sizes differ by at most one); None if it has fewer than `n` samples."""
+    size = len(nested.first_leaf(batch[Columns.REWARDS]))
+    if size < n:
+        return None
+    bounds = np.cumsum([0, *(size // n + (i < size % n) for i in range(n))])
+    return [
+        {k: nested.index(v, slice(lo, hi)) for k, v in batch.items()}
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
+
+
+def split_for_learners(batch: dict[str, Any], n: int) -> tuple[list[dict[str, Any]], bool]:
+    """One shard of `batch` per data-parallel learner, and whether they are copies.
+
+    A fragment (it has `bootstrap_obs`) splits along envs (`split_fragment`), or, as one
+    [M, 1] column, along time at trajectory ends (`split_column`); a replayed batch splits
+    along its samples. A batch too small to split goes whole to every learner (True): the
+    averaged gradient is then that of the whole batch, and per-sample outputs (TD errors)
+    come from the first learner only.
+    """
+    if n == 1:
+        return [batch], False
+    if Columns.BOOTSTRAP_OBS in batch:
+        if num_envs(batch) >= n:
+            return split_fragment(batch, n), False
+        parts = split_column(batch, n) if num_envs(batch) == 1 else None
+    else:
+        parts = split_samples(batch, n)
+    if parts is None:
+        return [batch] * n, True
+    return parts, False
+
+
 def per_module(batches: list[dict[str, dict]]) -> dict[str, dict]:
     """Multi-agent EnvRunners' {module_id: [M, 1] fragment} batches, joined per module."""
     grouped: dict[str, list[dict]] = {}

@@ -57,7 +57,7 @@ def test_calls_in_flight_and_weights_versions(algo):
     assert all(r.weights_version == before for r in first)
     for _ in range(requests.num_in_flight()):  # drain calls sent with the old weights
         requests.fetch_ready(timeout_s=30.0)
-    group.sync_weights(algo.learner_group.get_weights())
+    group.sync_weights(algo.runner_weights())
     later = collect(requests, 4)
     assert all(r.weights_version == before + 1 for r in later)
     batch, metrics = later[0].value

@@ -42,7 +42,7 @@ def module_state(algo) -> dict[str, torch.Tensor]:
 
 
 def optimizer_of(algo):
-    return algo.learner_group.learner.optimizer
+    return algo.learner_group.get_local_learner().optimizer
 
 
 def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -106,8 +106,8 @@ def test_restore_is_exact_and_training_continues(trained):
         assert restored.num_env_steps_sampled_lifetime >= 512
         assert restored.num_episodes_lifetime == algo.num_episodes_lifetime
         assert restored.episode_stats.get_state() == algo.episode_stats.get_state()
-        assert restored.learner_group.learner.get_extra_state() == (
-            algo.learner_group.learner.get_extra_state()
+        assert restored.learner_group.get_local_learner().get_extra_state() == (
+            algo.learner_group.get_local_learner().get_extra_state()
         )
         assert restored.config.to_dict() == algo.config.to_dict()
         # The EnvRunner got the restored weights too.
@@ -218,8 +218,8 @@ def test_failed_save_keeps_previous_checkpoint(trained, tmp_path, monkeypatch):
     algo.save_to_path(target)
     real_save = algo.learner_group.save
 
-    def crashing_save(directory, module_id):
-        real_save(directory, module_id)  # half-written new checkpoint...
+    def crashing_save(directory):
+        real_save(directory)  # half-written new checkpoint...
         raise RuntimeError("disk full")  # ...then a crash
 
     monkeypatch.setattr(algo.learner_group, "save", crashing_save)
@@ -292,8 +292,14 @@ CORRUPTIONS = {
     "truncated_weights": (WEIGHTS, _truncate),
     "flipped_byte_in_weights": (WEIGHTS, _flip_byte),
     "missing_weights": (WEIGHTS, _remove),
-    "truncated_optimizer": (Path("learner_group/learner/optimizer.safetensors"), _truncate),
-    "missing_learner_state": (Path("learner_group/learner/learner_state.json"), _remove),
+    "truncated_optimizer": (
+        Path("learner_group/learner/state/default_policy/optimizer.safetensors"),
+        _truncate,
+    ),
+    "missing_learner_state": (
+        Path("learner_group/learner/state/default_policy/learner_state.json"),
+        _remove,
+    ),
     "missing_algorithm_state": (Path("algorithm_state.json"), _remove),
     "garbage_json": (Path("algorithm_state.json"), _write("{not json!")),
     "binary_garbage_json": (Path("algorithm_state.json"), _write_bytes(b"\x80\xff\x00\x13")),

@@ -85,9 +85,9 @@ def test_actions_returned_by_the_module_are_the_ones_taken():
     sampled = []
     update = algo.learner_group.update
 
-    def record(batch, **kwargs):
-        sampled.append(batch[Columns.ACTIONS].copy())
-        return update(batch, **kwargs)
+    def record(batches, **kwargs):
+        sampled.append(batches["default_policy"][Columns.ACTIONS].copy())
+        return update(batches, **kwargs)
 
     algo.learner_group.update = record
     algo.train()

@@ -44,7 +44,9 @@ def test_train_checkpoint_restore(training, tmp_path):
     for _ in range(3):
         result = algo.train()
     stats = result["learners"]["default_policy"]
-    assert np.isfinite(stats["qf_loss"]) and stats["num_module_steps_trained"] == 32
+    assert np.isfinite(stats["qf_loss"])
+    # Summed over the iteration's updates of 32 transitions each.
+    assert stats["num_module_steps_trained"] > 0 and stats["num_module_steps_trained"] % 32 == 0
     assert result["replay_buffer"]["num_transitions"] == 384
     # The epsilon schedule reached the EnvRunner with the weights.
     runner = algo.env_runner_group.local_runner
@@ -102,7 +104,7 @@ def test_training_intensity_is_replayed_over_sampled_transitions(intensity, coun
     """RLlib's meaning: `training_intensity` replayed transitions per sampled one, with the
     fraction of an update carried over (4-step rounds, batches of 32)."""
     algo = build(training_intensity=intensity, min_sample_timesteps_per_iteration=1000)
-    updates = count_updates(algo.learner_group.learner)
+    updates = count_updates(algo.learner_group.get_local_learner())
     for _ in range(3):
         algo.train()
     sampled = algo.num_env_steps_sampled_lifetime - 64  # learning starts after 64 steps

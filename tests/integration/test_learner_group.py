@@ -31,7 +31,10 @@ def two_learner_config():
 
 
 def learner_weights(algo):
-    return ray.get([w.get_weights.remote() for w in algo.learner_group.remote_learners])
+    return [
+        w["default_policy"]
+        for w in ray.get([w.get_weights.remote(None) for w in algo.learner_group.remote_learners])
+    ]
 
 
 def assert_same_weights(a, b):
@@ -108,7 +111,7 @@ def test_two_learners_train_in_lockstep(ray_local, assert_actor_dead):
     w0, w1 = learner_weights(algo)
     assert_same_weights(w0, w1)
     assert any(not np.array_equal(w0[k], initial[0][k]) for k in w0)  # it trained
-    assert_same_weights(group.get_weights(), w0)
+    assert_same_weights(group.get_weights()["default_policy"], w0)
     runner = algo.env_runner_group.local_runner.module.state_dict()
     assert_same_weights({k: v.numpy() for k, v in runner.items()}, w0)
     assert algo.compute_single_action(np.zeros(4, dtype=np.float32)) in (0, 1)
@@ -125,7 +128,7 @@ def test_two_learner_checkpoint_round_trip(ray_local, tmp_path):
     algo = two_learner_config().build_algo()
     algo.train()
     path = algo.save(tmp_path / "ckpt")
-    saved = algo.learner_group.get_weights()
+    saved = algo.learner_group.get_weights()["default_policy"]
     # Two learners take both CPUs of this Ray instance: free them before the next build.
     algo.learner_group.stop()
     algo.stop()
@@ -139,7 +142,9 @@ def test_two_learner_checkpoint_round_trip(ray_local, tmp_path):
     w0, w1 = learner_weights(algo2)
     assert_same_weights(w0, saved)
     assert_same_weights(w1, saved)
-    states = ray.get([w.get_state.remote() for w in algo2.learner_group.remote_learners])
+    states = ray.get(
+        [w.get_state.remote("default_policy") for w in algo2.learner_group.remote_learners]
+    )
     assert states[0]["learner_state"]["optimizer"] == states[1]["learner_state"]["optimizer"]
     assert states[0]["learner_state"]["optimizer"]["t"] == 2 * 4  # epochs x minibatches
     algo2.train()

@@ -93,7 +93,7 @@ def test_train_act_evaluate_checkpoint(training, tmp_path):
         a2, s2, _ = restored.compute_single_action(o, s2)
         assert a1 == a2
         np.testing.assert_allclose(s1["h"], s2["h"], rtol=1e-6)
-    learner = restored.learner_group.learner
+    learner = restored.learner_group.get_local_learner()
     for p, q in zip(learner.module.parameters(), learner.target_module.parameters()):
         assert torch.equal(p, q)
     assert restored.iteration == 3

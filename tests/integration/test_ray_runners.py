@@ -39,7 +39,7 @@ def test_two_ray_runners_train_evaluate_save_restore_stop(ray_local, tmp_path, a
     assert result["evaluation"]["env_runners"]["num_episodes"] == 4
 
     # Runners hold the learner's weights after sync.
-    weights = algo.learner_group.get_weights()
+    weights = algo.learner_group.get_weights()["default_policy"]
     runner = algo.env_runner_group.remote_runners[0]
     remote = ray.get(runner.__ray_call__.remote(lambda self: self.module.state_dict()))
     for name, value in weights.items():

@@ -91,7 +91,7 @@ def test_runner_records_what_sequences_replay(model_config):
     algo = build(model_config, max_episode_steps=7)  # truncations inside the fragment
     runner = algo.env_runner_group.local_runner
     fragment, _ = runner.sample()
-    module = algo.learner_group.module
+    module = algo.get_module()
     assert isinstance(module, RecurrentPPOTorchRLModule)
     T, N = fragment[Columns.REWARDS].shape
     assert len(fragment["trunc_index"]) > 0

@@ -51,7 +51,7 @@ def config(env: str = "Pendulum-v1", **training) -> SACConfig:
 
 
 def learner_state(algo: SAC) -> dict[str, torch.Tensor]:
-    learner = algo.learner_group.learner
+    learner = algo.learner_group.get_local_learner()
     return {
         **{f"module/{k}": v.clone() for k, v in learner.module.state_dict().items()},
         **{k: v.clone() for k, v in learner.state_tensors().items()},
@@ -84,7 +84,7 @@ def test_train_act_evaluate_checkpoint(env, training, tmp_path):
     assert stats["num_module_steps_trained"] == 64 * 32  # one update per sampled step
     assert result["replay_buffer"]["num_transitions"] == 128
     assert result["evaluation"]["env_runners"]["num_episodes"] == 1
-    learner = algo.learner_group.learner
+    learner = algo.learner_group.get_local_learner()
     assert stats["alpha_value"] != 1.0  # the temperature is learned
     # The EnvRunner acts with the learner's current policy.
     runner_state = algo.env_runner_group.local_runner.module.get_policy_state()
@@ -108,7 +108,7 @@ def test_train_act_evaluate_checkpoint(env, training, tmp_path):
     assert before.keys() == after.keys()
     for key in before:
         torch.testing.assert_close(after[key], before[key], rtol=0, atol=0, msg=key)
-    r_learner = restored.learner_group.learner
+    r_learner = restored.learner_group.get_local_learner()
     assert r_learner.optimizer_hyperparameters() == learner.optimizer_hyperparameters()
     assert r_learner.optimizers["critic"].t == 68  # one per env step from the fragment ending at 64
     assert r_learner.last_target_update == learner.last_target_update
@@ -125,7 +125,7 @@ def test_train_act_evaluate_checkpoint(env, training, tmp_path):
 def test_target_critics_follow_by_polyak_averaging():
     """theta' <- tau theta + (1 - tau) theta' after each update, over the flat buffers."""
     algo = config(tau=0.25, num_steps_sampled_before_learning_starts=100).build_algo()
-    learner = algo.learner_group.learner
+    learner = algo.learner_group.get_local_learner()
     start = learner.target_params.clone()
     algo.train()  # 64 steps: no update yet
     torch.testing.assert_close(learner.target_params, start, rtol=0, atol=0)
@@ -184,7 +184,7 @@ def test_image_observations_train_through_autograd():
         .rl_module(model_config={"fcnet_hiddens": [16], "conv_filters": [[4, 3, 2]]})
         .build_algo()
     )
-    learner = algo.learner_group.learner
+    learner = algo.learner_group.get_local_learner()
     assert not learner.use_manual_gradients
     assert learner.module.pi_pre.has_params and learner.module.qf.pre.has_params
     actor_cnn = [p.clone() for p in learner.module.pi_pre.parameters()]
@@ -209,7 +209,7 @@ def test_ray_env_runners_act_with_the_synced_policy():
         assert np.isfinite(result["learners"]["default_policy"]["qf_loss"])
         runner = algo.env_runner_group.remote_runners[0]
         remote = ray.get(runner.__ray_call__.remote(lambda self: self.module.get_policy_state()))
-        for k, v in algo.learner_group.learner.module.get_policy_state().items():
+        for k, v in algo.learner_group.get_local_learner().module.get_policy_state().items():
             np.testing.assert_array_equal(remote[k], v)
         algo.stop()
     finally:
@@ -221,7 +221,7 @@ def test_training_intensity_is_replayed_over_sampled_transitions(intensity, coun
     """The same meaning as DQN's (and RLlib's): replayed / sampled transitions."""
     algo = config(training_intensity=intensity, min_sample_timesteps_per_iteration=1000)
     algo = algo.build_algo()
-    updates = count_updates(algo.learner_group.learner)
+    updates = count_updates(algo.learner_group.get_local_learner())
     for _ in range(2):
         algo.train()
     cfg = algo.config

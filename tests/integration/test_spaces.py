@@ -132,7 +132,7 @@ def test_sampled_actions_are_recorded_nested_and_in_the_space():
             assert act_space.contains(env_action)
     assert np.abs(actions["t"][1]).max() > 1.0  # the test saw unsquashing at work
     # log pi_old of the recorded actions, from the recorded distribution inputs.
-    flat = algo.learner_group.learner.compute_advantages(batch)
+    flat = algo.learner_group.get_local_learner().compute_advantages(batch)
     assert flat["action_logp"].shape == (16,) and np.isfinite(flat["action_logp"]).all()
     algo.stop()
 

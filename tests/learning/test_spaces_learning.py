@@ -148,10 +148,11 @@ def test_ppo_never_takes_masked_actions_and_learns(seed):
     batch_violations, batch_steps = [], []
     update = algo.learner_group.update
 
-    def checked_update(batch, **kwargs):
+    def checked_update(batches, **kwargs):
+        batch = batches["default_policy"]
         batch_violations.append(masked_actions_in(batch))
         batch_steps.append(batch[Columns.REWARDS].size)
-        return update(batch, **kwargs)
+        return update(batches, **kwargs)
 
     algo.learner_group.update = checked_update
     value, steps = train_until(algo, stop_return=19.0, max_steps=40_000)

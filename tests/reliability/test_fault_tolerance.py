@@ -230,7 +230,7 @@ def test_runners_killed_5_times_in_20_iterations(ray_local, assert_actor_dead):
     assert evaluation["env_runners"]["num_episodes"] == 2
     assert evaluation["env_runner_group"]["num_remote_env_runner_restarts"] == 1
     # The replacements sample with the learner's current weights.
-    learner = algo.learner_group.get_weights()
+    learner = algo.learner_group.get_weights()["default_policy"]
     for runner in algo.env_runner_group.remote_runners:
         remote = ray.get(runner.__ray_call__.remote(lambda self: self.module.state_dict()))
         assert all((remote[k].numpy() == v).all() for k, v in learner.items())

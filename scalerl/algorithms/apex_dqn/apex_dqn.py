@@ -152,7 +152,6 @@ class APEXDQN(Algorithm):
             )
             for i in range(num_shards)
         ]
-        self.learner_group.learner.module.epsilon.fill_(config.apex_epsilon)
         self.num_env_steps_trained_lifetime = 0
         self._num_updates = 0  # learner steps so far: the weights' version
         self._weights_ref: Any = None
@@ -264,7 +263,7 @@ class APEXDQN(Algorithm):
         import ray
 
         if self._weights_version != self._num_updates:
-            self._weights_ref = ray.put(self.learner_group.get_weights())
+            self._weights_ref = ray.put(self.runner_weights())
             self._weights_version = self._num_updates
         # Runs before the runner's next call; replacements start from these weights too.
         self.env_runner_group.send_weights(runner_index, self._weights_ref, self._num_updates)
@@ -295,7 +294,8 @@ class APEXDQN(Algorithm):
         if batch is None:  # the shard's first transitions are still on their way
             return
         batch = nested.map_structure(np.array, batch)  # writable copies of object-store views
-        out = self.learner_group.learner.update(batch, self.num_env_steps_sampled_lifetime)
+        timestep = self.num_env_steps_sampled_lifetime
+        out = self.learner_group.update({DEFAULT_MODULE_ID: batch}, timestep)[DEFAULT_MODULE_ID]
         shard.update_priorities.remote(batch[Columns.INDICES], out.pop("td_error"))
         rows.append(out)
         self._num_updates += 1

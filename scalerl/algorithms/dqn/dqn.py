@@ -27,10 +27,11 @@ from scalerl.algorithms.replay import (
     UpdateCredit,
     build_replay_buffer,
     check_buffer_exponents,
+    mean_rows,
 )
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.schedules import validate_schedule
+from scalerl.utils.schedules import Scheduler, validate_schedule
 
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
 BUFFER_TYPES = ("uniform", "prioritized")
@@ -182,8 +183,6 @@ class DQNConfig(AlgorithmConfig):
                 f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
             )
         check_buffer_exponents(rb)
-        if self.num_learners > 0:
-            raise ConfigError("DQN runs its learner in the driver: set `num_learners=0`.")
 
 
 class DQN(ReplayMixin, Algorithm):
@@ -204,14 +203,23 @@ class DQN(ReplayMixin, Algorithm):
     def make_replay_buffers(self) -> dict[str, Any]:
         """One buffer per module (multi-agent: each policy replays its own agents' steps)."""
         return {
-            mid: build_replay_buffer(learner.config.replay_buffer_config)
-            for mid, learner in self.learners().items()
+            mid: build_replay_buffer(cfg.replay_buffer_config)
+            for mid, cfg in self.module_configs().items()
         }
 
+    def current_epsilon(self, module_id: str) -> float:
+        """The exploration rate of `module_id`'s `epsilon` schedule now."""
+        cfg = self.config.get_config_for_module(module_id)
+        return float(Scheduler(cfg.epsilon).value(self.num_env_steps_sampled_lifetime))
+
     def _sync_with_epsilon(self) -> None:
-        for learner in self.learners().values():
-            learner.set_epsilon(self.num_env_steps_sampled_lifetime)
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        """The learners' weights to the EnvRunners, each module's `epsilon` buffer set
+        from its schedule at the current env step."""
+        weights = self.learner_group.get_weights()
+        for mid, w in weights.items():
+            if "epsilon" in w:  # the default modules' exploration rate
+                w["epsilon"] = np.asarray(self.current_epsilon(mid), dtype=np.float32)
+        self.env_runner_group.sync_weights(self.runner_weights(weights))
 
     def training_step(self) -> dict[str, Any]:
         """Sample into replay and replay `training_intensity` transitions per sampled one, until
@@ -221,8 +229,7 @@ class DQN(ReplayMixin, Algorithm):
             The learner metrics per trained module and the replay buffers' sizes.
         """
         cfg = self.config
-        learners = self.learners()
-        rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}
+        rows: dict[str, list[dict]] = {mid: [] for mid in self.trained_module_ids()}
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a few steps per env with the current epsilon-greedy policy, store
@@ -240,11 +247,5 @@ class DQN(ReplayMixin, Algorithm):
                 self._sync_with_epsilon()
         results = {}
         for mid, module_rows in rows.items():
-            stats = (
-                {k: float(np.mean([r[k] for r in module_rows])) for k in module_rows[0]}
-                if module_rows
-                else {}
-            )
-            stats["curr_epsilon"] = float(learners[mid].module.epsilon)
-            results[mid] = stats
+            results[mid] = {**mean_rows(module_rows), "curr_epsilon": self.current_epsilon(mid)}
         return {"learners": results, "replay_buffer": self.replay_metrics()}

@@ -31,6 +31,7 @@ class DQNLearner(Learner):
         """One step on a replayed batch; returns metrics and the batch's TD errors."""
         cfg = self.config
         lr = self.set_lr(timestep)
+        self.set_epsilon(timestep)  # the module acts as the EnvRunners' copies do
         if cfg.noisy:
             self.module.reset_noise()
         tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != Columns.INDICES}

@@ -13,6 +13,7 @@ from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
     is_recurrent_config,
 )
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.learner_group import validate_num_learners
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.batch import concat_fragments, per_module
 from scalerl.utils.errors import ConfigError
@@ -119,6 +120,8 @@ class PPOConfig(AlgorithmConfig):
                 "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
             )
         validate_schedule("entropy_coeff", self.entropy_coeff, minimum=0.0)
+        if self.num_learners > 0 and not self.is_multi_agent:
+            validate_num_learners(self)  # each learner needs whole env columns
         self._validate_module_class()
 
     def _validate_module_class(self) -> None:
@@ -157,11 +160,11 @@ class PPO(Algorithm):
         with self._timer("learner_update_timer"):
             timestep = self.num_env_steps_sampled_lifetime
             if self.config.is_multi_agent:
-                learners = self.learner_group.update(per_module(fragments), timestep=timestep)
+                batches = per_module(fragments)
             else:
-                batch = concat_fragments(list(fragments))
-                learners = {DEFAULT_MODULE_ID: self.learner_group.update(batch, timestep=timestep)}
+                batches = {DEFAULT_MODULE_ID: concat_fragments(list(fragments))}
+            learners = self.learner_group.update(batches, timestep=timestep)
         # 3. Send the new weights to the EnvRunners (one object-store put).
         with self._timer("synch_weights"):
-            self.env_runner_group.sync_weights(self.learner_group.get_weights())
+            self.env_runner_group.sync_weights(self.runner_weights())
         return {"learners": learners}

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.dqn.dqn import DQN, DQNConfig
@@ -32,6 +31,7 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
     R2D2_MODEL_DEFAULTS,
     RecurrentDQNTorchRLModule,
 )
+from scalerl.algorithms.replay import mean_rows
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule, RLModuleSpec
@@ -189,7 +189,7 @@ class R2D2(DQN):
 
     def make_replay_buffers(self) -> dict[str, Any]:
         """One sequence buffer (R2D2 is single-agent) in place of DQN's transitions."""
-        module = self.learner_group.learner.module
+        module = self.get_module()
         if not (module.is_stateful() and getattr(module, "episode_aligned_states", False)):
             raise ConfigError(
                 f"R2D2 needs a stateful module whose EnvRunners record the state every "
@@ -213,7 +213,6 @@ class R2D2(DQN):
             The learner metrics and the replay buffer's size.
         """
         cfg = self.config
-        learner = self.learner_group.learner
         rows: list[dict] = []
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
@@ -245,7 +244,9 @@ class R2D2(DQN):
             with self._timer("learner_update_timer"):
                 for _ in range(num_updates):
                     batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
-                    out = learner.update(batch, self.num_env_steps_sampled_lifetime)
+                    timestep = self.num_env_steps_sampled_lifetime
+                    out = self.learner_group.update({DEFAULT_MODULE_ID: batch}, timestep)
+                    out = out[DEFAULT_MODULE_ID]
                     td, trained = out.pop("td_error"), out.pop("td_mask")
                     if isinstance(self.replay_buffer, PrioritizedSequenceReplayBuffer):
                         self.replay_buffer.update_priorities(batch[Columns.INDICES], td, trained)
@@ -253,8 +254,8 @@ class R2D2(DQN):
             # 3. New weights and epsilon to the EnvRunners.
             with self._timer("synch_weights"):
                 self._sync_with_epsilon()
-        learner_metrics = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
-        learner_metrics["curr_epsilon"] = float(learner.module.epsilon)
+        epsilon = self.current_epsilon(DEFAULT_MODULE_ID)
+        learner_metrics = {**mean_rows(rows), "curr_epsilon": epsilon}
         return {
             "learners": {DEFAULT_MODULE_ID: learner_metrics},
             "replay_buffer": {

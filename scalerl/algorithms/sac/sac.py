@@ -20,13 +20,13 @@ from scalerl.algorithms.replay import (
     UpdateCredit,
     build_replay_buffer,
     check_buffer_exponents,
+    mean_rows,
 )
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
     check_sac_action_space,
 )
 from scalerl.algorithms.sac.sac_learner import SACLearner
-from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import validate_schedule
@@ -183,8 +183,6 @@ class SACConfig(AlgorithmConfig):
         if ti is not None and (isinstance(ti, bool) or not isinstance(ti, int | float) or ti <= 0):
             raise ConfigError(f"`training_intensity` must be None or a number > 0, got {ti!r}.")
         self._validate_replay_buffer_config()
-        if self.num_learners > 0:
-            raise ConfigError("SAC runs its learner in the driver: set `num_learners=0`.")
 
     def _validate_replay_buffer_config(self) -> None:
         rb = self.replay_buffer_config
@@ -218,8 +216,8 @@ class SAC(ReplayMixin, Algorithm):
         super().__init__(config)
         # One buffer per module (multi-agent: each policy replays its own agents' steps).
         self.replay_buffers = {
-            mid: build_replay_buffer(learner.config.replay_buffer_config, default_type="uniform")
-            for mid, learner in self.learners().items()
+            mid: build_replay_buffer(cfg.replay_buffer_config, default_type="uniform")
+            for mid, cfg in self.module_configs().items()
         }
         self.replay_rng = np.random.default_rng(config.seed)
         self.update_credit = UpdateCredit()
@@ -232,8 +230,7 @@ class SAC(ReplayMixin, Algorithm):
             The learner metrics per trained module and the replay buffers' sizes.
         """
         cfg = self.config
-        learners = self.learners()
-        rows: dict[str, list[dict]] = {mid: [] for mid in self.trainable_learners()}
+        rows: dict[str, list[dict]] = {mid: [] for mid in self.trained_module_ids()}
         start = self.num_env_steps_sampled_lifetime
         while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
             # 1. Sample a fragment per env with the current stochastic policy, store it as
@@ -250,21 +247,6 @@ class SAC(ReplayMixin, Algorithm):
                 continue
             # 3. The new policies to the EnvRunners (they need the policy weights only).
             with self._timer("synch_weights"):
-                weights = {mid: lr.module.get_policy_state() for mid, lr in learners.items()}
-                if not cfg.is_multi_agent:
-                    weights = weights[DEFAULT_MODULE_ID]
-                self.env_runner_group.sync_weights(weights)
-        results = {}
-        for mid, module_rows in rows.items():
-            learner = learners[mid]
-            stats = learner.mean_metrics(module_rows) if module_rows else {}
-            if module_rows:
-                stats.update(
-                    learner.current_lrs(),
-                    log_alpha_value=float(learner.log_alpha.detach()),
-                    target_entropy=learner.target_entropy,
-                    num_module_steps_trained=len(module_rows) * learner.config.train_batch_size,
-                    num_non_finite_updates_skipped=learner.num_non_finite_updates_skipped,
-                )
-            results[mid] = stats
+                self.env_runner_group.sync_weights(self.runner_weights(inference_only=True))
+        results = {mid: mean_rows(module_rows) for mid, module_rows in rows.items()}
         return {"learners": results, "replay_buffer": self.replay_metrics()}

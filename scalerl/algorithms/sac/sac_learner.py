@@ -104,7 +104,15 @@ class SACLearner(Learner):
         if timestep - self.last_target_update >= cfg.target_network_update_freq:
             self.update_target()
             self.last_target_update = timestep
-        return {**stats, "td_error": td_errors.detach().cpu().numpy()}
+        return {
+            **stats,
+            **self.current_lrs(),
+            "log_alpha_value": self.log_alpha.detach().clone(),
+            "target_entropy": self.target_entropy,
+            "num_module_steps_trained": len(td_errors),
+            "num_non_finite_updates_skipped": self.num_non_finite_updates_skipped,
+            "td_error": td_errors.detach().cpu().numpy(),
+        }
 
     @torch.no_grad()
     def update_target(self) -> None:
