@@ -271,7 +271,6 @@ class LearnerGroup:
             for mid, spec in specs.items():
                 self._local.add(mid, spec)
             return
-        validate_minibatch_size(config)
         init_ray_if_needed()
         import ray
 

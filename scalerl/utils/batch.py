@@ -126,11 +126,11 @@ def split_column(fragment: dict[str, Any], n: int) -> list[dict[str, Any]] | Non
     )
     length = fragment[Columns.REWARDS].shape[0]
     cuts: list[int] = []
-    for i in range(1, n):  # the first trajectory end at or after each 1/n of the column
-        later = ends[(ends + 1 >= i * length / n) & (ends + 1 > (cuts[-1] if cuts else 0))]
-        later = later[later + 1 < length]
-        if len(later):
-            cuts.append(int(later[0]) + 1)
+    for i in range(1, n):  # after the trajectory end nearest to each 1/n of the column
+        free = ends + 1
+        free = free[(free > (cuts[-1] if cuts else 0)) & (free < length)]
+        if len(free):
+            cuts.append(int(free[np.argmin(np.abs(free - i * length / n))]))
     if len(cuts) < n - 1:
         return None
     bounds = [0, *cuts, length]

@@ -17,6 +17,7 @@ import torch
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.ppo import PPO, PPOConfig
 from scalerl.core.rl_module import Columns, RLModule
+from scalerl.utils.checkpoints import write_manifest
 from scalerl.utils.errors import CheckpointError
 
 MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -453,3 +454,21 @@ def test_continuous_action_checkpoint_round_trip(tmp_path):
             restored.stop()
     finally:
         algo.stop()
+
+
+def test_checkpoint_with_the_earlier_single_agent_layout_loads(trained, ckpt_copy):
+    """Before per-module learner state, a single-agent checkpoint kept the optimizer and
+    learner state directly in `learner_group/learner/`; such checkpoints still restore."""
+    algo, _ = trained
+    learner = ckpt_copy / "learner_group" / "learner"
+    for name in ("optimizer.safetensors", "learner_state.json"):
+        (learner / "state" / "default_policy" / name).rename(learner / name)
+    shutil.rmtree(learner / "state")
+    write_manifest(ckpt_copy, "Algorithm")
+    restored = Algorithm.from_checkpoint(ckpt_copy)
+    assert (
+        optimizer_of(restored).state_tensors().keys() == optimizer_of(algo).state_tensors().keys()
+    )
+    for name, value in optimizer_of(algo).state_tensors().items():
+        torch.testing.assert_close(optimizer_of(restored).state_tensors()[name], value)
+    restored.stop()

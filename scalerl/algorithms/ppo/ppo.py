@@ -13,7 +13,7 @@ from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
     is_recurrent_config,
 )
 from scalerl.core import DEFAULT_MODULE_ID
-from scalerl.core.learner_group import validate_num_learners
+from scalerl.core.learner_group import validate_minibatch_size, validate_num_learners
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.batch import concat_fragments, per_module
 from scalerl.utils.errors import ConfigError
@@ -120,8 +120,8 @@ class PPOConfig(AlgorithmConfig):
                 "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
             )
         validate_schedule("entropy_coeff", self.entropy_coeff, minimum=0.0)
-        if self.num_learners > 0 and not self.is_multi_agent:
-            validate_num_learners(self)  # each learner needs whole env columns
+        if self.num_learners > 0:  # each learner needs whole env columns, a minibatch share
+            (validate_minibatch_size if self.is_multi_agent else validate_num_learners)(self)
         self._validate_module_class()
 
     def _validate_module_class(self) -> None:
