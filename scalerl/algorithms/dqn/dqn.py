@@ -18,16 +18,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.dqn.default_dqn_rl_module import DefaultDQNTorchRLModule
 from scalerl.algorithms.dqn.dqn_learner import DQNLearner
+from scalerl.algorithms.off_policy import OffPolicyAlgorithm
 from scalerl.algorithms.replay import (
-    ReplayMixin,
-    UpdateCredit,
     build_replay_buffer,
     check_buffer_exponents,
-    mean_rows,
 )
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
@@ -185,26 +182,27 @@ class DQNConfig(AlgorithmConfig):
         check_buffer_exponents(rb)
 
 
-class DQN(ReplayMixin, Algorithm):
+class DQN(OffPolicyAlgorithm):
     """DQN (Mnih et al., 2015) with RLlib's extensions: double Q, dueling, n-step returns,
     noisy nets, distributional Q (C51) and prioritized replay, set in `DQNConfig`.
+
+    The loop is `OffPolicyAlgorithm`'s: one update per sampling round by default, the
+    epsilon-greedy EnvRunners synced every round.
     """
 
     config_class = DQNConfig
     learner_class = DQNLearner
+    sync_every_round = True
 
     def __init__(self, config: DQNConfig):
         super().__init__(config)
-        self.replay_buffers = self.make_replay_buffers()
-        self.replay_rng = np.random.default_rng(config.seed)
-        self.update_credit = UpdateCredit()
-        self._sync_with_epsilon()
+        self.sync_runners()
 
     def make_replay_buffers(self) -> dict[str, Any]:
         """One buffer per module (multi-agent: each policy replays its own agents' steps)."""
         return {
-            mid: build_replay_buffer(cfg.replay_buffer_config)
-            for mid, cfg in self.module_configs().items()
+            mid: build_replay_buffer(self.config.get_config_for_module(mid).replay_buffer_config)
+            for mid in self.learner_group.module_ids
         }
 
     def current_epsilon(self, module_id: str) -> float:
@@ -212,7 +210,11 @@ class DQN(ReplayMixin, Algorithm):
         cfg = self.config.get_config_for_module(module_id)
         return float(Scheduler(cfg.epsilon).value(self.num_env_steps_sampled_lifetime))
 
-    def _sync_with_epsilon(self) -> None:
+    def exploration_metrics(self, module_id: str) -> dict[str, float]:
+        """`curr_epsilon`: the module's exploration rate now."""
+        return {"curr_epsilon": self.current_epsilon(module_id)}
+
+    def sync_runners(self) -> None:
         """The learners' weights to the EnvRunners, each module's `epsilon` buffer set
         from its schedule at the current env step."""
         weights = self.learner_group.get_weights()
@@ -220,32 +222,3 @@ class DQN(ReplayMixin, Algorithm):
             if "epsilon" in w:  # the default modules' exploration rate
                 w["epsilon"] = np.asarray(self.current_epsilon(mid), dtype=np.float32)
         self.env_runner_group.sync_weights(self.runner_weights(weights))
-
-    def training_step(self) -> dict[str, Any]:
-        """Sample into replay and replay `training_intensity` transitions per sampled one, until
-        `min_sample_timesteps_per_iteration` env steps are sampled.
-
-        Returns:
-            The learner metrics per trained module and the replay buffers' sizes.
-        """
-        cfg = self.config
-        rows: dict[str, list[dict]] = {mid: [] for mid in self.trained_module_ids()}
-        start = self.num_env_steps_sampled_lifetime
-        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
-            # 1. Sample a few steps per env with the current epsilon-greedy policy, store
-            #    them as n-step transitions (in each module's own buffer).
-            sampled = self.sample_into_replay()
-            if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
-                continue
-            # 2. Replay: `training_intensity` replayed transitions per sampled one.
-            with self._timer("learner_update_timer"):
-                for mid in rows:
-                    if sampled[mid]:
-                        rows[mid] += self.replay(mid, sampled[mid], default_updates=1.0)
-            # 3. New weights and epsilon to the EnvRunners.
-            with self._timer("synch_weights"):
-                self._sync_with_epsilon()
-        results = {}
-        for mid, module_rows in rows.items():
-            results[mid] = {**mean_rows(module_rows), "curr_epsilon": self.current_epsilon(mid)}
-        return {"learners": results, "replay_buffer": self.replay_metrics()}

@@ -31,7 +31,6 @@ from scalerl.algorithms.r2d2.recurrent_dqn_rl_module import (
     R2D2_MODEL_DEFAULTS,
     RecurrentDQNTorchRLModule,
 )
-from scalerl.algorithms.replay import mean_rows
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
 from scalerl.core.rl_module import RLModule, RLModuleSpec
@@ -181,7 +180,7 @@ class R2D2(DQN):
     learner_class = R2D2Learner
 
     def __init__(self, config: R2D2Config):
-        super().__init__(config)  # DQN's: learner, sequence buffer (below), epsilon sync
+        super().__init__(config)  # DQN's: learners, sequence buffer (below), epsilon sync
         self.max_seq_len = int(self.module_spec.model_config["max_seq_len"])
         # One cutter per stream of fragments: (runner slot, generation); a replaced
         # runner's fragments start fresh episodes, so they get a new cutter.
@@ -205,62 +204,31 @@ class R2D2(DQN):
             buffer = SequenceReplayBuffer(int(rb["capacity"]), float(rb["eta"]))
         return {DEFAULT_MODULE_ID: buffer}
 
-    def training_step(self) -> dict[str, Any]:
-        """Cut sampled fragments into sequences, store them, and replay per `training_intensity`,
-        until `min_sample_timesteps_per_iteration` env steps are sampled.
+    def store(self, fragments: list[dict], sources: list[Any]) -> dict[str, int]:
+        """Cut each runner's fragments into sequences (one cutter per runner stream) and
+        store those they complete, each with the state the runner had at its first step;
+        returns the env steps sampled (R2D2's update credit counts trained steps)."""
+        sampled = 0
+        for source, fragment in zip(sources, fragments):
+            cutter = self.cutters.get(source)
+            if cutter is None:
+                self.cutters = {s: c for s, c in self.cutters.items() if s[0] != source[0]}
+                cutter = SequenceCutter(self.max_seq_len, self.config.burn_in)
+                self.cutters[source] = cutter
+            sequences = cutter.add(fragment)
+            if sequences is not None:
+                self.replay_buffer.add(sequences)
+            sampled += fragment[Columns.REWARDS].size
+        return {DEFAULT_MODULE_ID: sampled}
 
-        Returns:
-            The learner metrics and the replay buffer's size.
-        """
-        cfg = self.config
-        rows: list[dict] = []
-        start = self.num_env_steps_sampled_lifetime
-        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
-            # 1. Sample with the epsilon-greedy LSTM; store the sequences the fragments
-            #    complete, each with the state the runner had at its first step.
-            with self._timer("env_runner_sampling_timer"):
-                samples = self.env_runner_group.sample()
-            fragments, metrics = zip(*samples)
-            self.record_sampling(list(metrics))
-            for source, fragment in zip(self.env_runner_group.last_sample_sources, fragments):
-                cutter = self.cutters.get(source)
-                if cutter is None:
-                    self.cutters = {s: c for s, c in self.cutters.items() if s[0] != source[0]}
-                    cutter = self.cutters[source] = SequenceCutter(self.max_seq_len, cfg.burn_in)
-                sequences = cutter.add(fragment)
-                if sequences is not None:
-                    self.replay_buffer.add(sequences)
-            sampled = sum(m["num_env_steps"] for m in metrics)
-            if (
-                self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts
-                or len(self.replay_buffer) == 0
-            ):
-                continue
-            # 2. Replay: `training_intensity` trained steps per sampled env step.
-            per_update = cfg.train_batch_size * self.max_seq_len
-            num_updates = self.update_credit.take(
-                DEFAULT_MODULE_ID, cfg.training_intensity, sampled, per_update, 1.0
-            )
-            with self._timer("learner_update_timer"):
-                for _ in range(num_updates):
-                    batch = self.replay_buffer.sample(cfg.train_batch_size, self.replay_rng)
-                    timestep = self.num_env_steps_sampled_lifetime
-                    out = self.learner_group.update({DEFAULT_MODULE_ID: batch}, timestep)
-                    out = out[DEFAULT_MODULE_ID]
-                    td, trained = out.pop("td_error"), out.pop("td_mask")
-                    if isinstance(self.replay_buffer, PrioritizedSequenceReplayBuffer):
-                        self.replay_buffer.update_priorities(batch[Columns.INDICES], td, trained)
-                    rows.append(out)
-            # 3. New weights and epsilon to the EnvRunners.
-            with self._timer("synch_weights"):
-                self._sync_with_epsilon()
-        epsilon = self.current_epsilon(DEFAULT_MODULE_ID)
-        learner_metrics = {**mean_rows(rows), "curr_epsilon": epsilon}
+    def steps_per_update(self, cfg: Any) -> int:
+        """Trained steps per update: `train_batch_size` sequences of `max_seq_len`."""
+        return cfg.train_batch_size * self.max_seq_len
+
+    def replay_metrics(self) -> dict[str, Any]:
+        """Stored sequences, the env steps they hold, and the buffer's memory."""
         return {
-            "learners": {DEFAULT_MODULE_ID: learner_metrics},
-            "replay_buffer": {
-                "num_sequences": len(self.replay_buffer),
-                "num_env_steps": self.replay_buffer.num_steps,
-                "nbytes": self.replay_buffer.nbytes,
-            },
+            "num_sequences": len(self.replay_buffer),
+            "num_env_steps": self.replay_buffer.num_steps,
+            "nbytes": self.replay_buffer.nbytes,
         }

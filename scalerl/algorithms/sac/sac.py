@@ -13,14 +13,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from scalerl.algorithms.off_policy import OffPolicyAlgorithm
 from scalerl.algorithms.replay import (
-    ReplayMixin,
-    UpdateCredit,
     build_replay_buffer,
     check_buffer_exponents,
-    mean_rows,
 )
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
@@ -204,49 +201,32 @@ class SACConfig(AlgorithmConfig):
             )
 
 
-class SAC(ReplayMixin, Algorithm):
+class SAC(OffPolicyAlgorithm):
     """SAC (Haarnoja et al., 2018): off-policy maximum-entropy actor-critic with twin Q
     functions, target networks and a learned temperature alpha; Box or Discrete actions.
+
+    The loop is `OffPolicyAlgorithm`'s: one update per sampled env step by default; the
+    EnvRunners get the policy's weights (not the critics') after updates.
     """
 
     config_class = SACConfig
     learner_class = SACLearner
 
-    def __init__(self, config: SACConfig):
-        super().__init__(config)
-        # One buffer per module (multi-agent: each policy replays its own agents' steps).
-        self.replay_buffers = {
-            mid: build_replay_buffer(cfg.replay_buffer_config, default_type="uniform")
-            for mid, cfg in self.module_configs().items()
+    def make_replay_buffers(self) -> dict[str, Any]:
+        """One uniform buffer per module (multi-agent: each policy replays its own agents'
+        steps)."""
+        return {
+            mid: build_replay_buffer(
+                self.config.get_config_for_module(mid).replay_buffer_config,
+                default_type="uniform",
+            )
+            for mid in self.learner_group.module_ids
         }
-        self.replay_rng = np.random.default_rng(config.seed)
-        self.update_credit = UpdateCredit()
 
-    def training_step(self) -> dict[str, Any]:
-        """Sample into replay and replay `training_intensity` transitions per sampled one, until
-        `min_sample_timesteps_per_iteration` env steps are sampled; sync the policy weights.
+    def default_updates(self, sampled: int) -> float:
+        """One update per sampled env step."""
+        return float(sampled)
 
-        Returns:
-            The learner metrics per trained module and the replay buffers' sizes.
-        """
-        cfg = self.config
-        rows: dict[str, list[dict]] = {mid: [] for mid in self.trained_module_ids()}
-        start = self.num_env_steps_sampled_lifetime
-        while self.num_env_steps_sampled_lifetime - start < cfg.min_sample_timesteps_per_iteration:
-            # 1. Sample a fragment per env with the current stochastic policy, store it as
-            #    n-step transitions (in each module's own buffer).
-            sampled = self.sample_into_replay()
-            if self.num_env_steps_sampled_lifetime < cfg.num_steps_sampled_before_learning_starts:
-                continue
-            # 2. Replay: `training_intensity` replayed transitions per sampled one.
-            with self._timer("learner_update_timer"):
-                updates = [self.replay(mid, sampled[mid], float(sampled[mid])) for mid in rows]
-            for mid, new_rows in zip(rows, updates):
-                rows[mid] += new_rows
-            if not any(updates):
-                continue
-            # 3. The new policies to the EnvRunners (they need the policy weights only).
-            with self._timer("synch_weights"):
-                self.env_runner_group.sync_weights(self.runner_weights(inference_only=True))
-        results = {mid: mean_rows(module_rows) for mid, module_rows in rows.items()}
-        return {"learners": results, "replay_buffer": self.replay_metrics()}
+    def sync_runners(self) -> None:
+        """The policies' weights (no critics) to the EnvRunners."""
+        self.env_runner_group.sync_weights(self.runner_weights(inference_only=True))
