@@ -10,33 +10,24 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gymnasium as gym
-import numpy as np
 
+from scalerl.algorithms.config_checks import validate_common
+from scalerl.algorithms.config_storage import (
+    check_stored_env_id,
+    decode_setting,
+    encode_setting,
+)
 from scalerl.algorithms.fault_tolerance_config import (
     FAULT_TOLERANCE_DEFAULTS,
-    validate_fault_tolerance,
 )
-from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import (
-    MULTI_AGENT_SETTINGS,
     config_for_module,
-    decode_multi_agent,
-    encode_multi_agent,
     mapping_fn,
     normalize_policies,
-    validate_multi_agent,
-)
-from scalerl.connectors.env_to_module.mean_std_filter import (
-    check_env_to_module_connector,
-    resolve_env_to_module_connector,
-    validate_observation_filter,
 )
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
-from scalerl.env.checks import ON_NONFINITE
-from scalerl.utils.errors import CheckpointError, ConfigError, did_you_mean, unknown_keys_error
+from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
-from scalerl.utils.spaces import space_from_dict, space_to_dict
-from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
 
 class _NotProvidedType:
@@ -110,90 +101,10 @@ def bool_settings(cls: type) -> tuple[str, ...]:
     return tuple(dict.fromkeys(bools))
 
 
-# Settings that may hold inf legitimately (env data, space bounds) or are not numbers.
-NON_FINITE_ALLOWED = {
-    "env",
-    "env_config",
-    "observation_space",
-    "action_space",
-    "rl_module_spec",
-    "policies",
-    "policy_mapping_fn",
-    "env_to_module_connector",
-}
-
-
-def _nonfinite_path(value: Any, path: str) -> tuple[str, float] | None:
-    """(setting path, value) of the first NaN/inf float in a setting, or None."""
-    if isinstance(value, float | np.floating):
-        return None if math.isfinite(value) else (path, float(value))
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = _nonfinite_path(v, f"{path}[{k!r}]")
-            if found:
-                return found
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            found = _nonfinite_path(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
 # Setting name in a builder call -> attribute name (RLlib stores `framework` as `framework_str`).
 ATTRIBUTE = {"framework": "framework_str"}
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
-
-
-def resolve_env(name: str, trusted: tuple = ()) -> Any:
-    """The env class or creator function that `to_dict()` stored by name (only what this
-    process trusts: see `scalerl.utils.trust`)."""
-    if "<lambda>" in name or "<locals>" in name:
-        raise ConfigError(
-            f"The env `{name}` was a lambda or local function, which cannot be restored by "
-            "name. Register it with `scalerl.register_env('my-env', creator)` and use "
-            "`.environment('my-env')` instead."
-        )
-    from scalerl.env.multi_agent_env import MultiAgentEnv
-
-    return resolve(name, "the env class or creator", trusted, own=(gym.Env, MultiAgentEnv))
-
-
-def check_stored_env_id(env: Any) -> None:
-    """A stored env name must be registered already: Gymnasium's `module:EnvId` form would
-    import `module`, and loading a checkpoint imports nothing."""
-    from scalerl.env.registry import is_registered_env
-
-    if isinstance(env, str) and ":" in env and not is_registered_env(env):
-        module = env.partition(":")[0]
-        raise CheckpointError(
-            f"The checkpoint's env `{env}` would import the module `{module}`; loading a "
-            f"checkpoint imports nothing. Import `{module}` yourself first (it registers the "
-            "env id), or pass the env in `config_overrides={'env': ...}`."
-        )
-
-
-def encode_spaces(value: Any) -> Any:
-    """Gymnasium spaces anywhere in `value` (e.g. inside `env_config`) -> JSON-able dicts."""
-    if isinstance(value, gym.Space):
-        return {"__space__": space_to_dict(value)}
-    if isinstance(value, dict):
-        return {k: encode_spaces(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(encode_spaces(v) for v in value)
-    return value
-
-
-def decode_spaces(value: Any) -> Any:
-    """The inverse of `encode_spaces`."""
-    if isinstance(value, dict):
-        if set(value) == {"__space__"}:
-            return space_from_dict(value["__space__"])
-        return {k: decode_spaces(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(decode_spaces(v) for v in value)
-    return value
 
 
 class AlgorithmConfig:
@@ -726,116 +637,13 @@ class AlgorithmConfig:
 
     # -- validation ----------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ConfigError naming the first invalid setting and what would be valid."""
-        if self.framework_str != "torch":
-            raise ConfigError(
-                f"`config.framework({self.framework_str!r})` is not supported: scalerl runs on "
-                "PyTorch only; use `.framework('torch')` (the default)."
-            )
-        if self.env is None:
-            raise ConfigError(
-                "No environment set: call `config.environment(env=...)` with a "
-                "Gymnasium id, a registered name, an env class or a creator."
-            )
-        if not isinstance(self.env_config, dict):
-            raise ConfigError(f"`env_config` must be a dict, got {self.env_config!r}.")
-        self._check_int("num_env_runners", 0)
-        self._check_int("num_envs_per_env_runner", 1)
-        self._check_int("max_requests_in_flight_per_env_runner", 1)
-        self._check_int("num_learners", 0)
-        self._check_int("train_batch_size", 1)
-        self._check_int("minibatch_size", 1)
-        self._check_int("num_epochs", 1)
-        self._check_int("metrics_num_episodes_for_smoothing", 1)
-        self._check_int("evaluation_duration", 1)
-        self._check_int("evaluation_num_env_runners", 0)
-        if self.train_batch_size_per_learner is not None:
-            self._check_int("train_batch_size_per_learner", 1)
-        if self.evaluation_interval is not None:
-            self._check_int("evaluation_interval", 0)
-        if self.rollout_fragment_length != "auto":
-            self._check_int("rollout_fragment_length", 1, extra="or 'auto'")
-        if self.seed is not None:
-            self._check_int("seed", 0)
-        if not (isinstance(self.gamma, int | float) and 0.0 <= self.gamma <= 1.0):
-            raise ConfigError(f"`gamma` must be in [0, 1], got {self.gamma!r}.")
-        self._validate_lr()
-        self._check_finite_settings()
-        for name in self.bool_settings:
-            value = getattr(self, name)
-            if not isinstance(value, bool | np.bool_):
-                raise ConfigError(f"`{name}` must be True or False, got {value!r}.")
-        self._check_choice("on_nonfinite", ON_NONFINITE)
-        if self.on_nonfinite == "drop" and not self.check_env_steps:
-            raise ConfigError(
-                "`on_nonfinite='drop'` needs the per-step checks: set `check_env_steps=True`."
-            )
-        if self.minibatch_size > self.total_train_batch_size:
-            raise ConfigError(
-                f"`minibatch_size` ({self.minibatch_size}) must not exceed the train batch size "
-                f"({self.total_train_batch_size}); lower `minibatch_size` or raise "
-                "`train_batch_size`."
-            )
-        self._check_choice("grad_clip_by", ("global_norm", "norm", "value"))
-        self._check_choice("evaluation_duration_unit", ("episodes", "timesteps"))
-        self._check_choice("batch_mode", ("truncate_episodes",))
-        if self.grad_clip is not None and not (
-            isinstance(self.grad_clip, int | float) and self.grad_clip > 0
-        ):
-            raise ConfigError(
-                f"`grad_clip` must be a positive number or None, got {self.grad_clip!r}."
-            )
-        if self.clip_rewards not in (None, True, False) and not (
-            isinstance(self.clip_rewards, int | float) and self.clip_rewards > 0
-        ):
-            raise ConfigError(
-                f"`clip_rewards` must be None, a bool or a positive number, got "
-                f"{self.clip_rewards!r}."
-            )
-        if not (
-            isinstance(self.num_cpus_per_env_runner, int | float)
-            and self.num_cpus_per_env_runner >= 0
-        ):
-            raise ConfigError(
-                "`num_cpus_per_env_runner` must be a number >= 0 (fractions such "
-                f"as 0.5 pack runners), got {self.num_cpus_per_env_runner!r}."
-            )
-        self.check_number("num_gpus_per_learner")
-        if self.num_gpus_per_learner < 0:
-            raise ConfigError("`num_gpus_per_learner` must be >= 0.")
-        validate_observation_filter(self.observation_filter)
-        validate_fault_tolerance(self)
-        if self.env_to_module_connector is not None:
-            check_env_to_module_connector(self.env_to_module_connector)
-            if self.observation_filter != "NoFilter":
-                raise ConfigError(
-                    f"Both `observation_filter={self.observation_filter!r}` and "
-                    "`env_to_module_connector` are set; set one of them."
-                )
-        if self.evaluation_config is not None:
-            if not isinstance(self.evaluation_config, dict):
-                raise ConfigError("`evaluation_config` must be a dict of overrides.")
-            self.copy().update_from_dict(self.evaluation_config)
-        if self.rl_module_spec is None:
-            validate_model_config(self.model_config)
-        validate_multi_agent(self)
+        """Raise ConfigError naming the first invalid setting and what would be valid
+        (the common settings: `config_checks.validate_common`; subclasses add theirs)."""
+        validate_common(self)
 
     def _validate_lr(self) -> None:
         """`lr`: a number or schedule > 0 (SAC replaces it by actor, critic and alpha rates)."""
         validate_schedule("lr", self.lr, positive=True)
-
-    def _check_finite_settings(self) -> None:
-        """No NaN or inf in any numeric setting (nested in lists and dicts too), except in
-        `env_config`, the spaces and the multi-agent specs, which belong to the env."""
-        for key in self._all_keys():
-            if key in NON_FINITE_ALLOWED:
-                continue
-            path = _nonfinite_path(getattr(self, ATTRIBUTE.get(key, key)), key)
-            if path is not None:
-                raise ConfigError(
-                    f"`{path[0]}` is {path[1]!r}: settings must be finite numbers (use None "
-                    "where a setting can be turned off)."
-                )
 
     def check_coefficient(self, name: str) -> None:
         """A loss coefficient: a finite number >= 0."""
@@ -879,6 +687,10 @@ class AlgorithmConfig:
         return copy.deepcopy(self)
 
     # -- serialization ------------------------------------------------------------------
+    def _setting(self, key: str) -> Any:
+        """The value of setting `key` (a builder argument's name)."""
+        return getattr(self, ATTRIBUTE.get(key, key))
+
     def _all_keys(self) -> list[str]:
         keys = (k for section in self.sections.values() for k in section if k not in IGNORED)
         return list(dict.fromkeys(keys))  # one setting may be in two methods (RLlib's)
@@ -888,46 +700,10 @@ class AlgorithmConfig:
 
         `mapping_table` (agent id -> module id) stands in for a `policy_mapping_fn` that
         cannot be stored by name (a lambda)."""
-        out: dict[str, Any] = {}
-        for key in self._all_keys():
-            value = getattr(self, ATTRIBUTE.get(key, key))
-            if key in MULTI_AGENT_SETTINGS:
-                value = encode_multi_agent(key, value, mapping_table)
-            elif key == "env" and not isinstance(value, str) and value is not None:
-                if getattr(value, "multi_agent_of", None):  # make_multi_agent("CartPole-v1")
-                    value = {"__make_multi_agent__": value.multi_agent_of}
-                else:
-                    register_trusted(value)  # given in this process: it may load it back
-                    value = {"__callable__": qualified_name(value)}
-            elif key == "env_to_module_connector":
-                value = None  # stored as `observation_filter`
-            elif key == "observation_filter" and self.env_to_module_connector is not None:
-                value = self._stored_observation_filter()
-            elif isinstance(value, RLModuleSpec):
-                cls = value.module_class
-                if cls is not None:
-                    register_trusted(cls)  # given in this process: it may load it back
-                value = {
-                    "module_class": None if cls is None else qualified_name(cls),
-                    "model_config": value.model_config,
-                }
-            out[key] = encode_spaces(copy.deepcopy(value))
-        return out
-
-    def _stored_observation_filter(self) -> dict[str, Any]:
-        """A user's `env_to_module_connector`, as the JSON-able `observation_filter` form."""
-        spaces = (self.observation_space, self.action_space)
-        try:
-            return resolve_env_to_module_connector(self.env_to_module_connector, None, spaces)
-        except ConfigError:
-            raise
-        except Exception as e:
-            raise ConfigError(
-                "Cannot store `env_to_module_connector` in a dict: calling it without an env "
-                f"failed ({type(e).__name__}: {e}). Use `algo.config.to_dict()` after "
-                "`build_algo()` (the algorithm resolves it with its env), or set "
-                "`observation_filter='MeanStdFilter'` instead."
-            ) from e
+        return {
+            key: encode_setting(self, key, self._setting(key), mapping_table)
+            for key in self._all_keys()
+        }
 
     def update_from_dict(
         self, settings: dict[str, Any], trusted: tuple | list = ()
@@ -943,30 +719,8 @@ class AlgorithmConfig:
         if unknown:
             raise unknown_keys_error(f"{type(self).__name__}.from_dict()", unknown, valid)
         for key, value in settings.items():
-            if key in IGNORED:
-                continue
-            value = decode_spaces(value)
-            if key in MULTI_AGENT_SETTINGS:
-                value = decode_multi_agent(key, value, trusted)
-            elif key == "env" and isinstance(value, dict) and "__callable__" in value:
-                value = resolve_env(value["__callable__"], trusted)
-            elif key == "env" and isinstance(value, dict) and "__make_multi_agent__" in value:
-                from scalerl.env.multi_agent_env import make_multi_agent
-
-                name = value["__make_multi_agent__"]
-                if not isinstance(name, str):
-                    raise CheckpointError(f"`env` {value!r}: a multi-agent env must name its env.")
-                check_stored_env_id(name)
-                value = make_multi_agent(name)
-            elif key == "rl_module_spec" and isinstance(value, dict):
-                name = value.get("module_class")
-                value = RLModuleSpec(
-                    module_class=None
-                    if name is None
-                    else resolve(name, "the RLModule class", trusted, RLModule),
-                    model_config=value.get("model_config"),
-                )
-            setattr(self, ATTRIBUTE.get(key, key), value)
+            if key not in IGNORED:
+                setattr(self, ATTRIBUTE.get(key, key), decode_setting(key, value, trusted))
         return self
 
     @classmethod
