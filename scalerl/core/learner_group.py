@@ -104,14 +104,20 @@ class LearnerWorker:
             self.add_module(mid, spec)
 
     def add_module(self, module_id: str, spec: RLModuleSpec) -> None:
-        """Build the learner of a new module; every rank takes rank 0's initial weights."""
-        learner = self.learners.add(module_id, spec)
-        # Same initial weights come from rank 0; the minibatch shuffles differ.
-        if learner.config.seed is not None and self.rank > 0:
-            learner.rng = np.random.default_rng([learner.config.seed, self.rank])
-        with torch.no_grad():
-            for tensor in learner.module.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
+        """Build the learner of a new module; every rank then takes rank 0's whole learner
+        state (weights, optimizer, and what derives from them, e.g. target networks)."""
+        self.learners.add(module_id, spec)
+        learner = self.learners.learners[module_id]
+        if self.world_size == 1:
+            return
+        state = [None]
+        if self.rank == 0:
+            state = [{"weights": learner.module.state_dict(), **self.get_state(module_id)}]
+        torch.distributed.broadcast_object_list(state, src=0)
+        if self.rank > 0:
+            s = state[0]
+            weights = {k: v.to(learner.device) for k, v in s["weights"].items()}
+            self.set_state(module_id, weights, s["optimizer_tensors"], s["learner_state"])
 
     def remove_module(self, module_id: str) -> None:
         """Drop a module's learner."""
@@ -145,7 +151,9 @@ class LearnerWorker:
         torch.distributed.broadcast_object_list(state, src=0)
         if self.rank > 0:
             own = learner.get_extra_state()
-            learner.set_extra_state({**state[0], **({"rng": own["rng"]} if "rng" in own else {})})
+            leader = {**state[0], **({"rng": own["rng"]} if "rng" in own else {})}
+            if leader != own:  # set only on a difference: setting may reset derived state
+                learner.set_extra_state(leader)
 
     def get_weights(self, module_ids: list[str] | None, inference_only: bool = False) -> dict:
         """Module id -> this rank's module weights as numpy arrays."""

@@ -253,3 +253,42 @@ def test_two_learners_train_two_policies(ray_local, tmp_path):
     for mid in ("p0", "p1"):
         assert_same_weights(restored.learner_group.get_weights()[mid], saved[mid])
     restored.stop()
+
+
+def test_two_learners_update_like_one_with_target_networks(ray_local):
+    """Data-parallel DQN matches one learner update for update on the same batches: the
+    target network (state derived from the weights) must not drift on rank 1, and the
+    TD errors of the two halves come back in batch order."""
+
+    def build(num_learners):
+        return (
+            DQNConfig()
+            .environment("CartPole-v1")
+            .training(
+                num_steps_sampled_before_learning_starts=10**6,  # sampling only
+                min_sample_timesteps_per_iteration=64,
+                target_network_update_freq=2,
+            )
+            .rl_module(model_config={"fcnet_hiddens": [16]})
+            .learners(num_learners=num_learners)
+            .build_algo()  # no seed: rank 1 must still take rank 0's whole state
+        )
+
+    one, two = build(0), build(2)
+    two.learner_group.set_weights(one.learner_group.get_weights())
+    one.learner_group.foreach_learner(lambda learner: learner.update_target())
+    two.learner_group.foreach_learner(lambda learner: learner.update_target())
+    one.train()
+    rng = np.random.default_rng(0)
+    for t in range(6):  # the target network updates every 2 steps
+        batch = one.replay_buffer.sample(32, rng)
+        a = one.learner_group.update({"default_policy": dict(batch)}, t)["default_policy"]
+        b = two.learner_group.update({"default_policy": dict(batch)}, t)["default_policy"]
+        np.testing.assert_allclose(a["td_error"], b["td_error"], atol=1e-5)
+        np.testing.assert_allclose(a["qf_loss"], b["qf_loss"], rtol=1e-5)
+    w1, w2 = one.get_weights()["default_policy"], two.get_weights()["default_policy"]
+    for name in w1:
+        np.testing.assert_allclose(w1[name], w2[name], atol=1e-6, err_msg=name)
+    two.learner_group.stop()
+    two.stop()
+    one.stop()
