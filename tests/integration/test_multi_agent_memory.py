@@ -422,7 +422,7 @@ def ray_local():
     ray.shutdown()
 
 
-def test_filters_merge_over_ray_runners_and_sync_back(ray_local):
+def test_recurrent_filtered_run_on_ray_runners_merges_and_syncs_filters(ray_local):
     algo = (
         # The env and a lambda: Ray pickles those by value (this test module is not
         # importable in the runners).
@@ -433,9 +433,12 @@ def test_filters_merge_over_ray_runners_and_sync_back(ray_local):
             num_cpus_per_env_runner=0.5,
         )
         .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=lambda aid, ep, **kw: f"p{aid}")
+        .rl_module(model_config=LSTM)  # recurrent modules on Ray runners, filtered
         .build_algo()
     )
-    steps = [algo.train()["env_runners"]["num_env_steps_sampled"] for _ in range(2)]
+    results = [algo.train() for _ in range(2)]
+    assert all(np.isfinite(r["learners"][m]["total_loss"]) for r in results for m in ("p0", "p1"))
+    steps = [r["env_runners"]["num_env_steps_sampled"] for r in results]
     central = algo.obs_filter
     # The driver's copy holds both runners' statistics: one observation per agent and env
     # step while the agent stands (at least one agent stands until the episode ends).
