@@ -50,8 +50,8 @@ class TrajectoryMemory:
 
     def add(self, step: StepMemory) -> None:
         """Append the step that ended next in this trajectory."""
-        if len(self.prev_rewards) % self.max_seq_len == 0:
-            self.states.append(step.state_in)
+        if len(self.prev_rewards) % self.max_seq_len == 0:  # a copy: frees the step's batch
+            self.states.append({k: v.copy() for k, v in step.state_in.items()})
         self.prev_actions.append(step.prev_action)
         self.prev_rewards.append(step.prev_reward)
         self.state_out = step.state_out

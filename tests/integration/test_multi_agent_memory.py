@@ -232,6 +232,22 @@ def test_two_policy_recurrent_ppo_trains_evaluates_restores_and_acts(tmp_path):
     algo.stop()
 
 
+def test_one_recurrent_and_one_memoryless_policy_train_together():
+    """`algorithm_config_overrides_per_module` gives p0 an LSTM; p1 keeps its MLP."""
+    algo = (
+        recurrent_config(model_config={"fcnet_hiddens": [8]}, max_episode_steps=20)
+        .multi_agent(algorithm_config_overrides_per_module={"p0": {"model_config": LSTM}})
+        .build_algo()
+    )
+    assert algo.get_module("p0").is_stateful() and not algo.get_module("p1").is_stateful()
+    batch, _ = algo.env_runner_group.local_runner.sample()
+    assert Columns.SEQ_INDEX in batch["p0"] and Columns.SEQ_INDEX not in batch["p1"]
+    check_column(algo.get_module("p0"), batch["p0"], LSTM["max_seq_len"], fresh=True)
+    assert sorted(algo.train()["learners"]) == ["p0", "p1"]
+    assert algo.compute_single_action(np.zeros(2, np.float32), policy_id="p1") in (0, 1)
+    algo.stop()
+
+
 @pytest.mark.parametrize("config_class", [DQNConfig, SACConfig])
 def test_memoryless_multi_agent_algorithms_name_the_setting(config_class):
     base = config_class().environment(IndependentCartPoles)
