@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import repeat
 from typing import Any
 
 import gymnasium as gym
@@ -297,7 +298,7 @@ class MultiAgentEnvRunner:
         """Actions for every agent that observed: one forward pass per module.
 
         Returns per env {agent id: (module action, env action, dist inputs or None, the
-        observation the module saw, StepMemory or None)}."""
+        filtered observation or None, StepMemory or None)}."""
         groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         for i, obs in enumerate(self.obs):
             for aid in obs:
@@ -330,11 +331,10 @@ class MultiAgentEnvRunner:
             module = self.module[mid]
             obs = stacked[mid]
             n = len(members)
+            seen: Any = repeat(None)  # None: the module saw the raw observation
             if self.obs_filter is not None:  # statistics move only while sampling to train
                 obs = self.obs_filter[mid](obs, update=record is not None)
                 seen = rows_of(obs, n)
-            else:
-                seen = [self.obs[i][aid] for i, aid in members]
             if self.memory.is_stateful(mid):
                 inputs = self.memory.inputs(mid, members)
                 actions, dist_inputs, state_out = self.memory.forward(
@@ -344,7 +344,7 @@ class MultiAgentEnvRunner:
                 steps = self.memory.advance(members, inputs, rows_of(actions, n), state_out)
             else:
                 actions, dist_inputs = self._forward(mid, module, obs, explore)
-                steps = [None] * n
+                steps = repeat(None)
             cfg = self.config
             env_actions = to_env_actions(
                 actions, self.specs[mid].action_space, cfg.normalize_actions, cfg.clip_actions
@@ -402,6 +402,7 @@ class MultiAgentEnvRunner:
             for aid, (action, env_action, dist_inputs, seen, step) in acts[i].items():
                 action_dict[aid] = env_action
                 raw = self.obs[i][aid]
+                seen = raw if seen is None else seen
                 self.pending[i][aid] = [seen, action, dist_inputs, 0.0, ep_len[i], raw, step]
             try:
                 out = env.step(action_dict)
@@ -472,7 +473,8 @@ class MultiAgentEnvRunner:
 
     def _end_step(self, i: int, aid: Any, next_obs: Any, terminated: bool, record: dict | None):
         obs, action, dist_inputs, reward, step, raw_obs, memory = self.pending[i].pop(aid)
-        self.memory.end_step(i, aid, reward)
+        if memory is not None:
+            self.memory.end_step(i, aid, reward)
         if record is None:
             return
         key = (i, aid, self.episode_info[i].id_)
