@@ -21,6 +21,7 @@ from scalerl.connectors.env_to_module import MeanStdFilter
 from scalerl.core.columns import Columns
 from scalerl.env.multi_agent_env import make_multi_agent
 from scalerl.examples.envs import MultiAgentCartPole, StatelessCartPole
+from scalerl.utils.batch import split_column
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.sequences import SequenceLayout, recurrent_values, sequence_batch
 
@@ -162,6 +163,20 @@ def test_recurrent_fragment_column_layout_and_replay(model_config):
         assert set(runner.memory.agents) == live
         sizes.add(len(live))
     assert len(sizes) > 1  # agents did end and restart in these steps
+    algo.stop()
+
+
+def test_recurrent_column_splits_over_learners_at_trajectory_ends():
+    """`split_column` (data-parallel learners) cuts after trajectory ends only, so every
+    part starts a sequence and carries its sequences' states: each part replays alone."""
+    algo = recurrent_config(max_episode_steps=7).build_algo()
+    batch, _ = algo.env_runner_group.local_runner.sample()
+    fragment = batch["p0"]
+    parts = split_column(fragment, 3)
+    assert parts is not None and len(parts) == 3
+    assert sum(len(p[Columns.SEQ_INDEX]) for p in parts) == len(fragment[Columns.SEQ_INDEX])
+    for part in parts:
+        check_column(algo.get_module("p0"), part, LSTM["max_seq_len"], fresh=True)
     algo.stop()
 
 
@@ -467,4 +482,24 @@ def test_recurrent_filtered_run_on_ray_runners_merges_and_syncs_filters(ray_loca
         [r.__ray_call__.remote(lambda self: self.obs_filter.get_state()) for r in runners]
     )
     assert len(states) == 2 and all(state == central.get_state() for state in states)
+    algo.stop()
+
+
+def test_two_learners_train_two_recurrent_policies(ray_local):
+    """`num_learners=2`: each recurrent module's column is split at trajectory ends and
+    both learners train on their shares in lockstep."""
+    algo = (
+        recurrent_config(max_episode_steps=20)
+        .learners(num_learners=2)
+        # A lambda: Ray pickles it by value (this test module is not importable there).
+        .multi_agent(policy_mapping_fn=lambda aid, ep, **kw: f"p{aid}")
+        .build_algo()
+    )
+    before = algo.get_weights()
+    learners = algo.train()["learners"]
+    assert set(learners) == {"p0", "p1"}
+    after = algo.get_weights()
+    for mid in ("p0", "p1"):
+        assert np.isfinite(learners[mid]["total_loss"])
+        assert any(not np.array_equal(before[mid][k], after[mid][k]) for k in after[mid])
     algo.stop()
