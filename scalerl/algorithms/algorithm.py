@@ -29,6 +29,7 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
 )
+from scalerl.connectors.env_to_module.multi_agent_filter import MultiAgentMeanStdFilter
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
@@ -70,8 +71,6 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             self.module_spec,
             config.policies_to_train if config.is_multi_agent else None,
         )
-        if config.is_multi_agent:
-            self._check_memoryless()
         self.env_runner_group = EnvRunnerGroup(
             config, self.env_creator, self.module_spec, config.num_env_runners, runner_class
         )
@@ -275,8 +274,9 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
 
     # -- acting -----------------------------------------------------------------------------
     @property
-    def obs_filter(self) -> MeanStdFilter | None:
-        """The central observation filter (merged over all EnvRunners), or None."""
+    def obs_filter(self) -> MeanStdFilter | MultiAgentMeanStdFilter | None:
+        """The central observation filter (merged over all EnvRunners; multi-agent: one
+        per module), or None."""
         return self.env_runner_group.obs_filter
 
     def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> RLModule:
@@ -326,8 +326,9 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             actions = self.compute_actions(batch, explore=explore, policy_id=policy_id)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
         observations = check_observation_batch(observations, space)
-        if self.obs_filter is not None:  # frozen: acting must not move the statistics
-            observations = self.obs_filter(observations, update=False)
+        obs_filter = self._module_obs_filter(policy_id)  # multi-agent: the module's own
+        if obs_filter is not None:  # frozen: acting must not move the statistics
+            observations = obs_filter(observations, update=False)
         device = next(module.parameters()).device
         batch = {Columns.OBS: obs_to_tensors(observations, space, device)}
         stateful = module.is_stateful()

@@ -125,6 +125,9 @@ class AlgorithmConfig:
     """
 
     algo_class: type | None = None
+    # Whether multi-agent runs may use recurrent modules (`use_lstm` / `use_attention`):
+    # the algorithm's learner trains on the recurrent columns of [M, 1] fragments.
+    multi_agent_memory = False
     # Builder method -> its settings, and the settings typed bool; read from the signatures
     # when the class is created (`builder_sections`, `bool_settings`).
     sections: dict[str, tuple[str, ...]] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from scalerl.algorithms.multi_agent_config import multi_rl_module_spec, normalize_policies
+from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.env.multi_agent_env_runner import agent_spaces
@@ -24,19 +25,24 @@ class MultiAgentMixin:
         if not agents:
             agents = list(env.reset(seed=cfg.seed)[0])
         self.agent_space_table = {aid: agent_spaces(env, aid) for aid in agents}
+        # RLlib's `env_to_module_connector=lambda env: MeanStdFilter()`: one per module.
+        spaces = (getattr(env, "observation_space", None), getattr(env, "action_space", None))
+        self._resolve_env_to_module_connector(env, spaces)
         env.close()
         fn = cfg.get_policy_mapping_fn()
         self.agent_to_module = {aid: fn(aid, None) for aid in agents}
         return multi_rl_module_spec(cfg, self.agent_space_table)
 
-    def _check_memoryless(self) -> None:
-        """The multi-agent EnvRunner keeps no per-agent recurrent state (yet)."""
-        for mid, module in self.learner_group.module.items():
-            if module.is_stateful():
-                raise ConfigError(
-                    f"Policy `{mid}` has a recurrent module: multi-agent training supports "
-                    "memoryless modules so far (drop `use_lstm` / `use_attention`)."
-                )
+    def _module_obs_filter(self, policy_id: str) -> Any:
+        """The central observation filter that `policy_id`'s observations go through (its
+        module's own in a multi-agent run), or None."""
+        obs_filter = self.env_runner_group.obs_filter
+        if obs_filter is None or not self.config.is_multi_agent:
+            return obs_filter
+        modules = self.learner_group.module
+        if policy_id == DEFAULT_MODULE_ID and len(modules) == 1:
+            policy_id = modules.keys()[0]
+        return obs_filter[policy_id]
 
     def _multi_agent_means(self, agents: KeyedReturns, modules: KeyedReturns) -> dict:
         if not self.config.is_multi_agent:
@@ -133,6 +139,12 @@ class MultiAgentMixin:
 
     def _refresh_runners(self, add: tuple | None = None, remove: str | None = None) -> None:
         fn = self.config.get_policy_mapping_fn()
+        obs_filter = self.env_runner_group.obs_filter
+        if obs_filter is not None:  # (in local mode the runner's own: adding it is idempotent)
+            if add is not None:
+                obs_filter.add_module(add[0], add[1].observation_space)
+            if remove is not None:
+                obs_filter.remove_module(remove)
         # Replayed on runners that replace failed ones (built from the original spec).
         self.env_runner_group.call("update_modules", add, remove, fn, replay_on_restart=True)
         if self.eval_env_runner_group is not None:  # rebuilt with the new modules when needed

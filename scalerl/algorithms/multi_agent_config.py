@@ -72,8 +72,8 @@ def normalize_policies(policies: Any) -> dict[str, RLModuleSpec | None]:
 
 def validate_multi_agent(config: Any) -> None:
     """ConfigError unless the multi-agent settings fit together: a mapping function for
-    several policies, module ids that are policies, valid per-module overrides, and the
-    features multi-agent runs support so far."""
+    several policies, module ids that are policies, valid per-module overrides, and
+    recurrent modules only for algorithms that train them on multi-agent data (PPO)."""
     policies = normalize_policies(config.policies)
     if not policies:
         return
@@ -96,11 +96,30 @@ def validate_multi_agent(config: Any) -> None:
             )
     for overrides in (config.algorithm_config_overrides_per_module or {}).values():
         config.copy().update_from_dict({"policies": None, **dict(overrides)}).validate()
-    if config.observation_filter != "NoFilter" or config.env_to_module_connector is not None:
-        raise ConfigError(
-            "Observation filters are single-agent only so far: set `observation_filter` to "
-            "'NoFilter' for multi-agent training."
-        )
+    if not config.multi_agent_memory:
+        _check_memoryless(config, policies)
+
+
+def _check_memoryless(config: Any, policies: dict[str, Any]) -> None:
+    """ConfigError if a policy's `model_config` asks for a recurrent module in an
+    algorithm whose multi-agent runs are memoryless (DQN, SAC)."""
+    overrides = config.algorithm_config_overrides_per_module or {}
+    for mid, spec in sorted(policies.items()):
+        global_spec = config.rl_module_spec
+        model_config = {
+            **(config.model_config or {}),
+            **((global_spec.model_config or {}) if global_spec is not None else {}),
+            **(dict(overrides.get(mid) or {}).get("model_config") or {}),
+            **((spec.model_config or {}) if spec is not None else {}),
+        }
+        for key in ("use_lstm", "use_attention"):
+            if model_config.get(key):
+                name = type(config).__name__.removesuffix("Config")
+                raise ConfigError(
+                    f"`model_config` sets `{key}=True` for policy `{mid}`, but {name}'s "
+                    "multi-agent runs support memoryless modules only (PPO trains recurrent "
+                    f"multi-agent policies): drop `{key}`."
+                )
 
 
 def mapping_fn(config: Any) -> Callable[..., str]:

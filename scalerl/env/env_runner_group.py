@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from scalerl.connectors.env_to_module.mean_std_filter import (
-    MeanStdFilter,
-    build_observation_filter,
-)
+from scalerl.connectors.env_to_module.mean_std_filter import MeanStdFilter
+from scalerl.connectors.env_to_module.multi_agent_filter import build_filter_for_spec
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner
 from scalerl.utils.errors import ConfigError, EnvRunnerError
@@ -53,9 +51,10 @@ class EnvRunnerGroup:
 
     `sync_weights` puts the weights into the object store once; every actor fetches them.
 
-    With an observation filter, `obs_filter` is the central one: the local runner's own
-    filter in local mode; with Ray actors a driver-side copy into which `sample()` merges
-    every runner's new statistics, and which `sync_weights` sends back with the weights.
+    With an observation filter, `obs_filter` is the central one (multi-agent: one per
+    module, `MultiAgentMeanStdFilter`): the local runner's own filter in local mode; with
+    Ray actors a driver-side copy into which `sample()` merges every runner's new
+    statistics, and which `sync_weights` sends back with the weights.
 
     `last_sample_sources` lists, for each fragment the last `sample()` returned, the
     (slot, generation) of the runner that made it: fragments of one source continue each
@@ -85,9 +84,7 @@ class EnvRunnerGroup:
             self.local_runner = runner_class(config, env_creator, module_spec)
             self.obs_filter = self.local_runner.obs_filter
             return
-        self.obs_filter = build_observation_filter(
-            config.observation_filter, module_spec.observation_space
-        )
+        self.obs_filter = build_filter_for_spec(config.observation_filter, module_spec)
         init_ray_if_needed()
         import ray
 

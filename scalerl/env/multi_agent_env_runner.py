@@ -12,20 +12,28 @@ to another trajectory the row is marked truncated with the agent's next observat
 `trunc_obs` (unless the episode terminated there). GAE and n-step returns then stop and
 bootstrap exactly where the trajectory was cut, so the single-agent learners train on it
 unchanged.
+
+Stateful (recurrent) modules keep a state per agent (`agent_memory.AgentMemory`) and add
+the recurrent columns of the single-agent fragment, with a sequence starting at every
+trajectory's first row. With an observation filter each module has its own
+(`MultiAgentMeanStdFilter`), updated from its agents' observations.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import repeat
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.connectors.env_to_module.multi_agent_filter import build_multi_agent_filter
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+from scalerl.env.agent_memory import AgentMemory
 from scalerl.env.checks import (
     MAX_RESETS,
     EnvChecks,
@@ -37,6 +45,7 @@ from scalerl.env.checks import (
 from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts
 from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
+from scalerl.env.multi_agent_trajectories import Trajectory, lay_end_to_end, rows_of, stack_as
 from scalerl.env.registry import env_name
 from scalerl.env.runner_state import get_runner_state, set_runner_state
 from scalerl.utils import nested
@@ -53,34 +62,6 @@ class EpisodeInfo:
         self.id_ = id_
         self.env_index = env_index
         self.worker_index = worker_index
-
-
-class _Trajectory:
-    """The steps one agent ended in this fragment, in one episode (one module)."""
-
-    __slots__ = (
-        "module",
-        "obs",
-        "actions",
-        "dist_inputs",
-        "rewards",
-        "last_next_obs",
-        "terminated",
-        "env",
-        "agent",
-        "steps",
-    )
-
-    def __init__(self, module: str, env: int, agent: Any) -> None:
-        self.module = module
-        self.env, self.agent = env, agent
-        self.steps: list = []  # the episode step at which each obs was returned
-        self.obs: list = []
-        self.actions: list = []
-        self.dist_inputs: list = []
-        self.rewards: list[float] = []
-        self.last_next_obs: Any = None
-        self.terminated = False
 
 
 class MultiAgentEnvRunner:
@@ -105,7 +86,11 @@ class MultiAgentEnvRunner:
         self.module = module_spec.build().eval()
         self.specs = dict(module_spec.rl_module_specs)
         self.mapping_fn = config.get_policy_mapping_fn()
-        self.obs_filter = None  # observation filters are single-agent only (ConfigError)
+        # {module id: MeanStdFilter} or None. Local mode: the central one; Ray: a copy.
+        self.obs_filter = build_multi_agent_filter(
+            config.observation_filter, {mid: s.observation_space for mid, s in self.specs.items()}
+        )
+        self.memory = AgentMemory(self.module, self.specs)  # per-agent recurrent state
         self._numpy_fns: dict[str, Any] = {}
         self._refresh_numpy_fns()
         self._episodes = 0
@@ -125,11 +110,14 @@ class MultiAgentEnvRunner:
 
     # -- weights ------------------------------------------------------------------
     def set_weights(self, weights: dict[str, Any], obs_filter_state: dict | None = None) -> None:
-        """Load {module_id: weights} (modules not named keep theirs)."""
+        """Load {module_id: weights} (modules not named keep theirs) and, if given, the
+        central observation-filter statistics."""
         for mid, w in weights.items():
             if mid in self.module:
                 self.module[mid].set_state(w)
         self._refresh_numpy_fns()
+        if obs_filter_state is not None and self.obs_filter is not None:
+            self.obs_filter.set_state(obs_filter_state)
 
     def _refresh_numpy_fns(self) -> None:
         self._numpy_fns = {
@@ -137,6 +125,7 @@ class MultiAgentEnvRunner:
             for mid, m in self.module.items()
             if not m.is_stateful()
         }
+        self.memory.refresh(self.module)
 
     def update_modules(self, add: tuple | None, remove: str | None, mapping_fn: Any) -> None:
         """Add (module_id, spec) and/or remove a module, and take a new mapping; episodes
@@ -145,21 +134,31 @@ class MultiAgentEnvRunner:
             mid, spec = add
             self.module.add_module(mid, spec.build().eval())
             self.specs[mid] = spec
+            self.memory.add_module(mid, self.module[mid], spec.action_space)
+            if self.obs_filter is not None:
+                self.obs_filter.add_module(mid, spec.observation_space)
             if self.checks is not None:
                 self.checks[mid] = self._module_checks(mid)
                 self._all_flat = all(c.flat for c in self.checks.values())
         if remove is not None:
             self.module.remove_module(remove)
             del self.specs[remove]
+            self.memory.remove_module(remove)
+            if self.obs_filter is not None:
+                self.obs_filter.remove_module(remove)
             if self.checks is not None:
                 self.checks.pop(remove, None)
         self.mapping_fn = mapping_fn
         self._refresh_numpy_fns()
         self.obs = None
 
-    def pop_obs_filter_delta(self) -> None:
-        """Always None: multi-agent runners have no observation filter to merge."""
-        return None
+    def pop_obs_filter_delta(self) -> dict | None:
+        """The filter statistics gathered since the last call (then reset), for merging."""
+        if self.obs_filter is None:
+            return None
+        delta = self.obs_filter.get_delta_state()
+        self.obs_filter.reset_delta()
+        return delta
 
     # -- state (checkpoints) ---------------------------------------------------------
     def get_state(self) -> dict:
@@ -179,6 +178,7 @@ class MultiAgentEnvRunner:
         self.ep_len[i] = 0
         self.ep_agent_returns[i] = defaultdict(float)
         self.pending[i] = {}
+        self.memory.forget_env(i)
         self.obs[i] = self._checked_obs(i, obs, "reset()")
 
     def _reset_all(self) -> None:
@@ -189,7 +189,8 @@ class MultiAgentEnvRunner:
         self.ep_return = np.zeros(n)
         self.ep_len = np.zeros(n, dtype=np.int64)
         self.ep_agent_returns: list[dict] = [defaultdict(float) for _ in range(n)]
-        # per env: agent id -> [obs, action, dist_inputs, reward so far] of its open step
+        # per env: agent id -> [obs, action, dist_inputs, reward so far, episode step, raw
+        # obs, StepMemory or None] of its open step
         self.pending: list[dict] = [{} for _ in range(n)]
         # The first steps of each env are checked against the MultiAgentEnv API (agent
         # ids, spaces, '__all__'), with errors that name the agent; later ones are not.
@@ -288,7 +289,7 @@ class MultiAgentEnvRunner:
             ep = self.episode_info[i].id_
             for (env, _, episode), traj in record.items():
                 if env == i and episode == ep and not finite(traj.last_next_obs):
-                    traj.last_next_obs, traj.terminated = traj.obs[-1], False
+                    traj.last_next_obs, traj.terminated = traj.last_raw_obs, False
         self.num_nonfinite_dropped += 1
         self._new_episode(i, self._reset(i))
 
@@ -296,7 +297,8 @@ class MultiAgentEnvRunner:
     def _act(self, explore: bool, record: dict | None = None, retries: int = 0) -> list[dict]:
         """Actions for every agent that observed: one forward pass per module.
 
-        Returns per env {agent id: (module action, env action, dist inputs or None)}."""
+        Returns per env {agent id: (module action, env action, dist inputs or None, the
+        filtered observation or None, StepMemory or None)}."""
         groups: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         for i, obs in enumerate(self.obs):
             for aid in obs:
@@ -328,15 +330,31 @@ class MultiAgentEnvRunner:
         for mid, members in groups.items():
             module = self.module[mid]
             obs = stacked[mid]
-            actions, dist_inputs = self._forward(mid, module, obs, explore)
+            n = len(members)
+            seen: Any = repeat(None)  # None: the module saw the raw observation
+            if self.obs_filter is not None:  # statistics move only while sampling to train
+                obs = self.obs_filter[mid](obs, update=record is not None)
+                seen = rows_of(obs, n)
+            if self.memory.is_stateful(mid):
+                inputs = self.memory.inputs(mid, members)
+                actions, dist_inputs, state_out = self.memory.forward(
+                    mid, module, obs, inputs, explore
+                )
+                actions = self._sample(module, actions, dist_inputs)
+                steps = self.memory.advance(members, inputs, rows_of(actions, n), state_out)
+            else:
+                actions, dist_inputs = self._forward(mid, module, obs, explore)
+                steps = repeat(None)
             cfg = self.config
             env_actions = to_env_actions(
                 actions, self.specs[mid].action_space, cfg.normalize_actions, cfg.clip_actions
             )
             rows = zip(
-                _rows(actions, len(members)),
-                _rows(env_actions, len(members)),
-                [None] * len(members) if dist_inputs is None else dist_inputs,
+                rows_of(actions, n),
+                rows_of(env_actions, n),
+                [None] * n if dist_inputs is None else dist_inputs,
+                seen,
+                steps,
             )
             for (i, aid), row in zip(members, rows):
                 out[i][aid] = row
@@ -364,22 +382,28 @@ class MultiAgentEnvRunner:
                 dist_inputs = dist_inputs.numpy()
             if actions is not None:
                 actions = nested.map_structure(lambda a: a.numpy(), actions)
+        return self._sample(module, actions, dist_inputs), dist_inputs
+
+    def _sample(self, module: Any, actions: Any, dist_inputs: np.ndarray | None) -> Any:
+        """The actions, sampled from the exploration distribution when not given."""
         if actions is None:
             dist_cls = module.get_exploration_action_dist_cls()
             actions = dist_cls.sample_numpy(dist_inputs, self.rng)
-        return actions, dist_inputs
+        return actions
 
     # -- stepping -----------------------------------------------------------------
     def _step(self, explore: bool, record: dict | None, finished: list) -> None:
         """One step of every env. Ends steps of agents that observe again or are done
-        (into `record`: (env, agent, episode) -> _Trajectory), opens the new ones."""
+        (into `record`: (env, agent, episode) -> Trajectory), opens the new ones."""
         acts = self._act(explore, record)
         checks, isfinite, ep_len = self.checks, math.isfinite, self.ep_len
         for i, env in enumerate(self.envs):
             action_dict = {}
-            for aid, (action, env_action, dist_inputs) in acts[i].items():
+            for aid, (action, env_action, dist_inputs, seen, step) in acts[i].items():
                 action_dict[aid] = env_action
-                self.pending[i][aid] = [self.obs[i][aid], action, dist_inputs, 0.0, ep_len[i]]
+                raw = self.obs[i][aid]
+                seen = raw if seen is None else seen
+                self.pending[i][aid] = [seen, action, dist_inputs, 0.0, ep_len[i], raw, step]
             try:
                 out = env.step(action_dict)
             except Exception as e:
@@ -438,6 +462,7 @@ class MultiAgentEnvRunner:
                         dropped = True
                         break
                     self._end_step(i, aid, obs.get(aid), bool(terms.get(aid, False)), record)
+                    self.memory.forget(i, aid)
                 elif aid in obs:
                     self._end_step(i, aid, obs[aid], False, record)
             if dropped:
@@ -447,20 +472,26 @@ class MultiAgentEnvRunner:
             )
 
     def _end_step(self, i: int, aid: Any, next_obs: Any, terminated: bool, record: dict | None):
-        obs, action, dist_inputs, reward, step = self.pending[i].pop(aid)
+        obs, action, dist_inputs, reward, step, raw_obs, memory = self.pending[i].pop(aid)
+        if memory is not None:
+            self.memory.end_step(i, aid, reward)
         if record is None:
             return
         key = (i, aid, self.episode_info[i].id_)
         traj = record.get(key)
         if traj is None:
-            traj = record[key] = _Trajectory(self.agent_module[i][aid], i, aid)
+            mid = self.agent_module[i][aid]
+            traj = record[key] = Trajectory(mid, i, aid, self.memory.new_trajectory(mid))
+        if memory is not None:
+            traj.memory.add(memory)
         traj.steps.append(step)
         traj.obs.append(obs)
         traj.actions.append(action)
         traj.dist_inputs.append(dist_inputs)
         traj.rewards.append(reward)
         # An agent cut off without a final observation bootstraps from its last one.
-        traj.last_next_obs = obs if next_obs is None else next_obs
+        traj.last_next_obs = raw_obs if next_obs is None else next_obs
+        traj.last_raw_obs = raw_obs
         traj.terminated = terminated
 
     def _check_fragment(self, mid: str, trajs: list, obs: Any, trunc_obs: list) -> None:
@@ -512,7 +543,7 @@ class MultiAgentEnvRunner:
             self._step(self.config.explore, record, finished)
             self.num_steps += len(self.envs)
         # Steps still open are cut here: they end (and are emitted) in a later fragment.
-        by_module: dict[str, list[_Trajectory]] = defaultdict(list)
+        by_module: dict[str, list[Trajectory]] = defaultdict(list)
         for traj in record.values():
             by_module[traj.module].append(traj)
         batch = {mid: self._fragment(mid, trajs) for mid, trajs in by_module.items()}
@@ -520,51 +551,19 @@ class MultiAgentEnvRunner:
         metrics["num_agent_steps"] = {mid: len(b[Columns.REWARDS]) for mid, b in batch.items()}
         return batch, metrics
 
-    def _fragment(self, mid: str, trajs: list[_Trajectory]) -> dict[str, Any]:
-        """Lay the trajectories end to end as one [M, 1] column (see the module doc)."""
-        obs, actions, dist_inputs, rewards, terms, truncs = [], [], [], [], [], []
-        trunc_index, trunc_obs = [], []
-        for traj in trajs:
-            obs += traj.obs
-            actions += traj.actions
-            dist_inputs += traj.dist_inputs
-            rewards += traj.rewards
-            k = len(traj.rewards)
-            terms += [False] * (k - 1) + [traj.terminated]
-            truncs += [False] * (k - 1) + [not traj.terminated]
-            if not traj.terminated:
-                trunc_index.append((len(rewards) - 1, 0))
-                trunc_obs.append(traj.last_next_obs)
-        if any(d is None for d in dist_inputs):
-            raise KeyError(
-                f"Module `{mid}`'s forward_exploration returned no "
-                f"`{Columns.ACTION_DIST_INPUTS}`: training needs them."
-            )
-
-        space = self.specs[mid].observation_space
-
-        def column(rows: list) -> Any:
-            return nested.map_structure(lambda x: x[:, None], nested.stack(rows))
-
-        last_obs = trajs[-1].last_next_obs
-        obs = stack_as(space, obs)
+    def _fragment(self, mid: str, trajs: list[Trajectory]) -> dict[str, Any]:
+        """Module `mid`'s [M, 1] column (see the module doc): checked, with the bootstrap
+        observations filtered and the recurrent columns of a stateful module."""
+        fragment, trunc_obs = lay_end_to_end(mid, trajs, self.specs[mid].observation_space)
         if self.checks is not None and not self.checks[mid].drop:
+            obs = nested.map_structure(lambda x: x[:, 0], fragment[Columns.OBS])
             self._check_fragment(mid, trajs, obs, trunc_obs)
-        return {
-            Columns.OBS: nested.map_structure(lambda x: x[:, None], obs),
-            Columns.ACTIONS: column(actions),
-            Columns.REWARDS: np.asarray(rewards, dtype=np.float32)[:, None],
-            Columns.TERMINATEDS: np.asarray(terms)[:, None],
-            Columns.TRUNCATEDS: np.asarray(truncs)[:, None],
-            Columns.ACTION_DIST_INPUTS: np.stack(dist_inputs).astype(np.float32)[:, None],
-            # Every trajectory ends in a termination or a cut with its next obs in
-            # `trunc_obs`, so the bootstrap obs is never used; it keeps the layout.
-            Columns.BOOTSTRAP_OBS: stack_as(space, [last_obs]),
-            Columns.TRUNC_INDEX: np.array(trunc_index, dtype=np.int64).reshape(-1, 2),
-            Columns.TRUNC_OBS: stack_as(space, trunc_obs)
-            if trunc_obs
-            else nested.map_structure(lambda x: x[:0], stack_as(space, [last_obs])),
-        }
+        if self.obs_filter is not None:  # frozen: these observations were seen already
+            for key in (Columns.BOOTSTRAP_OBS, Columns.TRUNC_OBS):
+                fragment[key] = self.obs_filter[mid](fragment[key], update=False)
+        if self.memory.is_stateful(mid):
+            fragment.update(self.memory.columns(mid, trajs))
+        return fragment
 
     def sample_episodes(
         self,
@@ -618,23 +617,6 @@ class MultiAgentEnvRunner:
         for env in self.envs:
             env.close()
         self.envs = []
-
-
-def _rows(batch: Any, n: int) -> list:
-    """The n rows of a batch (nested structures row by row; a plain array is iterated)."""
-    if isinstance(batch, np.ndarray):
-        return list(batch)
-    return [nested.index(batch, k) for k in range(n)]
-
-
-def stack_as(space: gym.Space, rows: list) -> Any:
-    """Stack observations [B, ...] with the space's dtypes (envs may return float64 for a
-    float32 Box, or Python ints for Discrete)."""
-    if isinstance(space, gym.spaces.Dict):
-        return {k: stack_as(s, [r[k] for r in rows]) for k, s in space.spaces.items()}
-    if isinstance(space, gym.spaces.Tuple):
-        return tuple(stack_as(s, [r[i] for r in rows]) for i, s in enumerate(space.spaces))
-    return np.asarray(rows, dtype=space.dtype)
 
 
 def agent_spaces(env: Any, agent_id: Any) -> tuple[gym.Space, gym.Space]:

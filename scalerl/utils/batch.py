@@ -46,7 +46,8 @@ def _concat(fragments: list[dict], along_time: bool) -> dict:
                 rows.append(np.asarray(part, dtype=np.int64).reshape(-1, 2) + shift)
             out[key] = np.concatenate(rows)
         elif layout is Layout.PER_ENV and along_time:
-            out[key] = parts[-1]
+            # A copy: one row per module, and Ray's object store hands out read-only arrays.
+            out[key] = nested.map_structure(np.copy, parts[-1])
         else:
             cat_axis = axis if layout is Layout.TIME_MAJOR else 0
             out[key] = nested.map_structure(

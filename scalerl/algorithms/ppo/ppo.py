@@ -27,6 +27,8 @@ class PPOConfig(AlgorithmConfig):
     `grad_clip=0.5`.
     """
 
+    multi_agent_memory = True  # recurrent modules train on multi-agent fragments too
+
     def __init__(self, algo_class: type | None = None):
         """A PPO config with PPO's defaults (`algo_class`: the algorithm to build)."""
         super().__init__(algo_class or PPO)

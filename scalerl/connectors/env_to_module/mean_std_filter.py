@@ -121,7 +121,8 @@ class MeanStdFilter:
     back with the weights (`set_state`).
 
     Args:
-        multi_agent: Must be False: scalerl has no multi-agent EnvRunner yet.
+        multi_agent: Accepted for RLlib compatibility and ignored: in multi-agent runs
+            every module gets its own filter (`MultiAgentMeanStdFilter`) either way.
         de_mean_to_zero: Subtract the running mean.
         de_std_to_one: Divide by the running standard deviation (+ 1e-8).
         clip_by_value: Clip the filtered values to [-clip_by_value, clip_by_value]; None
@@ -142,11 +143,6 @@ class MeanStdFilter:
         update_stats: bool = True,
         input_observation_space: gym.Space | None = None,
     ):
-        if multi_agent:
-            raise ConfigError(
-                "MeanStdFilter(multi_agent=True) is not supported: scalerl has no multi-agent "
-                "EnvRunner yet; use MeanStdFilter() for single-agent envs."
-            )
         self.de_mean_to_zero = de_mean_to_zero
         self.de_std_to_one = de_std_to_one
         self.clip_by_value = clip_by_value
