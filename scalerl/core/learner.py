@@ -392,7 +392,9 @@ class Learner:
             return {}
         keys = [k for k, v in rows[0].items() if isinstance(v, torch.Tensor)]
         out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in keys}
-        if keys:
+        if len(rows) == 1 and keys:  # one step (replay learners): no mean to take
+            out.update(zip(keys, torch.stack([rows[0][k].detach() for k in keys]).tolist()))
+        elif keys:
             means = torch.stack([torch.stack([r[k].detach() for k in keys]) for r in rows])
             out.update(zip(keys, means.float().mean(0).tolist()))
         return {k: out[k] for k in rows[0]}
