@@ -60,7 +60,7 @@ def run_sac(seed: int) -> tuple[float, float]:
 
 def fast_path_switch(name: str) -> Callable[[bool], None]:
     """A function that turns the algorithm's registered fast gradient path on or off."""
-    from scalerl.core.learner import register_fast_gradient, registered_fast_gradient
+    from scalerl.core.fast_gradients import register_fast_gradient, registered_fast_gradient
 
     if name == "ppo":
         from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule

@@ -18,14 +18,14 @@ them, the hooks around it:
         return metrics + log_per_sample(...) arrays  # e.g. TD errors for the priorities
 
 Hand-written gradients are an opt-in fast path registered for one exact (learner class,
-module class) pair (`register_fast_gradient`): a subclass of either, or an instance that
+module class) pair (`core/fast_gradients.py`): a subclass of either, or an instance that
 overrides the loss, trains through autograd on its own `compute_loss_for_module`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import torch
 
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
+from scalerl.core.fast_gradients import _FAST_GRADIENTS, _LOSS_METHODS, FastGradient
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
@@ -45,37 +46,6 @@ from scalerl.utils.schedules import Scheduler
 # many in a row raise a NonFiniteUpdateError naming the module and the loss terms.
 MAX_NON_FINITE_UPDATES_IN_A_ROW = 3
 DEFAULT_OPTIMIZER = "default_optimizer"
-
-# A fast path writes dL/dtheta into every parameter's `.grad` (as `backward()` would), logs
-# its metrics with `learner.log_metrics` and returns {optimizer name: loss} (no gradient
-# needed: the loss only feeds the non-finite guard), as `compute_losses` does.
-FastGradient = Callable[["Learner", dict], dict[str, torch.Tensor]]
-_FAST_GRADIENTS: dict[tuple[type, type], tuple[FastGradient, Callable[[Any], bool] | None]] = {}
-
-
-def register_fast_gradient(
-    learner_class: type,
-    module_class: type,
-    fn: FastGradient | None,
-    supports: Callable[[Any], bool] | None = None,
-) -> None:
-    """Use `fn` instead of autograd for learners of exactly `learner_class` training modules
-    of exactly `module_class` (subclasses of either train through autograd), where
-    `supports(learner)` (if given) is true. `fn=None` removes the registration.
-
-    Register a fast path only where a benchmark shows it pays (`benchmarks/fast_gradients.py`)
-    and a test shows it gives autograd's gradient of `compute_loss_for_module`.
-    """
-    if fn is None:
-        _FAST_GRADIENTS.pop((learner_class, module_class), None)
-    else:
-        _FAST_GRADIENTS[(learner_class, module_class)] = (fn, supports)
-
-
-def registered_fast_gradient(learner_class: type, module_class: type) -> FastGradient | None:
-    """The fast path registered for exactly this pair, or None."""
-    entry = _FAST_GRADIENTS.get((learner_class, module_class))
-    return entry[0] if entry else None
 
 
 class Learner:
@@ -229,9 +199,13 @@ class Learner:
         """The registered fast path for exactly this learner's and module's classes, unless
         this instance overrides the loss or the path's `supports` check says no."""
         entry = _FAST_GRADIENTS.get((type(self), type(self.module)))
-        if entry is None or {"compute_loss_for_module", "compute_losses"} & vars(self).keys():
+        if entry is None:
             return None
-        fn, supports = entry
+        fn, supports, losses = entry
+        if losses != tuple(getattr(type(self), name) for name in _LOSS_METHODS) or (
+            set(_LOSS_METHODS) & vars(self).keys()
+        ):
+            return None  # the loss was replaced after registration
         return fn if supports is None or supports(self) else None
 
     def train_step(self, batch: dict[str, Any], fast: FastGradient | None = None) -> dict:

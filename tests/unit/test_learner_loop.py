@@ -8,6 +8,7 @@ import copy
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 
 from scalerl.algorithms.dqn import DQNConfig
@@ -20,7 +21,8 @@ from scalerl.algorithms.sac import SACConfig
 from scalerl.algorithms.sac.default_sac_rl_module import DefaultSACTorchRLModule
 from scalerl.algorithms.sac.sac_learner import SACLearner
 from scalerl.core.columns import Columns
-from scalerl.core.learner import Learner, registered_fast_gradient
+from scalerl.core.fast_gradients import registered_fast_gradient
+from scalerl.core.learner import Learner
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModuleSpec
 
@@ -107,6 +109,11 @@ def test_fast_path_only_for_the_exact_registered_pair():
     learner = PPOLearner(config, spec)
     learner.compute_loss_for_module = ValueOnlyLearner.compute_loss_for_module.__get__(learner)
     assert learner.fast_gradient() is None  # an instance that overrides the loss
+    patched = PPOLearner(config, spec)
+    with pytest.MonkeyPatch.context() as mp:  # a class whose loss is patched afterwards
+        mp.setattr(PPOLearner, "compute_loss_for_module", ValueOnlyLearner.compute_loss_for_module)
+        assert patched.fast_gradient() is None
+    assert patched.fast_gradient() is ppo_fast_gradient
     # SAC's hand-written gradients were removed: below the 1.3x bar end to end.
     assert registered_fast_gradient(SACLearner, DefaultSACTorchRLModule) is None
 

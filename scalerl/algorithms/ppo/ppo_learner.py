@@ -10,7 +10,8 @@ from scalerl.algorithms.on_policy_learner import OnPolicyLearner
 from scalerl.algorithms.ppo import manual_gradients
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
 from scalerl.core.distributions import Distribution
-from scalerl.core.learner import DEFAULT_OPTIMIZER, register_fast_gradient
+from scalerl.core.fast_gradients import register_fast_gradient
+from scalerl.core.learner import DEFAULT_OPTIMIZER
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.utils.schedules import Scheduler
 
