@@ -8,6 +8,7 @@ from scalerl.utils.errors import ConfigError, did_you_mean
 
 ALGORITHMS = {
     "PPO": ("scalerl.algorithms.ppo", "PPO"),
+    "PG": ("scalerl.algorithms.pg", "PG"),
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
     "APEXDQN": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
     "APEX": ("scalerl.algorithms.apex_dqn", "APEXDQN"),

@@ -1,8 +1,31 @@
-"""Learner: one module, its optimizer, and the update step of an algorithm."""
+"""Learner: one module, its optimizer(s), and the update loop every algorithm shares.
+
+A learner is its loss. `Learner.update(batch, timestep)` runs the loop below; an algorithm's
+learner supplies `compute_loss_for_module` (RLlib's name and signature) and, where it needs
+them, the hooks around it:
+
+    update(batch, timestep)
+        metrics = before_update(timestep)            # schedules: learning rate(s), coefficients
+        batch = prepare_batch(batch)                 # numpy -> tensors (PPO: GAE over the batch)
+        for mb in train_batches(batch):              # minibatches x num_epochs, or the whole
+            losses = fast path, or                   #   replayed batch once
+                fwd_out = forward_train(mb)          # module.forward_train
+                compute_losses(mb, fwd_out)          # {optimizer: compute_loss_for_module(...)}
+                backward
+            apply_gradients(optimizer) per loss      # all-reduce, clip, non-finite guard, step
+        metrics += mean over minibatches of log_metrics(...)
+        metrics += after_update(batch, timestep)     # targets, KL coefficient, extra metrics
+        return metrics + log_per_sample(...) arrays  # e.g. TD errors for the priorities
+
+Hand-written gradients are an opt-in fast path registered for one exact (learner class,
+module class) pair (`core/fast_gradients.py`): a subclass of either, or an instance that
+overrides the loss, trains through autograd on its own `compute_loss_for_module`.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +33,8 @@ import numpy as np
 import torch
 
 from scalerl.core import DEFAULT_MODULE_ID
+from scalerl.core.columns import Columns
+from scalerl.core.fast_gradients import _FAST_GRADIENTS, _LOSS_METHODS, FastGradient
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
@@ -20,15 +45,21 @@ from scalerl.utils.schedules import Scheduler
 # Updates with a NaN/inf gradient are skipped (weights and optimizer state untouched); this
 # many in a row raise a NonFiniteUpdateError naming the module and the loss terms.
 MAX_NON_FINITE_UPDATES_IN_A_ROW = 3
+DEFAULT_OPTIMIZER = "default_optimizer"
 
 
 class Learner:
-    """Owns the trainable module and its optimizer; subclasses define `update()`."""
+    """Owns the trainable module and its optimizer(s) and runs the update loop; subclasses
+    supply the loss (`compute_loss_for_module`) and the hooks around it (module docstring).
+    """
 
     # The module this learner trains (set by `ModuleLearners`), named in errors.
     module_id: str = DEFAULT_MODULE_ID
     # Minibatches per epoch, when a data-parallel group fixes it (see `minibatch_bounds`).
     fixed_steps_per_epoch: int | None = None
+    # True: one optimizer step on the whole batch (replay learners); False: `num_epochs`
+    # passes over the batch in minibatches of `minibatch_size` (on-policy learners).
+    one_step_per_batch: bool = False
 
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         self.config = config
@@ -46,34 +77,157 @@ class Learner:
         self.rng = np.random.default_rng(config.seed)
         self.num_non_finite_updates_skipped = 0  # lifetime (reported in the learner results)
         self._non_finite_in_a_row: dict[str, int] = {}  # per optimizer
+        self._step_metrics: dict[str, Any] = {}  # what the current step logged
+        self._per_sample: dict[str, torch.Tensor] = {}
 
     def configure_optimizers(self) -> None:
         """Build the optimizer(s): one Adam over all parameters with the `lr` schedule.
 
-        Subclasses with several optimizers (SAC: actor, critic, alpha) override this and
-        the state hooks `state_tensors`, `optimizer_hyperparameters`, `load_state_tensors`.
+        Subclasses with several optimizers (SAC: actor, critic, alpha) override this (setting
+        `self.optimizers`, name -> Adam, and `compute_losses`) and the state hooks
+        `state_tensors`, `optimizer_hyperparameters`, `load_state_tensors`.
         """
         self.optimizer = Adam(self.module.parameters(), lr=self._lr0(), eps=1e-5)
+        self.optimizers = {DEFAULT_OPTIMIZER: self.optimizer}
         self.lr_schedule = Scheduler(self.config.lr)
 
     def _lr0(self) -> float:
         return Scheduler(self.config.lr).value(0)
 
-    def update(self, batch: Any, timestep: int) -> dict[str, float]:
-        """Train the module on `batch` and return the metrics.
-
-        Subclasses implement this (PPO: epochs of minibatch steps on a rollout; DQN, SAC:
-        one step on a replayed batch); the base class supplies the helpers below.
+    # -- the update loop -----------------------------------------------------------------
+    def update(self, batch: Any, timestep: int) -> dict[str, Any]:
+        """Train the module on `batch` and return the metrics (the loop in the module
+        docstring; subclasses change it through its hooks, not by overriding this).
 
         Args:
             batch: A sample in the batch schema (numpy columns), for this learner's module.
             timestep: Lifetime env steps sampled, for the learning-rate and other schedules.
 
         Returns:
-            Metric name -> value, floats averaged over the minibatches (replay learners
-            also return the batch's TD errors, for the priorities).
+            Metric name -> float: what the loss logged, averaged over the minibatches, each
+            optimizer's gradient norm, `num_module_steps_trained`,
+            `num_non_finite_updates_skipped` and the hooks' metrics; plus the per-sample
+            arrays the loss logged (replay learners: the TD errors, for the priorities).
+        """
+        metrics = self.before_update(timestep)
+        tensors = self.prepare_batch(batch)
+        fast = self.fast_gradient()
+        rows, trained = [], 0
+        for mb in self.train_batches(tensors):
+            rows.append(self.train_step(mb, fast))
+            trained += len(first_leaf(mb))
+        metrics.update(self.mean_metrics(rows))
+        metrics["num_module_steps_trained"] = trained
+        metrics.update(self.after_update(tensors, timestep))
+        metrics["num_non_finite_updates_skipped"] = self.num_non_finite_updates_skipped
+        per_sample, self._per_sample = self._per_sample, {}
+        return {**metrics, **{k: v.detach().cpu().numpy() for k, v in per_sample.items()}}
+
+    def before_update(self, timestep: int) -> dict[str, Any]:
+        """Set what the schedules say at `timestep`; return it as metrics (the base class:
+        the learning rate, `curr_lr`)."""
+        return {"curr_lr": self.set_lr(timestep)}
+
+    def prepare_batch(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The train batch as tensors on this learner's device, once per update (PPO adds
+        its advantages and value targets here). The base class: every column but the
+        replay buffer's indices."""
+        return {k: self.to_tensors(v) for k, v in batch.items() if k != Columns.INDICES}
+
+    def train_batches(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The batches of the optimizer steps: the whole batch once (`one_step_per_batch`),
+        else `num_epochs` shuffled passes in minibatches of `minibatch_size(batch)`."""
+        if self.one_step_per_batch:
+            return iter((batch,))
+        return self.minibatches(batch, self.minibatch_size(batch), self.config.num_epochs)
+
+    def minibatch_size(self, batch: dict[str, Any]) -> int:
+        """Rows per minibatch: the `minibatch_size` setting."""
+        return self.config.minibatch_size
+
+    def forward_train(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The training forward pass whose outputs the loss reads: `module.forward_train`."""
+        return self.module.forward_train(batch)
+
+    def compute_loss_for_module(
+        self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
+    ) -> torch.Tensor:
+        """The loss to minimize on one (mini)batch: an algorithm's learner implements this.
+
+        Log the loss terms with `log_metrics` (averaged over minibatches) and per-sample
+        outputs with `log_per_sample`.
+
+        Args:
+            module_id: The module trained (`self.module_id`).
+            config: That module's config.
+            batch: The (mini)batch, tensors.
+            fwd_out: `forward_train(batch)`.
+
+        Returns:
+            A scalar tensor: the loss of the default optimizer.
         """
         raise NotImplementedError
+
+    def compute_losses(self, *, batch: dict[str, Any], fwd_out: dict[str, Any]) -> dict:
+        """{optimizer name: loss}: `compute_loss_for_module` for the default optimizer.
+
+        Learners with several optimizers (SAC: actor, critic, alpha) override this. One
+        backward pass of the losses' sum fills every gradient, so each loss must reach only
+        its own optimizer's parameters (detach the rest), as SAC's do.
+        """
+        loss = self.compute_loss_for_module(
+            module_id=self.module_id, config=self.config, batch=batch, fwd_out=fwd_out
+        )
+        return {DEFAULT_OPTIMIZER: loss}
+
+    def after_update(self, batch: dict[str, Any], timestep: int) -> dict[str, Any]:
+        """Work after the optimizer steps (target networks, adaptive coefficients); return
+        extra metrics. The base class: none."""
+        return {}
+
+    def log_metrics(self, **values: torch.Tensor | float) -> None:
+        """Record scalar metrics of the current optimizer step (tensors stay on the device
+        until the update's end; the update returns their means over the steps)."""
+        self._step_metrics.update(values)
+
+    def log_per_sample(self, **values: torch.Tensor) -> None:
+        """Record per-sample outputs (e.g. TD errors); `update` returns them as numpy arrays
+        (from the last optimizer step)."""
+        self._per_sample.update(values)
+
+    def fast_gradient(self) -> FastGradient | None:
+        """The registered fast path for exactly this learner's and module's classes, unless
+        this instance overrides the loss or the path's `supports` check says no."""
+        entry = _FAST_GRADIENTS.get((type(self), type(self.module)))
+        if entry is None:
+            return None
+        fn, supports, losses = entry
+        if losses != tuple(getattr(type(self), name) for name in _LOSS_METHODS) or (
+            set(_LOSS_METHODS) & vars(self).keys()
+        ):
+            return None  # the loss was replaced after registration
+        return fn if supports is None or supports(self) else None
+
+    def train_step(self, batch: dict[str, Any], fast: FastGradient | None = None) -> dict:
+        """One step of every optimizer on `batch`: the gradients (`fast`, or autograd on
+        `compute_losses`), then `apply_gradients` per optimizer. Returns the step's metrics."""
+        self._step_metrics = {}
+        if fast is not None:
+            losses = fast(self, batch)  # writes every .grad
+        else:
+            losses = self.compute_losses(batch=batch, fwd_out=self.forward_train(batch))
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad()
+            total = None
+            for loss in losses.values():
+                total = loss if total is None else total + loss
+            total.backward()
+        metrics = self._step_metrics
+        for name, loss in losses.items():
+            terms = {**metrics, "total_loss": loss.detach()}
+            norm = self.apply_gradients(self.optimizers[name], terms, name)
+            metrics[f"gradients_{name}_global_norm"] = norm
+        return metrics
 
     # -- helpers for subclasses -----------------------------------------------------
     def set_lr(self, timestep: int) -> float:
@@ -82,29 +236,17 @@ class Learner:
         self.optimizer.lr = lr
         return lr
 
-    def apply_loss(
-        self, loss: torch.Tensor, loss_terms: dict[str, torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """Backprop `loss`, clip gradients by the configured rule, and take one step.
-
-        Returns the gradient's global norm before clipping (a tensor: converting it to a
-        float every minibatch would cost more than it is worth). `loss_terms` (name ->
-        scalar tensor) name the culprit if the gradient is not finite (`apply_gradients`).
-        """
-        self.optimizer.zero_grad()
-        loss.backward()
-        return self.apply_gradients(loss_terms={**(loss_terms or {}), "total_loss": loss})
-
     def apply_gradients(
         self,
         optimizer: Adam | None = None,
         loss_terms: dict[str, torch.Tensor] | None = None,
-        name: str = "default_optimizer",
+        name: str = DEFAULT_OPTIMIZER,
     ) -> torch.Tensor:
         """Clip the gradients in the parameters' `.grad` and take one optimizer step.
 
-        For updates that write the gradients themselves; returns the global norm before
-        clipping, as `apply_loss`. `optimizer` defaults to `self.optimizer`.
+        Returns the gradient's global norm before clipping (a tensor: converting it to a
+        float every minibatch would cost more than it is worth). `optimizer` defaults to
+        `self.optimizer`.
 
         A NaN/inf gradient norm, or total loss (`loss_terms["total_loss"]`), skips the step
         (weights and optimizer state stay as they were) and counts it in
@@ -217,9 +359,19 @@ class Learner:
         return map_structure(lambda x: torch.from_numpy(x).to(self.device), arrays)
 
     @staticmethod
-    def mean_metrics(rows: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-        """Means over minibatches of scalar tensors, converted to floats once per update."""
-        return {k: float(torch.stack([r[k] for r in rows]).mean()) for k in rows[0]}
+    def mean_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
+        """Means over minibatches of scalar tensors (converted to floats together, once per
+        update) and numbers."""
+        if not rows:
+            return {}
+        keys = [k for k, v in rows[0].items() if isinstance(v, torch.Tensor)]
+        out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in keys}
+        if len(rows) == 1 and keys:  # one step (replay learners): no mean to take
+            out.update(zip(keys, torch.stack([rows[0][k].detach() for k in keys]).tolist()))
+        elif keys:
+            means = torch.stack([torch.stack([r[k].detach() for k in keys]) for r in rows])
+            out.update(zip(keys, means.float().mean(0).tolist()))
+        return {k: out[k] for k in rows[0]}
 
     # -- weights and state ---------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:

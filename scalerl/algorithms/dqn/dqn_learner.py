@@ -6,11 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import numpy as np
 import torch
 
 from scalerl.algorithms.dqn.dqn_loss import dqn_loss
-from scalerl.core.columns import Columns
 from scalerl.core.learner import Learner
 from scalerl.core.rl_module import RLModuleSpec
 from scalerl.utils.schedules import Scheduler
@@ -21,33 +19,37 @@ class DQNLearner(Learner):
     schedule of the module's epsilon-greedy exploration.
     """
 
+    one_step_per_batch = True
+
     def __init__(self, config: Any, module_spec: RLModuleSpec):
         super().__init__(config, module_spec)
         self.target_module = copy.deepcopy(self.module).requires_grad_(False)
         self.epsilon_schedule = Scheduler(config.epsilon)
         self.last_target_update = 0
 
-    def update(self, batch: dict[str, np.ndarray], timestep: int) -> dict[str, Any]:
-        """One step on a replayed batch; returns metrics and the batch's TD errors."""
-        cfg = self.config
-        lr = self.set_lr(timestep)
-        self.set_epsilon(timestep)  # the module acts as the EnvRunners' copies do
-        if cfg.noisy:
+    def before_update(self, timestep: int) -> dict[str, Any]:
+        """The learning rate and epsilon (the module acts as the EnvRunners' copies do);
+        noisy heads draw fresh weight noise for this update."""
+        self.set_epsilon(timestep)
+        if self.config.noisy:
             self.module.reset_noise()
-        tensors = {k: self.to_tensors(v) for k, v in batch.items() if k != Columns.INDICES}
+        return super().before_update(timestep)
+
+    def compute_loss_for_module(
+        self, *, module_id: str, config: Any, batch: dict[str, Any], fwd_out: dict[str, Any]
+    ) -> torch.Tensor:
+        """`dqn_loss` against the target network; logs the TD errors per sample."""
         loss, td_errors, stats = dqn_loss(
-            self.module, self.target_module, tensors, double_q=cfg.double_q
+            self.module, self.target_module, batch, double_q=config.double_q, out=fwd_out
         )
-        norm = self.apply_loss(loss, stats)
+        self.log_metrics(**stats)
+        self.log_per_sample(td_error=td_errors)
+        return loss
+
+    def after_update(self, batch: dict[str, Any], timestep: int) -> dict[str, Any]:
+        """Update the target network when it is due."""
         self.maybe_update_target(timestep)
-        metrics = {k: float(v) for k, v in stats.items()}
-        metrics.update(
-            curr_lr=lr,
-            gradients_default_optimizer_global_norm=float(norm),
-            num_non_finite_updates_skipped=self.num_non_finite_updates_skipped,
-            num_module_steps_trained=len(td_errors),
-        )
-        return {**metrics, "td_error": td_errors.cpu().numpy()}
+        return {}
 
     def maybe_update_target(self, timestep: int) -> None:
         """Update the target network every `target_network_update_freq` env steps."""

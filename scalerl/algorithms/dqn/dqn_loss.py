@@ -28,9 +28,12 @@ def dqn_loss(
     *,
     double_q: bool = True,
     huber_delta: float = 1.0,
+    out: dict[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """(loss, td_errors [B], stats) for `module` against the frozen `target_module`."""
-    out = module.compute_q_values({Columns.OBS: batch[Columns.OBS]})
+    """(loss, td_errors [B], stats) for `module` against the frozen `target_module`; `out`:
+    the module's Q-values of `batch`'s obs, if the caller has them (`forward_train`)."""
+    if out is None:
+        out = module.compute_q_values({Columns.OBS: batch[Columns.OBS]})
     actions = batch[Columns.ACTIONS].long() - module.action_start
     weights = batch.get(Columns.WEIGHTS)
     with torch.no_grad():

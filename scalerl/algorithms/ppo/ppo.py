@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from scalerl.algorithms.on_policy import OnPolicyAlgorithm, validate_on_policy_learners
 from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
 from scalerl.algorithms.ppo.ppo_learner import PPOLearner
 from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
     RecurrentPPOTorchRLModule,
     is_recurrent_config,
 )
-from scalerl.core import DEFAULT_MODULE_ID
-from scalerl.core.learner_group import validate_minibatch_size, validate_num_learners
 from scalerl.core.rl_module import RLModule
-from scalerl.utils.batch import concat_fragments, per_module
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import validate_schedule
 
@@ -122,8 +119,7 @@ class PPOConfig(AlgorithmConfig):
                 "PPO here always uses a critic with GAE: `use_critic` and `use_gae` must stay True."
             )
         validate_schedule("entropy_coeff", self.entropy_coeff, minimum=0.0)
-        if self.num_learners > 0:  # each learner needs whole env columns, a minibatch share
-            (validate_minibatch_size if self.is_multi_agent else validate_num_learners)(self)
+        validate_on_policy_learners(self)
         self._validate_module_class()
 
     def _validate_module_class(self) -> None:
@@ -139,34 +135,10 @@ class PPOConfig(AlgorithmConfig):
             )
 
 
-class PPO(Algorithm):
+class PPO(OnPolicyAlgorithm):
     """PPO (Schulman et al., 2017): the clipped surrogate objective on on-policy rollouts, with
     GAE advantages and an optional adaptive KL penalty.
     """
 
     config_class = PPOConfig
     learner_class = PPOLearner
-
-    def training_step(self) -> dict[str, Any]:
-        """Sample rollouts from every EnvRunner, run the SGD epochs, sync the new weights.
-
-        Returns:
-            {"learners": {module_id: metrics}}.
-        """
-        # 1. Collect on-policy rollouts from every EnvRunner.
-        with self._timer("env_runner_sampling_timer"):
-            samples = self.env_runner_group.sample()
-        fragments, metrics = zip(*samples)
-        self.record_sampling(list(metrics))
-        # 2. GAE + clipped-surrogate SGD epochs on the whole batch (per module).
-        with self._timer("learner_update_timer"):
-            timestep = self.num_env_steps_sampled_lifetime
-            if self.config.is_multi_agent:
-                batches = per_module(fragments)
-            else:
-                batches = {DEFAULT_MODULE_ID: concat_fragments(list(fragments))}
-            learners = self.learner_group.update(batches, timestep=timestep)
-        # 3. Send the new weights to the EnvRunners (one object-store put).
-        with self._timer("synch_weights"):
-            self.env_runner_group.sync_weights(self.runner_weights())
-        return {"learners": learners}

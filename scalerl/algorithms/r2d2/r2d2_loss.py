@@ -134,8 +134,10 @@ def r2d2_loss(
     h_epsilon: float | None = 1e-3,
     zero_init_states: bool = False,
     huber_delta: float = 1.0,
+    q: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """(loss, |delta| [B, L], trained mask [B, L], stats) of `module` on `batch`."""
+    """(loss, |delta| [B, L], trained mask [B, L], stats) of `module` on `batch`; `q`: the
+    module's unrolled Q [B, L + 1, A] (`unroll_q`), if the caller has it."""
     actions = batch[Columns.ACTIONS].long() - module.action_start
     mask = batch[Columns.SEQ_MASK].bool()
     B, L = mask.shape
@@ -146,7 +148,8 @@ def r2d2_loss(
         }
     inputs = sequence_inputs(batch)
     burn_in = batch[Columns.BURN_IN].long()
-    q = unroll_q(module, inputs, state, burn_in)
+    if q is None:
+        q = unroll_q(module, inputs, state, burn_in)
     with torch.no_grad():
         q_target = target_module.compute_q_values({**inputs, Columns.STATE_IN: state})[QF_PREDS]
         y = r2d2_targets(

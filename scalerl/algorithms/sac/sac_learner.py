@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from scalerl.algorithms.sac.manual_gradients import sac_gradients, supports_manual_gradients
 from scalerl.algorithms.sac.sac_loss import auto_target_entropy, sac_losses
 from scalerl.core.columns import Columns
 from scalerl.core.learner import Learner
@@ -52,9 +51,7 @@ class SACLearner(Learner):
     target critics.
     """
 
-    # The default module's gradients are written out (`manual_gradients.py`); False sends
-    # every module through autograd on `sac_losses`.
-    manual_gradients = True
+    one_step_per_batch = True
 
     def configure_optimizers(self) -> None:
         cfg, module = self.config, self.module
@@ -82,36 +79,40 @@ class SACLearner(Learner):
             )
         self.target_entropy = resolve_target_entropy(cfg.target_entropy, module)
         self.last_target_update = 0
-        self.use_manual_gradients = self.manual_gradients and supports_manual_gradients(module)
 
-    def update(self, batch: dict[str, np.ndarray], timestep: int) -> dict[str, Any]:
-        """One step of all three optimizers on a replayed batch; returns the statistics
-        (tensors: the caller converts them once per iteration) and the TD errors."""
-        cfg = self.config
+    def before_update(self, timestep: int) -> dict[str, Any]:
+        """The three learning rates from their schedules."""
         for name, opt in self.optimizers.items():
             opt.lr = self.lr_schedules[name].value(timestep)
-        tensors = {k: self.to_tensors(batch[k]) for k in BATCH_COLUMNS if k in batch}
-        args = (self.module, self.target_qf, tensors, self.log_alpha, self.target_entropy)
-        if self.use_manual_gradients:
-            td_errors, stats = sac_gradients(*args)  # writes every .grad
-        else:
-            loss, td_errors, stats = sac_losses(*args)
-            for opt in self.optimizers.values():
-                opt.zero_grad()
-            loss.backward()
-        for name, opt in self.optimizers.items():
-            stats[f"gradients_{name}_global_norm"] = self.apply_gradients(opt, stats, name)
-        if timestep - self.last_target_update >= cfg.target_network_update_freq:
+        return self.current_lrs()
+
+    def prepare_batch(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The columns the losses read, as tensors."""
+        return {k: self.to_tensors(batch[k]) for k in BATCH_COLUMNS if k in batch}
+
+    def compute_losses(self, *, batch: dict[str, Any], fwd_out: dict[str, Any]) -> dict:
+        """{"critic": J_Q, "actor": J_pi, "alpha": J_alpha} (`sac_losses`): each reaches only
+        its own optimizer's parameters, so one backward pass serves all three."""
+        losses, td_errors, stats = sac_losses(
+            self.module,
+            self.target_qf,
+            batch,
+            self.log_alpha,
+            self.target_entropy,
+            pi_inputs=fwd_out.get(Columns.ACTION_DIST_INPUTS),
+        )
+        self.log_metrics(**stats)
+        self.log_per_sample(td_error=td_errors)
+        return losses
+
+    def after_update(self, batch: dict[str, Any], timestep: int) -> dict[str, Any]:
+        """Polyak-update the target critics when due; report alpha and the entropy target."""
+        if timestep - self.last_target_update >= self.config.target_network_update_freq:
             self.update_target()
             self.last_target_update = timestep
         return {
-            **stats,
-            **self.current_lrs(),
-            "log_alpha_value": self.log_alpha.detach().clone(),
+            "log_alpha_value": float(self.log_alpha.detach()),
             "target_entropy": self.target_entropy,
-            "num_module_steps_trained": len(td_errors),
-            "num_non_finite_updates_skipped": self.num_non_finite_updates_skipped,
-            "td_error": td_errors.detach().cpu().numpy(),
         }
 
     @torch.no_grad()

@@ -106,16 +106,21 @@ def sac_losses(
     batch: dict[str, Any],
     log_alpha: torch.Tensor,
     target_entropy: float,
-) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """(J_Q + J_pi + J_alpha, per-sample TD errors, stats) on one replayed batch.
+    pi_inputs: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+    """({"critic": J_Q, "actor": J_pi, "alpha": J_alpha}, per-sample TD errors, stats) on
+    one replayed batch; `pi_inputs`: the policy's distribution inputs at obs, if the caller
+    has them (`forward_train`).
 
-    The three terms touch disjoint parameters, so one backward pass gives each optimizer
-    its gradient: J_pi evaluates the critics with their weights detached (its gradient
-    reaches the policy through a~ only), J_alpha sees log pi detached, and the critic
-    features are computed once and detached for J_pi.
+    The three terms touch disjoint parameters, so one backward pass of their sum gives each
+    optimizer its gradient: J_pi evaluates the critics with their weights detached (its
+    gradient reaches the policy through a~ only), J_alpha sees log pi detached, and the
+    critic features are computed once and detached for J_pi.
     """
+    if pi_inputs is None:
+        pi_inputs = module.pi_inputs(batch[Columns.OBS])
     if module.discrete:
-        return _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy)
+        return _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy, pi_inputs)
     obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
     r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
     alpha = log_alpha.detach().exp()
@@ -126,18 +131,18 @@ def sac_losses(
     features = module.qf.features(obs)
     q = module.qf(features, batch[Columns.ACTIONS])  # [K, B]
     J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(Columns.WEIGHTS))
-    a_pi, logp_pi = module.dist_cls(module.pi_inputs(obs)).rsample_and_logp()
+    a_pi, logp_pi = module.dist_cls(pi_inputs).rsample_and_logp()
     q_pi = module.qf(features.detach(), a_pi, detach_params=True).amin(0)
     J_pi = actor_loss(q_pi, logp_pi, alpha)
     J_alpha = alpha_loss(log_alpha, logp_pi, target_entropy)
     return (
-        J_Q + J_pi + J_alpha,
+        {"critic": J_Q, "actor": J_pi, "alpha": J_alpha},
         td_errors,
         _stats(J_Q, J_pi, J_alpha, alpha, q[0], td_errors, logp_pi),
     )
 
 
-def _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy):
+def _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy, pi_inputs):
     """The same with sums over actions in place of sampled actions (Christodoulou 2019)."""
     obs, next_obs = batch[Columns.OBS], batch[Columns.NEXT_OBS]
     r, discount, done = batch[Columns.REWARDS], batch[Columns.DISCOUNTS], batch[Columns.TERMINATEDS]
@@ -150,13 +155,13 @@ def _discrete_sac_losses(module, target_qf, batch, log_alpha, target_entropy):
     actions = batch[Columns.ACTIONS].long() - module.action_start
     q = q_all.gather(-1, actions.expand(len(q_all), -1)[..., None]).squeeze(-1)  # [K, B]
     J_Q, td_errors = critic_loss(q[0], q[1] if len(q) > 1 else None, y, batch.get(Columns.WEIGHTS))
-    logp = torch.log_softmax(module.pi_inputs(obs), dim=-1)
+    logp = torch.log_softmax(pi_inputs, dim=-1)
     probs = logp.exp()
     J_pi = discrete_actor_loss(probs, logp, q_all.detach().amin(0), alpha)
     J_alpha = discrete_alpha_loss(log_alpha, probs, logp, target_entropy)
     logp_pi = (probs * logp).sum(-1).detach()  # E_pi[log pi] = -entropy
     return (
-        J_Q + J_pi + J_alpha,
+        {"critic": J_Q, "actor": J_pi, "alpha": J_alpha},
         td_errors,
         _stats(J_Q, J_pi, J_alpha, alpha, q[0], td_errors, logp_pi),
     )
