@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.algorithms import algorithm_checkpoints as checkpoints
+from scalerl.algorithms import multi_agent
 from scalerl.algorithms.acting import (
     check_observation,
     check_observation_batch,
@@ -18,13 +21,12 @@ from scalerl.algorithms.acting import (
 )
 from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exported)
     OBS_FILTER_FILE,
-    AlgorithmCheckpoints,
     Checkpoint,
     SaveResult,
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
-from scalerl.algorithms.multi_agent import MultiAgentMixin
+from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -33,7 +35,7 @@ from scalerl.connectors.env_to_module.multi_agent_filter import MultiAgentMeanSt
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
-from scalerl.core.rl_module import Columns, RLModule
+from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
 from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
@@ -45,7 +47,7 @@ from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
 
 
-class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
+class Algorithm:
     """Base class: subclasses set `config_class`, `learner_class` and `training_step()`."""
 
     config_class: type[AlgorithmConfig] = AlgorithmConfig
@@ -59,7 +61,14 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         self.agent_to_module: dict = {}  # multi-agent: the mapping seen at build
         runner_class = self.env_runner_class
         if config.is_multi_agent:
-            self.module_spec = self._multi_agent_spec()
+            env = self._make_env()
+            self.module_spec, self.agent_space_table, self.agent_to_module = multi_agent_spec(
+                config, env
+            )
+            # RLlib's `env_to_module_connector=lambda env: MeanStdFilter()`: one per module.
+            spaces = (getattr(env, "observation_space", None), getattr(env, "action_space", None))
+            self._resolve_env_to_module_connector(env, spaces)
+            env.close()
             runner_class = MultiAgentEnvRunner
         else:
             obs_space, act_space = self._env_spaces()
@@ -326,7 +335,9 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
             actions = self.compute_actions(batch, explore=explore, policy_id=policy_id)
             return {k: nested.index(actions, i) for i, k in enumerate(keys)}
         observations = check_observation_batch(observations, space)
-        obs_filter = self._module_obs_filter(policy_id)  # multi-agent: the module's own
+        obs_filter = self.obs_filter
+        if self.config.is_multi_agent:  # the policy's module's own
+            obs_filter = module_obs_filter(obs_filter, self.learner_group.module_ids, policy_id)
         if obs_filter is not None:  # frozen: acting must not move the statistics
             observations = obs_filter(observations, update=False)
         device = next(module.parameters()).device
@@ -418,6 +429,113 @@ class Algorithm(AlgorithmCheckpoints, MultiAgentMixin):
         if weights is None:
             weights = self.learner_group.get_weights(inference_only=inference_only)
         return weights if self.config.is_multi_agent else weights[DEFAULT_MODULE_ID]
+
+    # -- multi-agent (multi_agent.py) -------------------------------------------------------
+    def _multi_agent_means(self, agents: KeyedReturns, modules: KeyedReturns) -> dict:
+        return multi_agent_means(agents, modules) if self.config.is_multi_agent else {}
+
+    def add_module(
+        self,
+        module_id: str,
+        module_spec: RLModuleSpec | None = None,
+        *,
+        config_overrides: dict | None = None,
+        new_agent_to_module_mapping_fn: Any = None,
+        new_should_module_be_updated: Any = None,
+    ) -> None:
+        """Add a module to a running multi-agent algorithm (RLlib's `Algorithm.add_module`).
+
+        Its spaces come from `module_spec` or from the agents the new mapping sends to it;
+        `new_should_module_be_updated` is the new `policies_to_train` (default: the old
+        ones plus this module). EnvRunners start fresh episodes with the new mapping.
+        """
+        multi_agent.add_module(
+            self,
+            module_id,
+            module_spec,
+            config_overrides=config_overrides,
+            new_agent_to_module_mapping_fn=new_agent_to_module_mapping_fn,
+            new_should_module_be_updated=new_should_module_be_updated,
+        )
+
+    def remove_module(
+        self,
+        module_id: str,
+        *,
+        new_agent_to_module_mapping_fn: Any = None,
+        new_should_module_be_updated: Any = None,
+    ) -> None:
+        """Remove a module (RLlib's `Algorithm.remove_module`); the new mapping must not
+        send any agent to it."""
+        multi_agent.remove_module(
+            self,
+            module_id,
+            new_agent_to_module_mapping_fn=new_agent_to_module_mapping_fn,
+            new_should_module_be_updated=new_should_module_be_updated,
+        )
+
+    # -- checkpoints (algorithm_checkpoints.py) ---------------------------------------------
+    def save(self, checkpoint_dir: str | Path | None = None) -> SaveResult:
+        """Write a checkpoint (default: ~/scalerl_results/...); returns `.checkpoint.path`."""
+        path = self.save_to_path(checkpoint_dir)
+        return SaveResult(Checkpoint(path), {"training_iteration": self.iteration})
+
+    def save_to_path(self, path: str | Path | None = None) -> str:
+        """Write a checkpoint to directory `path` and return its path.
+
+        Files in `path` that the previous checkpoint there did not write are kept; until
+        the new checkpoint is complete the old one stays loadable (see `utils.checkpoints`).
+        """
+        return checkpoints.save_algorithm(self, path)
+
+    def restore_from_path(
+        self, path: Any, module_ids: list[str] | None = None, *, allow_unverified: bool = False
+    ) -> None:
+        """Load weights, optimizer state and counters from a checkpoint of this algorithm.
+
+        `module_ids` (multi-agent): restore only those modules' weights and optimizer
+        state, e.g. a trained opponent into a new league; counters stay as they are.
+        `allow_unverified`: accept a checkpoint written before manifests (see
+        `utils.checkpoints.open_checkpoint`).
+        """
+        checkpoints.restore_algorithm(self, path, module_ids, allow_unverified)
+
+    def restore(self, checkpoint_path: Any) -> None:
+        """Restore from a checkpoint directory: RLlib's older name for `restore_from_path`."""
+        self.restore_from_path(checkpoint_path)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Any,
+        config_overrides: dict | None = None,
+        *,
+        trusted: tuple | list = (),
+        allow_unverified: bool = False,
+    ) -> Any:
+        """Build the algorithm stored in `path` (a str, a Path, or `save()`'s result).
+
+        Args:
+            path: The checkpoint directory.
+            config_overrides: Settings to change before building, e.g.
+                `{"num_env_runners": 0}` to evaluate a checkpoint trained on Ray without
+                starting Ray, or `{"env": MyEnv}` to give the env yourself.
+            trusted: Classes and functions the checkpoint may name (a custom env or
+                RLModule class, a policy mapping function); scalerl's own, and those
+                registered with `scalerl.register_trusted` or `register_env`, need no
+                listing. Nothing else is imported or called.
+            allow_unverified: Load a checkpoint written before manifests (older scalerl),
+                which cannot be verified. Only for checkpoints you trust to be intact.
+        """
+        return checkpoints.build_from_checkpoint(path, config_overrides, trusted, allow_unverified)
+
+    def save_extra_state(self, directory: Path) -> None:
+        """Write what a subclass keeps beyond learner, filter and counters (e.g. a replay
+        buffer) into the checkpoint being written; its files get checksums too."""
+
+    def restore_extra_state(self, view: ckpt.CheckpointView) -> None:
+        """Read back what `save_extra_state` wrote, through the checkpoint's verified view
+        (only files its manifest lists, each checked against its digest)."""
 
     # -- shutdown ---------------------------------------------------------------------------
     def stop(self) -> None:
