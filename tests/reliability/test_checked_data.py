@@ -367,6 +367,7 @@ def test_sac_non_finite_update_skipped(monkeypatch):
     import torch
 
     from scalerl.algorithms.sac import SACConfig, sac_learner
+    from scalerl.core import fast_gradients
 
     real = sac_learner.sac_losses
     calls = []
@@ -379,6 +380,9 @@ def test_sac_non_finite_update_skipped(monkeypatch):
         return losses, td, stats
 
     monkeypatch.setattr(sac_learner, "sac_losses", losses)
+    # The autograd path (the hand-written one never calls `sac_losses`).
+    pair = (sac_learner.SACLearner, sac_learner.DefaultSACTorchRLModule)
+    monkeypatch.delitem(fast_gradients._FAST_GRADIENTS, pair)
     algo = (
         SACConfig()
         .environment("Pendulum-v1")

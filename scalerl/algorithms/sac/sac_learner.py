@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from scalerl.algorithms.sac.default_sac_rl_module import DefaultSACTorchRLModule
+from scalerl.algorithms.sac.manual_gradients import sac_gradients, supports_manual_gradients
 from scalerl.algorithms.sac.sac_loss import auto_target_entropy, sac_losses
 from scalerl.core.columns import Columns
+from scalerl.core.fast_gradients import register_fast_gradient
 from scalerl.core.learner import Learner
 from scalerl.core.optim import Adam, flatten_parameters
 from scalerl.utils.schedules import Scheduler
@@ -164,3 +167,28 @@ class SACLearner(Learner):
         """Restore the RNG and the step of the last target-network update."""
         super().set_extra_state(state)
         self.last_target_update = int(state.get("last_target_update", 0))
+
+
+def sac_fast_gradient(learner: SACLearner, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """`sac_losses`' gradients written out (`manual_gradients.sac_gradients`), into the
+    three optimizers' `.grad`; the losses (for the non-finite guard) and metrics logged as
+    `compute_losses` would."""
+    td_errors, stats = sac_gradients(
+        learner.module, learner.target_qf, batch, learner.log_alpha, learner.target_entropy
+    )
+    learner.log_metrics(**stats)
+    learner.log_per_sample(td_error=td_errors)
+    return {
+        "critic": stats["qf_loss"],
+        "actor": stats["policy_loss"],
+        "alpha": stats["alpha_loss"],
+    }
+
+
+# Measured 1.31x end to end on SAC Pendulum-v1 (docs/design.md, "Learning"): kept.
+register_fast_gradient(
+    SACLearner,
+    DefaultSACTorchRLModule,
+    sac_fast_gradient,
+    supports=lambda learner: supports_manual_gradients(learner.module),
+)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scalerl.core.models.encoders import ACTIVATION_FNS
+from scalerl.core.models.encoders import ACTIVATION_FNS, ACTIVATION_GRADS
 
 
 class EnsembleMLP(nn.Module):
@@ -79,6 +79,48 @@ class EnsembleMLP(nn.Module):
             else:
                 x = _output_layer(x, w, b)
         return x
+
+    def forward_cached(self, x: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """`forward(x)`, keeping each layer's (input, pre-activation, output) for
+        `backward`. Call it under `torch.no_grad()`."""
+        if x.dim() == 2:
+            x = x.expand(self.num_members, *x.shape)
+        cache = []
+        params, last = self._parameters, len(self.names) - 1
+        for i, (w_name, b_name) in enumerate(self.names):
+            w, b = params[w_name], params[b_name]
+            z = torch.baddbmm(b, x, w) if i < last else _output_layer(x, w, b)
+            y = self.activation(z) if i < last else z
+            cache.append((x, z, y))
+            x = y
+        return x, cache
+
+    def backward(
+        self, cache: list, grad_out: torch.Tensor, weight_grads: bool = True, input_grad=False
+    ) -> torch.Tensor | None:
+        """Backpropagate `grad_out` [K, B, out_dim] through the cached forward pass.
+
+        With `weight_grads` writes d loss / d W = x^T g and d loss / d b = sum_batch g into
+        each layer's `.grad` (overwriting it); with `input_grad` returns d loss / d x
+        [K, B, in_dim]. Call it under `torch.no_grad()`.
+        """
+        act_grad = ACTIVATION_GRADS[self.activation_name]
+        g = grad_out
+        params, last = self._parameters, len(self.names) - 1
+        for i in range(last, -1, -1):
+            x, z, y = cache[i]
+            w, b = params[self.names[i][0]], params[self.names[i][1]]
+            if i < last:
+                g = act_grad(g, z, y)
+            if weight_grads:  # the output layer's weight is [K, out, in]: g^T x
+                if i < last:
+                    torch.bmm(x.transpose(1, 2), g, out=w.grad)
+                else:
+                    torch.bmm(g.transpose(1, 2), x, out=w.grad)
+                torch.sum(g, 1, keepdim=True, out=b.grad)
+            if i > 0 or input_grad:
+                g = torch.bmm(g, w.transpose(1, 2) if i < last else w)
+        return g if input_grad else None
 
 
 def _output_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
