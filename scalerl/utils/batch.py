@@ -88,28 +88,8 @@ def split_fragment(fragment: dict[str, Any], n: int) -> list[dict[str, Any]]:
     if n == 1:
         return [fragment]
     sizes = [total // n + (i < total % n) for i in range(n)]
-    bounds = np.cumsum([0, *sizes])
-    shards = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = {
-            key: (fragment[key][:, 1] >= lo) & (fragment[key][:, 1] < hi)
-            for key in fragment
-            if FRAGMENT[key].layout is Layout.ROW_INDEX
-        }
-        shard: dict[str, Any] = {}
-        for key, value in fragment.items():
-            column = FRAGMENT[key]
-            if column.layout is Layout.ROW_INDEX:
-                shift = np.array([0, lo], dtype=value.dtype)
-                shard[key] = (value[rows[key]] - shift).reshape(-1, 2)
-            elif column.layout is Layout.ROWS:
-                shard[key] = nested.index(value, rows[column.index])
-            elif column.layout is Layout.PER_ENV:
-                shard[key] = nested.index(value, slice(lo, hi))
-            else:
-                shard[key] = nested.index(value, (slice(None), slice(lo, hi)))
-        shards.append(shard)
-    return shards
+    bounds = np.cumsum([0, *sizes]).tolist()
+    return [_slice(fragment, ENVS, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 def split_column(fragment: dict[str, Any], n: int) -> list[dict[str, Any]] | None:
@@ -135,26 +115,37 @@ def split_column(fragment: dict[str, Any], n: int) -> list[dict[str, Any]] | Non
     if len(cuts) < n - 1:
         return None
     bounds = [0, *cuts, length]
-    parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = {
-            key: (fragment[key][:, 0] >= lo) & (fragment[key][:, 0] < hi)
-            for key in fragment
-            if FRAGMENT[key].layout is Layout.ROW_INDEX
-        }
-        part: dict[str, Any] = {}
-        for key, value in fragment.items():
-            column = FRAGMENT[key]
-            if column.layout is Layout.ROW_INDEX:
-                part[key] = (value[rows[key]] - np.array([lo, 0], dtype=value.dtype)).reshape(-1, 2)
-            elif column.layout is Layout.ROWS:
-                part[key] = nested.index(value, rows[column.index])
-            elif column.layout is Layout.PER_ENV:
-                part[key] = value
-            else:
-                part[key] = nested.index(value, slice(lo, hi))
-        parts.append(part)
-    return parts
+    return [_slice(fragment, TIME, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+TIME, ENVS = 0, 1  # the axes of a fragment's [T, N] grid
+
+
+def _slice(fragment: dict[str, Any], axis: int, lo: int, hi: int) -> dict[str, Any]:
+    """Rows [lo, hi) of a fragment's grid along `axis` (TIME or ENVS), by each column's
+    layout: ROW_INDEX rows inside the range, re-indexed to it, and their ROWS; PER_ENV
+    rows of those envs (along time: all of them, for the part's last row)."""
+    inside = {
+        key: (fragment[key][:, axis] >= lo) & (fragment[key][:, axis] < hi)
+        for key in fragment
+        if FRAGMENT[key].layout is Layout.ROW_INDEX
+    }
+    grid = [slice(None), slice(None)]
+    grid[axis] = slice(lo, hi)
+    part: dict[str, Any] = {}
+    for key, value in fragment.items():
+        column = FRAGMENT[key]
+        if column.layout is Layout.ROW_INDEX:
+            shift = np.zeros(2, dtype=value.dtype)
+            shift[axis] = lo
+            part[key] = (value[inside[key]] - shift).reshape(-1, 2)
+        elif column.layout is Layout.ROWS:
+            part[key] = nested.index(value, inside[column.index])
+        elif column.layout is Layout.PER_ENV:
+            part[key] = value if axis == TIME else nested.index(value, slice(lo, hi))
+        else:
+            part[key] = nested.index(value, tuple(grid))
+    return part
 
 
 def split_samples(batch: dict[str, Any], n: int) -> list[dict[str, Any]] | None:
