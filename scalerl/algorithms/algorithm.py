@@ -27,6 +27,7 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
 from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
+from scalerl.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS, Callbacks, MetricsLogger
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -73,15 +74,22 @@ class Algorithm:
         else:
             obs_space, act_space = self._env_spaces()
             self.module_spec = config.get_rl_module_spec(obs_space, act_space)
+        # Callbacks run in this process only: Ray actors get a config without them.
+        self.callbacks = Callbacks(
+            config.callbacks_class,
+            {e: getattr(config, f"callbacks_{e}") for e in DRIVER_EVENTS},
+        )
+        self.metrics = MetricsLogger()  # custom metrics, reduced into every result
+        shipped = without_callbacks(config)
         # One learner per module (a single-agent run: `default_policy`), here or in Ray.
         self.learner_group = LearnerGroup(
-            config,
+            shipped,
             self.learner_class,
             self.module_spec,
             config.policies_to_train if config.is_multi_agent else None,
         )
         self.env_runner_group = EnvRunnerGroup(
-            config, self.env_creator, self.module_spec, config.num_env_runners, runner_class
+            shipped, self.env_creator, self.module_spec, config.num_env_runners, runner_class
         )
         self.env_runner_group.sync_weights(self.runner_weights())
         self.eval_env_runner_group: EnvRunnerGroup | None = None
@@ -190,7 +198,16 @@ class Algorithm:
             time_total_s=self.time_total_s,
             done=False,
         )
+        _merge(result, self.metrics.reduce())  # custom metrics (`algo.metrics.log_value`)
+        self.callbacks.call(
+            "on_train_result", algorithm=self, metrics_logger=self.metrics, result=result
+        )
         return result
+
+    @property
+    def training_iteration(self) -> int:
+        """Iterations trained so far (RLlib's name; `result["training_iteration"]`)."""
+        return self.iteration
 
     def record_sampling(self, metrics: list[dict]) -> None:
         """Fold EnvRunner metrics into the smoothed episode stats and the counters."""
@@ -246,9 +263,10 @@ class Algorithm:
         """Run `evaluation_duration` episodes (or timesteps), explore=False unless the
         evaluation config says otherwise. Returns {"env_runners": {...}}."""
         cfg = self.config
+        self.callbacks.call("on_evaluate_start", algorithm=self, metrics_logger=self.metrics)
         overrides = dict(cfg.evaluation_config or {})
         if self.eval_env_runner_group is None:
-            eval_cfg = cfg.copy().update_from_dict(overrides)
+            eval_cfg = without_callbacks(cfg).update_from_dict(overrides)
             eval_cfg.observation_filter = cfg.observation_filter  # the module's input
             self.eval_env_runner_group = EnvRunnerGroup(
                 eval_cfg,
@@ -269,7 +287,7 @@ class Algorithm:
             stats.add(m["episode_returns"], m["episode_lens"])
             agents.add(m.get("agent_episode_returns", {}))
             modules.add(m.get("module_episode_returns", {}))
-        return {
+        evaluation = {
             "env_runners": {
                 **stats.summary(),
                 **self._multi_agent_means(agents, modules),
@@ -280,6 +298,13 @@ class Algorithm:
             },
             "env_runner_group": self.eval_env_runner_group.metrics(),
         }
+        self.callbacks.call(
+            "on_evaluate_end",
+            algorithm=self,
+            metrics_logger=self.metrics,
+            evaluation_metrics=evaluation,
+        )
+        return evaluation
 
     # -- acting -----------------------------------------------------------------------------
     @property
@@ -499,6 +524,7 @@ class Algorithm:
         `utils.checkpoints.open_checkpoint`).
         """
         checkpoints.restore_algorithm(self, path, module_ids, allow_unverified)
+        self.callbacks.call("on_checkpoint_loaded", algorithm=self)
 
     def restore(self, checkpoint_path: Any) -> None:
         """Restore from a checkpoint directory: RLlib's older name for `restore_from_path`."""
@@ -551,3 +577,22 @@ class Algorithm:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.stop()
+
+
+def without_callbacks(config: AlgorithmConfig) -> AlgorithmConfig:
+    """A copy of `config` without callbacks: what Ray actors get (they call none, and user
+    callback classes need not be importable there)."""
+    out = config.copy()
+    out.callbacks_class = None
+    for event in DRIVER_EVENTS + NOT_YET_EVENTS:
+        setattr(out, f"callbacks_{event}", None)
+    return out
+
+
+def _merge(result: dict, custom: dict) -> None:
+    """Nested custom metrics into the result dict, without replacing scalerl's own dicts."""
+    for key, value in custom.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            _merge(result[key], value)
+        else:
+            result[key] = value

@@ -25,6 +25,7 @@ from scalerl.algorithms.multi_agent_config import (
     mapping_fn,
     normalize_policies,
 )
+from scalerl.callbacks.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
@@ -68,6 +69,7 @@ BUILDER_METHODS = (
     "rl_module",
     "multi_agent",
     "fault_tolerance",
+    "callbacks",
     "reporting",
     "debugging",
     "api_stack",
@@ -102,7 +104,10 @@ def bool_settings(cls: type) -> tuple[str, ...]:
 
 
 # Setting name in a builder call -> attribute name (RLlib stores `framework` as `framework_str`).
-ATTRIBUTE = {"framework": "framework_str"}
+ATTRIBUTE = {
+    "framework": "framework_str",
+    **{event: f"callbacks_{event}" for event in DRIVER_EVENTS + NOT_YET_EVENTS},
+}
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
 
@@ -202,6 +207,10 @@ class AlgorithmConfig:
             setattr(self, key, value)
         # reporting / debugging
         self.metrics_num_episodes_for_smoothing = 100
+        # Callbacks: RLlibCallback subclass(es), and functions per event (RLlib's names).
+        self.callbacks_class: Any = None
+        for event in DRIVER_EVENTS + NOT_YET_EVENTS:
+            setattr(self, f"callbacks_{event}", None)
         self.seed: int | None = None
 
     # -- builder methods -------------------------------------------------------------
@@ -543,6 +552,57 @@ class AlgorithmConfig:
         """
         return self._set("fault_tolerance", locals())
 
+    def callbacks(
+        self: _C,
+        callbacks_class: Any = NotProvided,
+        *,
+        on_algorithm_init: Any = NotProvided,
+        on_train_result: Any = NotProvided,
+        on_evaluate_start: Any = NotProvided,
+        on_evaluate_end: Any = NotProvided,
+        on_checkpoint_loaded: Any = NotProvided,
+        on_episode_created: Any = NotProvided,
+        on_episode_start: Any = NotProvided,
+        on_episode_step: Any = NotProvided,
+        on_episode_end: Any = NotProvided,
+        on_sample_end: Any = NotProvided,
+        on_environment_created: Any = NotProvided,
+        on_env_runners_recreated: Any = NotProvided,
+        **unknown: Any,
+    ) -> _C:
+        """Set the user code called at the algorithm's events (`scalerl.callbacks`).
+
+        Args:
+            callbacks_class: An `RLlibCallback` subclass, or a list of them; one instance
+                of each is made per algorithm. Default: `None`.
+            on_algorithm_init: Function(s) called as `fn(algorithm=..., metrics_logger=...)`
+                when the algorithm is built. Default: `None`.
+            on_train_result: Function(s) called after each `train()` with `algorithm`,
+                `metrics_logger` and `result`. Default: `None`.
+            on_evaluate_start: Function(s) called before `evaluate()` with `algorithm`,
+                `metrics_logger`. Default: `None`.
+            on_evaluate_end: Function(s) called after `evaluate()` with `algorithm`,
+                `metrics_logger`, `evaluation_metrics`. Default: `None`.
+            on_checkpoint_loaded: Function(s) called after a checkpoint is restored, with
+                `algorithm`. Default: `None`.
+            on_episode_created: Not called yet (an EnvRunner event): setting it is a
+                ConfigError. Default: `None`.
+            on_episode_start: Not called yet: setting it is a ConfigError. Default: `None`.
+            on_episode_step: Not called yet: setting it is a ConfigError. Default: `None`.
+            on_episode_end: Not called yet: setting it is a ConfigError. Default: `None`.
+            on_sample_end: Not called yet: setting it is a ConfigError. Default: `None`.
+            on_environment_created: Not called yet: setting it is a ConfigError. Default:
+                `None`.
+            on_env_runners_recreated: Not called yet: setting it is a ConfigError. Default:
+                `None`.
+            **unknown: Not a setting: any other name raises a ConfigError that suggests
+                the nearest valid one.
+
+        Returns:
+            This config, for chaining.
+        """
+        return self._set("callbacks", locals())
+
     def reporting(
         self: _C, *, metrics_num_episodes_for_smoothing: int = NotProvided, **unknown: Any
     ) -> _C:
@@ -681,7 +741,9 @@ class AlgorithmConfig:
         if self.algo_class is None:
             raise ConfigError(f"{type(self).__name__} has no algorithm class to build.")
         self.validate()
-        return self.algo_class(config=self.copy())
+        algo = self.algo_class(config=self.copy())
+        algo.callbacks.call("on_algorithm_init", algorithm=algo, metrics_logger=algo.metrics)
+        return algo
 
     build = build_algo
 

@@ -17,11 +17,14 @@ from scalerl.algorithms.multi_agent_config import (
     decode_multi_agent,
     encode_multi_agent,
 )
+from scalerl.callbacks.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS, RLlibCallback
 from scalerl.connectors.env_to_module.mean_std_filter import resolve_env_to_module_connector
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 from scalerl.utils.trust import qualified_name, register_trusted, resolve
+
+CALLBACK_EVENTS = DRIVER_EVENTS + NOT_YET_EVENTS
 
 
 def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None) -> Any:
@@ -38,6 +41,8 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
         value = None  # stored as `observation_filter`
     elif key == "observation_filter" and config.env_to_module_connector is not None:
         value = stored_observation_filter(config)
+    elif key == "callbacks_class" or key in CALLBACK_EVENTS:
+        value = _encode_callables(value)
     elif isinstance(value, RLModuleSpec):
         cls = value.module_class
         if cls is not None:
@@ -65,6 +70,10 @@ def decode_setting(key: str, value: Any, trusted: tuple) -> Any:
             raise CheckpointError(f"`env` {value!r}: a multi-agent env must name its env.")
         check_stored_env_id(name)
         return make_multi_agent(name)
+    if key == "callbacks_class" or key in CALLBACK_EVENTS:
+        base = RLlibCallback if key == "callbacks_class" else None
+        what = "a callbacks class" if base else f"the `{key}` callback"
+        return _decode_callables(value, what, trusted, base)
     if key == "rl_module_spec" and isinstance(value, dict):
         name = value.get("module_class")
         return RLModuleSpec(
@@ -74,6 +83,35 @@ def decode_setting(key: str, value: Any, trusted: tuple) -> Any:
             model_config=value.get("model_config"),
         )
     return value
+
+
+def _encode_callables(value: Any) -> Any:
+    """A class or function, or a list of them, by qualified name (trusted again when this
+    process loads it back)."""
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    register_trusted(*items)
+    names = [{"__callable__": qualified_name(v)} for v in items]
+    return names if isinstance(value, list | tuple) else names[0]
+
+
+def _decode_callables(value: Any, what: str, trusted: tuple, base: type | None) -> Any:
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        name = item.get("__callable__") if isinstance(item, dict) else None
+        if isinstance(name, str) and "<" in name:
+            raise ConfigError(
+                f"The checkpoint's {what} `{name}` was a lambda or local function, which "
+                "cannot be restored by name: pass it again in `config_overrides` (the "
+                "setting's name, e.g. {'on_train_result': fn}), or None to drop it."
+            )
+        own = (base,) if base is not None else None
+        out.append(resolve(name, what, trusted, base, own))
+    return out if isinstance(value, list) else out[0]
 
 
 def stored_observation_filter(config: Any) -> dict[str, Any]:

@@ -356,7 +356,11 @@ class Learner:
 
     def to_tensors(self, arrays: Any) -> Any:
         """numpy arrays (nested like the spaces) -> tensors on this learner's device."""
-        return map_structure(lambda x: torch.from_numpy(x).to(self.device), arrays)
+        # Arrays from Ray's object store are read-only views: torch needs its own copy.
+        return map_structure(
+            lambda x: torch.from_numpy(x if x.flags.writeable else x.copy()).to(self.device),
+            arrays,
+        )
 
     @staticmethod
     def mean_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:

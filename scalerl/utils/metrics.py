@@ -1,4 +1,4 @@
-"""Episode statistics smoothed over the last N episodes."""
+"""Episode statistics smoothed over the last N episodes, and RLlib's metric-name constants."""
 
 from __future__ import annotations
 
@@ -6,6 +6,23 @@ from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
+
+# RLlib's metric names (`ray.rllib.utils.metrics`), for the keys of the result dict:
+# `result[ENV_RUNNER_RESULTS][EPISODE_RETURN_MEAN]`.
+ENV_RUNNER_RESULTS = "env_runners"
+EVALUATION_RESULTS = "evaluation"
+LEARNER_RESULTS = "learners"
+EPISODE_RETURN_MEAN = "episode_return_mean"
+EPISODE_RETURN_MAX = "episode_return_max"
+EPISODE_RETURN_MIN = "episode_return_min"
+EPISODE_LEN_MEAN = "episode_len_mean"
+NUM_EPISODES = "num_episodes"
+NUM_EPISODES_LIFETIME = "num_episodes_lifetime"
+NUM_ENV_STEPS_SAMPLED = "num_env_steps_sampled"
+NUM_ENV_STEPS_SAMPLED_LIFETIME = "num_env_steps_sampled_lifetime"
+NUM_MODULE_STEPS_TRAINED = "num_module_steps_trained"
+TRAINING_ITERATION = "training_iteration"
+TIMERS = "timers"
 
 
 class EpisodeStats:

@@ -99,7 +99,7 @@ def test_builder_arguments_are_typed_keywords_defaulting_to_not_provided(cls, me
     for p in settings:
         assert p.default is NotProvided, f"{method}({p.name}=...) must default to NotProvided"
         assert p.annotation is not p.empty, f"{method}({p.name}) has no type"
-        positional = method in ("environment", "framework", "api_stack")
+        positional = method in ("environment", "framework", "api_stack", "callbacks")
         assert p.kind is p.KEYWORD_ONLY or positional, f"{method}({p.name}) is positional"
 
 
