@@ -233,16 +233,19 @@ def evaluate(args: argparse.Namespace) -> int:
                 f"{env.render_mode!r}. Let your env creator take it from env_config."
             )
         returns, frames = [], []
+        policy = GreedyPolicy(algo)
         for ep in range(args.episodes):
             # Seed only the first reset: later episodes continue the env's RNG, so they
             # differ from each other yet the whole run is reproducible.
             obs, _ = env.reset(seed=args.seed if ep == 0 else None)
+            policy.reset()
             ret, length, done = 0.0, 0, False
             while not done:
                 if args.render and ep == 0 and length % GIF_FRAME_STRIDE == 0:
                     if len(frames) < GIF_MAX_FRAMES:
                         frames.append(env.render())
-                obs, reward, terminated, truncated, _ = env.step(algo.compute_single_action(obs))
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                policy.reward = float(reward)
                 ret, length, done = ret + float(reward), length + 1, terminated or truncated
             returns.append(ret)
             print(f"episode {ep + 1:3d}: return {ret:.2f}, length {length}")
@@ -255,6 +258,32 @@ def evaluate(args: argparse.Namespace) -> int:
     finally:
         algo.stop()
     return 0
+
+
+class GreedyPolicy:
+    """The algorithm's greedy action for one env, step by step; a recurrent module (LSTM,
+    attention, R2D2) carries its state, previous action and reward through the episode,
+    as the EnvRunners do (`reset()` at each episode start)."""
+
+    def __init__(self, algo: Any):
+        self.algo = algo
+        self.stateful = algo.get_module().is_stateful()
+        self.reset()
+
+    def reset(self) -> None:
+        """Start an episode: the module's initial state, no previous action or reward."""
+        module = self.algo.get_module()
+        self.state = {k: v.cpu().numpy() for k, v in module.get_initial_state().items()}
+        self.action: Any = None
+        self.reward: float | None = None
+
+    def __call__(self, obs: Any) -> Any:
+        if not self.stateful:
+            return self.algo.compute_single_action(obs)
+        self.action, self.state, _ = self.algo.compute_single_action(
+            obs, self.state, prev_action=self.action, prev_reward=self.reward
+        )
+        return self.action
 
 
 def write_gif(frames: list[Any], path: str, frame_ms: float) -> None:

@@ -183,3 +183,36 @@ def test_help_is_fast_and_imports_nothing_heavy():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_evaluate_carries_an_lstm_state_and_scores_as_the_algorithm(tmp_path, capsys):
+    """An LSTM policy on StatelessCartPole (velocities hidden: it needs its memory). The
+    CLI's greedy episodes must score about what `algo.evaluate()` scores; reset at every
+    step, the memory is lost and the same policy scores far less (issue 13: 437 vs 39)."""
+    from scalerl.algorithms.ppo import PPOConfig
+    from scalerl.examples.envs import StatelessCartPole
+
+    algo = (
+        PPOConfig()
+        .environment(StatelessCartPole)
+        .env_runners(num_envs_per_env_runner=16)
+        .training(train_batch_size=2048, minibatch_size=512, num_epochs=6, lr=1e-3)
+        .rl_module(model_config={"fcnet_hiddens": [64], "use_lstm": True, "max_seq_len": 20})
+        .evaluation(evaluation_duration=10)
+        .debugging(seed=0)
+        .build_algo()
+    )
+    steps = ret = 0
+    while steps < 300_000 and ret < 150:
+        runners = algo.train()["env_runners"]
+        steps, ret = runners["num_env_steps_sampled_lifetime"], runners["episode_return_mean"]
+    expected = algo.evaluate()["env_runners"]["episode_return_mean"]
+    path = algo.save(tmp_path / "lstm").checkpoint.path
+    algo.stop()
+    capsys.readouterr()
+    assert main(["evaluate", path, "--episodes", "10", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    got = float(out.split("mean return over 10 episodes:")[1].split()[0])
+    print(f"algo.evaluate(): {expected:.1f}, scalerl evaluate: {got:.1f} ({steps} steps)")
+    assert expected > 100, expected
+    assert 0.6 * expected <= got <= expected / 0.6, (got, expected)
