@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scalerl.algorithms.registry import ALGORITHM_NAMES
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 
 DEFAULT_STOP_TIMESTEPS = 1_000_000
@@ -92,6 +93,29 @@ def _count(minimum: int):
     return parse
 
 
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs as settings; each value is read as YAML (`1e-3`, `[64, 64]`,
+    `true`, `null`, a string)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--set {pair!r}: write it as KEY=VALUE, e.g. --set lr=1e-3.")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {pair!r}: the value is not valid YAML ({e}).") from None
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string; numbers are meant
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[key.strip()] = value
+    return out
+
+
 def train(args: argparse.Namespace) -> int:
     """Run `scalerl train`: train until a stop criterion, checkpoint, then evaluate.
 
@@ -114,6 +138,7 @@ def train(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     config.update_from_dict({k: v for k, v in flags.items() if v is not None})
+    config.update_from_dict(parse_set(args.set or []))  # --set key=value wins over all
     if config.env is None:
         raise ConfigError("No environment: pass `--env ID` or set `env:` in the --config file.")
     for dest in ("stop_reward", "stop_timesteps", "stop_iters"):
@@ -329,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # (flag, type, metavar, help); every default is None so we can tell "given" from "not".
     for flag, typ, metavar, text in [
-        ("--algo", str, "NAME", "algorithm, e.g. PPO (default: the file's `run:`, else PPO)"),
+        ("--algo", str, "NAME", f"algorithm: {', '.join(ALGORITHM_NAMES)} (default: the "
+         "file's `run:`, else PPO)"),
         ("--env", str, "ID", "Gymnasium id or registered env name, e.g. CartPole-v1"),
         ("--config", str, "FILE.yaml", "YAML of config settings: a flat mapping, or RLlib's "
          "tuned-example form {name: {env:, run:, stop:, config:}}"),
@@ -344,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
          "(default: ./checkpoints/<ALGO>_<env>_<YYYYmmdd-HHMMSS>)"),
     ]:  # fmt: skip
         t.add_argument(flag, type=typ, metavar=metavar, help=text)
+    t.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="set any config setting (repeatable; values read as YAML), e.g. --set lr=1e-3 "
+        "--set model_config='{fcnet_hiddens: [64, 64]}'; wins over --config and other flags",
+    )  # fmt: skip
     t.add_argument(
         "--eval-episodes", type=_count(0), default=20, metavar="N",
         help="greedy episodes in the final evaluation; 0 skips it (default: 20)",

@@ -17,17 +17,22 @@ ALGORITHMS = {
 }
 
 
+# The names the docs use, as `--help` lists them (any case, "-" and "_" ignored).
+ALGORITHM_NAMES = ("PPO", "PG", "DQN", "APEX-DQN", "R2D2", "SAC")
+
+
 def get_algorithm_class(name: str) -> type:
-    """The Algorithm class registered under `name` (case-insensitive, e.g. "ppo").
+    """The Algorithm class registered under `name` (case-insensitive, "-" and "_" ignored:
+    "ppo", "APEX-DQN", "apex_dqn").
 
     Raises:
         ConfigError: If no algorithm has that name; the message suggests the nearest.
     """
-    key = name.upper()
+    key = str(name).upper().replace("-", "").replace("_", "")
     if key not in ALGORITHMS:
         raise ConfigError(
             f"Unknown algorithm `{name}`.{did_you_mean(key, ALGORITHMS)} "
-            f"Available: {', '.join(ALGORITHMS)}."
+            f"Available: {', '.join(ALGORITHM_NAMES)}."
         )
     module, attr = ALGORITHMS[key]
     return getattr(importlib.import_module(module), attr)

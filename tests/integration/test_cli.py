@@ -216,3 +216,36 @@ def test_evaluate_carries_an_lstm_state_and_scores_as_the_algorithm(tmp_path, ca
     print(f"algo.evaluate(): {expected:.1f}, scalerl evaluate: {got:.1f} ({steps} steps)")
     assert expected > 100, expected
     assert 0.6 * expected <= got <= expected / 0.6, (got, expected)
+
+
+def test_set_overrides_any_setting_with_yaml_values(tmp_path, capsys):
+    from scalerl.algorithms.algorithm import Algorithm
+    from scalerl.cli import parse_set
+
+    assert parse_set(["lr=1e-3", "model_config={fcnet_hiddens: [8]}", "observation_filter=X"]) == {
+        "lr": 0.001,
+        "model_config": {"fcnet_hiddens": [8]},
+        "observation_filter": "X",
+    }
+    ckpt, tiny = tmp_path / "ckpt", _write(tmp_path / "t.yaml", TINY)
+    rc = main(
+        ["train", "--algo", "ppo", "--env", "CartPole-v1", "--config", tiny,
+         "--stop-iters", "1", "--checkpoint-dir", str(ckpt), "--eval-episodes", "0",
+         "--set", "lr=2e-4", "--set", "model_config={fcnet_hiddens: [8]}"]
+    )  # fmt: skip
+    assert rc == 0
+    restored = Algorithm.from_checkpoint(ckpt)
+    assert restored.config.lr == 2e-4 and restored.config.model_config["fcnet_hiddens"] == [8]
+    restored.stop()
+    assert main(["train", "--env", "CartPole-v1", "--set", "lr"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_algorithm_names_as_the_docs_write_them():
+    from scalerl.algorithms.apex_dqn import APEXDQN
+    from scalerl.algorithms.registry import get_algorithm_class
+
+    for name in ("APEX-DQN", "apex_dqn", "ApexDQN"):
+        assert get_algorithm_class(name) is APEXDQN
+    with pytest.raises(Exception, match="Available: PPO, PG, DQN, APEX-DQN, R2D2, SAC"):
+        get_algorithm_class("A3C")
