@@ -116,6 +116,23 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _restore(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    """The algorithm of checkpoint `--restore`, its settings changed by `overrides`; its
+    counters (iterations, env steps) continue, so the stop criteria count from the start."""
+    from scalerl.algorithms.algorithm import Algorithm, read_algorithm_state
+    from scalerl.algorithms.registry import get_algorithm_class
+    from scalerl.utils.trust import import_trusted
+
+    _, state = read_algorithm_state(args.restore)
+    if args.algo and get_algorithm_class(args.algo).__name__ != state["algo_class"]:
+        raise ConfigError(
+            f"--restore {args.restore} is a {state['algo_class']} checkpoint, but --algo is "
+            f"{args.algo}; drop --algo (the checkpoint names its algorithm)."
+        )
+    trusted = [import_trusted(name) for name in args.trust or []]
+    return Algorithm.from_checkpoint(args.restore, config_overrides=overrides, trusted=trusted)
+
+
 def train(args: argparse.Namespace) -> int:
     """Run `scalerl train`: train until a stop criterion, checkpoint, then evaluate.
 
@@ -128,17 +145,25 @@ def train(args: argparse.Namespace) -> int:
     from scalerl.algorithms.registry import get_algorithm_class
 
     settings, stop, file_algo = load_config_file(args.config) if args.config else ({}, {}, None)
-    algo_cls = get_algorithm_class(args.algo or file_algo or "PPO")
-    config = algo_cls.get_default_config().update_from_dict(settings)
-    # Command-line flags override the file.
     flags = {
         "env": args.env,
         "num_env_runners": args.num_env_runners,
         "num_envs_per_env_runner": args.num_envs_per_env_runner,
         "seed": args.seed,
     }
-    config.update_from_dict({k: v for k, v in flags.items() if v is not None})
-    config.update_from_dict(parse_set(args.set or []))  # --set key=value wins over all
+    # Command-line flags override the file; --set key=value wins over all.
+    overrides = {
+        **settings,
+        **{k: v for k, v in flags.items() if v is not None},
+        **parse_set(args.set or []),
+    }
+    restored = None
+    if args.restore:
+        restored = _restore(args, overrides)
+        algo_cls, config = type(restored), restored.config
+    else:
+        algo_cls = get_algorithm_class(args.algo or file_algo or "PPO")
+        config = algo_cls.get_default_config().update_from_dict(overrides)
     if config.env is None:
         raise ConfigError("No environment: pass `--env ID` or set `env:` in the --config file.")
     for dest in ("stop_reward", "stop_timesteps", "stop_iters"):
@@ -154,13 +179,17 @@ def train(args: argparse.Namespace) -> int:
         Path("checkpoints")
         / f"{algo_cls.__name__}_{env}_{datetime.now():%Y%m%d-%H%M%S}".replace("/", "_")
     )
-    algo = config.build_algo()
+    algo = restored if restored is not None else config.build_algo()
     until = [f"{args.stop_timesteps:,} env steps"]
     if args.stop_reward is not None:
         until.insert(0, f"return >= {args.stop_reward}")
     if args.stop_iters is not None:
         until.append(f"{args.stop_iters} iterations")
-    print(f"Training {algo_cls.__name__} on {env} until {' or '.join(until)}.", flush=True)
+    resumed = f" (resumed at iteration {algo.training_iteration})" if restored else ""
+    print(
+        f"Training {algo_cls.__name__} on {env}{resumed} until {' or '.join(until)}.",
+        flush=True,
+    )
     tty = sys.stdout.isatty()
     interrupted = False
     try:
@@ -178,6 +207,8 @@ def train(args: argparse.Namespace) -> int:
             )
             # On a terminal redraw one line; in logs and pipes keep one line per iteration.
             print(f"\r{line}\033[K" if tty else line, end="" if tty else "\n", flush=True)
+            if args.checkpoint_freq and it % args.checkpoint_freq == 0:
+                algo.save_to_path(ckpt_dir)  # replaced atomically; resume with --restore
             if args.stop_reward is not None and ret >= args.stop_reward:  # False for NaN
                 reason = f"smoothed return {ret:.2f} >= {args.stop_reward}"
             elif steps >= args.stop_timesteps:
@@ -370,6 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
          "(default: ./checkpoints/<ALGO>_<env>_<YYYYmmdd-HHMMSS>)"),
     ]:  # fmt: skip
         t.add_argument(flag, type=typ, metavar=metavar, help=text)
+    t.add_argument(
+        "--restore", metavar="CHECKPOINT",
+        help="resume training from a checkpoint (counters continue; flags and --set change "
+        "its settings)",
+    )  # fmt: skip
+    t.add_argument(
+        "--checkpoint-freq", type=_count(1), metavar="N",
+        help="also save the checkpoint every N iterations (to --checkpoint-dir)",
+    )  # fmt: skip
+    t.add_argument(
+        "--trust", action="append", metavar="module:Name",
+        help="with --restore: a class or function the checkpoint may name (repeatable)",
+    )  # fmt: skip
     t.add_argument(
         "--set", action="append", metavar="KEY=VALUE",
         help="set any config setting (repeatable; values read as YAML), e.g. --set lr=1e-3 "

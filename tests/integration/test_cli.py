@@ -249,3 +249,33 @@ def test_algorithm_names_as_the_docs_write_them():
         assert get_algorithm_class(name) is APEXDQN
     with pytest.raises(Exception, match="Available: PPO, PG, DQN, APEX-DQN, R2D2, SAC"):
         get_algorithm_class("A3C")
+
+
+def test_restore_resumes_the_counters_and_checkpoint_freq_saves(tmp_path, monkeypatch, capsys):
+    from scalerl.algorithms.algorithm import Algorithm
+
+    tiny, first, second = _write(tmp_path / "t.yaml", TINY), tmp_path / "a", tmp_path / "b"
+    rc = main(
+        ["train", "--env", "CartPole-v1", "--config", tiny, "--stop-iters", "1",
+         "--checkpoint-dir", str(first), "--eval-episodes", "0", "--seed", "0"]
+    )  # fmt: skip
+    assert rc == 0
+    saves = []
+    real = Algorithm.save_to_path
+    monkeypatch.setattr(
+        Algorithm, "save_to_path", lambda self, path=None: saves.append(path) or real(self, path)
+    )
+    rc = main(
+        ["train", "--restore", str(first), "--stop-iters", "3", "--checkpoint-dir", str(second),
+         "--checkpoint-freq", "1", "--eval-episodes", "0", "--set", "lr=1e-4"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "resumed at iteration 1" in out
+    assert "iter    2" in out and "iter    3" in out and "iter    1 " not in out.split("resumed")[1]
+    assert len(saves) == 2 + 1  # iterations 2 and 3, then the final save
+    resumed = Algorithm.from_checkpoint(second)
+    assert resumed.training_iteration == 3 and resumed.config.lr == 1e-4
+    assert resumed.num_env_steps_sampled_lifetime == 3 * 256
+    resumed.stop()
+    assert main(["train", "--restore", str(first), "--algo", "DQN"]) == 2
+    assert "PPO checkpoint, but --algo is DQN" in capsys.readouterr().err
