@@ -7,11 +7,7 @@ from typing import Any
 from scalerl.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from scalerl.algorithms.on_policy import OnPolicyAlgorithm, validate_on_policy_learners
 from scalerl.algorithms.pg.pg_learner import PGLearner
-from scalerl.algorithms.ppo.default_ppo_rl_module import DefaultPPOTorchRLModule
-from scalerl.algorithms.ppo.recurrent_ppo_rl_module import (
-    RecurrentPPOTorchRLModule,
-    is_recurrent_config,
-)
+from scalerl.algorithms.ppo.ppo import actor_critic_module_class, check_value_function
 from scalerl.core.rl_module import RLModule
 from scalerl.utils.errors import ConfigError
 
@@ -61,9 +57,9 @@ class PGConfig(AlgorithmConfig):
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
         """PPO's modules (a policy and a value head): the LSTM/attention one for a
         recurrent `model_config`, else the MLP/CNN one."""
-        if is_recurrent_config(self.model_config if model_config is None else model_config):
-            return RecurrentPPOTorchRLModule
-        return DefaultPPOTorchRLModule
+        return actor_critic_module_class(
+            self.model_config if model_config is None else model_config
+        )
 
     def validate(self) -> None:
         """AlgorithmConfig's checks plus the range of `lambda_` and `vf_loss_coeff`."""
@@ -73,13 +69,7 @@ class PGConfig(AlgorithmConfig):
         if not 0.0 <= self.lambda_ <= 1.0:
             raise ConfigError(f"`lambda_` must be in [0, 1], got {self.lambda_!r}.")
         validate_on_policy_learners(self)
-        module_class = self.rl_module_spec.module_class if self.rl_module_spec else None
-        if module_class is not None and not callable(getattr(module_class, "compute_values", None)):
-            raise ConfigError(
-                f"PG needs a baseline V(s), but the custom module class `{module_class.__name__}`"
-                " has no `compute_values(batch, embeddings=None) -> Tensor[B]` "
-                "(`scalerl.core.rl_module.ValueFunctionAPI`)."
-            )
+        check_value_function(self, "PG")  # the baseline V(s)
 
 
 class PG(OnPolicyAlgorithm):

@@ -92,9 +92,9 @@ class PPOConfig(AlgorithmConfig):
 
     def get_default_rl_module_class(self, model_config: dict | None = None) -> type[RLModule]:
         """The LSTM/attention module for a recurrent `model_config`, else the MLP/CNN one."""
-        if is_recurrent_config(self.model_config if model_config is None else model_config):
-            return RecurrentPPOTorchRLModule
-        return DefaultPPOTorchRLModule
+        return actor_critic_module_class(
+            self.model_config if model_config is None else model_config
+        )
 
     def validate(self) -> None:
         """AlgorithmConfig's checks plus PPO's: ranges of lambda_, clip and KL settings,
@@ -120,19 +120,28 @@ class PPOConfig(AlgorithmConfig):
             )
         validate_schedule("entropy_coeff", self.entropy_coeff, minimum=0.0)
         validate_on_policy_learners(self)
-        self._validate_module_class()
+        check_value_function(self, "PPO")
 
-    def _validate_module_class(self) -> None:
-        """PPO needs V(s) (GAE, value loss): a custom module must implement the value API."""
-        module_class = self.rl_module_spec.module_class if self.rl_module_spec else None
-        if module_class is not None and not callable(getattr(module_class, "compute_values", None)):
-            raise ConfigError(
-                f"PPO needs state values, but the custom module class `{module_class.__name__}` "
-                "(`config.rl_module(rl_module_spec=RLModuleSpec(module_class=...))`) has no "
-                "`compute_values(batch, embeddings=None) -> Tensor[B]`. Subclass "
-                "`scalerl.core.rl_module.ValueFunctionAPI` and implement it (its "
-                "`_forward_train` may also return the values as `Columns.VF_PREDS`)."
-            )
+
+def actor_critic_module_class(model_config: dict) -> type[RLModule]:
+    """The default module of PPO and PG (a policy and a value head): the LSTM/attention one
+    for a recurrent `model_config`, else the MLP/CNN one."""
+    if is_recurrent_config(model_config):
+        return RecurrentPPOTorchRLModule
+    return DefaultPPOTorchRLModule
+
+
+def check_value_function(config: AlgorithmConfig, algo: str) -> None:
+    """`algo` needs V(s) (GAE, value loss): a custom module must implement the value API."""
+    module_class = config.rl_module_spec.module_class if config.rl_module_spec else None
+    if module_class is not None and not callable(getattr(module_class, "compute_values", None)):
+        raise ConfigError(
+            f"{algo} needs state values, but the custom module class `{module_class.__name__}` "
+            "(`config.rl_module(rl_module_spec=RLModuleSpec(module_class=...))`) has no "
+            "`compute_values(batch, embeddings=None) -> Tensor[B]`. Subclass "
+            "`scalerl.core.rl_module.ValueFunctionAPI` and implement it (its "
+            "`_forward_train` may also return the values as `Columns.VF_PREDS`)."
+        )
 
 
 class PPO(OnPolicyAlgorithm):
