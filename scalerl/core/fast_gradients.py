@@ -44,6 +44,21 @@ def register_fast_gradient(
         _FAST_GRADIENTS[(learner_class, module_class)] = (fn, supports, losses)
 
 
+def fast_gradient_for(learner: Any) -> FastGradient | None:
+    """The fast path registered for exactly `learner`'s and its module's classes, unless the
+    loss methods were replaced since registration (on the class or this instance) or the
+    path's `supports(learner)` says no."""
+    entry = _FAST_GRADIENTS.get((type(learner), type(learner.module)))
+    if entry is None:
+        return None
+    fn, supports, losses = entry
+    if losses != tuple(getattr(type(learner), name) for name in _LOSS_METHODS) or (
+        set(_LOSS_METHODS) & vars(learner).keys()
+    ):
+        return None  # the loss was replaced after registration
+    return fn if supports is None or supports(learner) else None
+
+
 def registered_fast_gradient(learner_class: type, module_class: type) -> FastGradient | None:
     """The fast path registered for exactly this pair, or None."""
     entry = _FAST_GRADIENTS.get((learner_class, module_class))

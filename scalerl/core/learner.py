@@ -34,7 +34,7 @@ import torch
 
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
-from scalerl.core.fast_gradients import _FAST_GRADIENTS, _LOSS_METHODS, FastGradient
+from scalerl.core.fast_gradients import FastGradient, fast_gradient_for
 from scalerl.core.optim import Adam
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils import checkpoints as ckpt
@@ -198,15 +198,7 @@ class Learner:
     def fast_gradient(self) -> FastGradient | None:
         """The registered fast path for exactly this learner's and module's classes, unless
         this instance overrides the loss or the path's `supports` check says no."""
-        entry = _FAST_GRADIENTS.get((type(self), type(self.module)))
-        if entry is None:
-            return None
-        fn, supports, losses = entry
-        if losses != tuple(getattr(type(self), name) for name in _LOSS_METHODS) or (
-            set(_LOSS_METHODS) & vars(self).keys()
-        ):
-            return None  # the loss was replaced after registration
-        return fn if supports is None or supports(self) else None
+        return fast_gradient_for(self)
 
     def train_step(self, batch: dict[str, Any], fast: FastGradient | None = None) -> dict:
         """One step of every optimizer on `batch`: the gradients (`fast`, or autograd on
