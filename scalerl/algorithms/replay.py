@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer
@@ -38,7 +37,7 @@ def check_buffer_exponents(replay_buffer_config: dict) -> None:
 def mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     """An iteration's update metrics in one dict: means over the updates, except
     `num_module_steps_trained` (summed) and the other `num_*` counters (lifetime: the
-    last). Scalar tensors are stacked and converted once (not one host sync per update)."""
+    last). `Learner.update` returns floats already (its minibatch means)."""
     out: dict[str, float] = {}
     for key in rows[0] if rows else ():
         values = [row[key] for row in rows]
@@ -46,10 +45,8 @@ def mean_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
             out[key] = float(sum(values))
         elif key.startswith("num_"):
             out[key] = float(values[-1])
-        elif all(isinstance(v, torch.Tensor) for v in values):
-            out[key] = float(torch.stack(values).float().mean())
         else:
-            out[key] = float(np.mean([float(v) for v in values]))
+            out[key] = float(np.mean(values))
     return out
 
 
