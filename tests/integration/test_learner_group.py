@@ -170,12 +170,10 @@ def assert_ranks_agree_and_trained(algo, before):
         assert any(not np.array_equal(driver[mid][k], before[mid][k]) for k in driver[mid]), mid
 
 
-def test_two_learners_train_dqn_with_priorities_from_both(ray_local):
-    """A replayed batch of 32 splits 16/16; the TD errors of both halves come back (in
-    order) for the prioritized buffer, and the weights stay equal on both learners."""
-    algo = (
-        DQNConfig()
-        .environment("CartPole-v1")
+def two_learner_replay(config, env):
+    """A small off-policy run on two learners: batches of 32, learning after 64 steps."""
+    return (
+        config.environment(env)
         .training(
             train_batch_size=32,
             num_steps_sampled_before_learning_starts=64,
@@ -186,6 +184,12 @@ def test_two_learners_train_dqn_with_priorities_from_both(ray_local):
         .debugging(seed=0)
         .build_algo()
     )
+
+
+def test_two_learners_train_dqn_with_priorities_from_both(ray_local):
+    """A replayed batch of 32 splits 16/16; the TD errors of both halves come back (in
+    order) for the prioritized buffer, and the weights stay equal on both learners."""
+    algo = two_learner_replay(DQNConfig(), "CartPole-v1")
     priorities = []
     update_priorities = algo.replay_buffer.update_priorities
     algo.replay_buffer.update_priorities = lambda idx, td: (
@@ -202,19 +206,7 @@ def test_two_learners_train_dqn_with_priorities_from_both(ray_local):
 
 
 def test_two_learners_train_sac(ray_local):
-    algo = (
-        SACConfig()
-        .environment("Pendulum-v1")
-        .training(
-            train_batch_size=32,
-            num_steps_sampled_before_learning_starts=64,
-            min_sample_timesteps_per_iteration=100,
-        )
-        .rl_module(model_config={"fcnet_hiddens": [16]})
-        .learners(num_learners=2)
-        .debugging(seed=0)
-        .build_algo()
-    )
+    algo = two_learner_replay(SACConfig(), "Pendulum-v1")
     before = algo.learner_group.get_weights()
     stats = algo.train()["learners"]["default_policy"]
     assert np.isfinite(stats["qf_loss"]) and np.isfinite(stats["log_alpha_value"])
