@@ -11,7 +11,7 @@ import torch
 
 from scalerl.core.rl_module import Columns, RLModule
 from scalerl.env.checks import describe
-from scalerl.env.env_runner import action_buffer
+from scalerl.env.env_runner import action_buffer, to_env_actions
 from scalerl.utils import nested
 
 
@@ -159,3 +159,45 @@ def recurrent_batch(
             np.asarray(prev_reward, dtype=np.float32), device=device
         )[:, None],
     }
+
+
+def module_actions(
+    module: RLModule,
+    observations: Any,
+    state: dict[str, Any] | None,
+    prev_action: Any,
+    prev_reward: Any,
+    *,
+    explore: bool,
+    normalize_actions: bool,
+    clip_actions: bool,
+) -> Any:
+    """`module`'s env actions for a checked (and filtered) batch of observations: sampled
+    with `explore`, else deterministic; a stateful module takes one step from `state`
+    (None: its initial state) and returns `(actions, state_out, {})` when `state` is
+    given (`Algorithm.compute_actions`)."""
+    space = module.observation_space
+    device = next(module.parameters()).device
+    batch = {Columns.OBS: obs_to_tensors(observations, space, device)}
+    stateful = module.is_stateful()
+    if stateful:
+        batch = recurrent_batch(module, batch, state, prev_action, prev_reward)
+    with torch.no_grad():
+        if explore:
+            out = module.forward_exploration(batch)
+            dist_cls = module.get_exploration_action_dist_cls()
+        else:
+            out = module.forward_inference(batch)
+            dist_cls = module.get_inference_action_dist_cls()
+        actions = out.get(Columns.ACTIONS)
+        if actions is None:
+            inputs = out[Columns.ACTION_DIST_INPUTS]
+            dist = dist_cls(inputs[:, 0] if stateful else inputs)
+            actions = dist.sample() if explore else dist.deterministic_sample()
+        elif stateful:
+            actions = nested.map_structure(lambda a: a[:, 0], actions)
+    actions = nested.map_structure(lambda a: a.cpu().numpy(), actions)
+    actions = to_env_actions(actions, module.action_space, normalize_actions, clip_actions)
+    if state is None:
+        return actions
+    return actions, {k: v.cpu().numpy() for k, v in out[Columns.STATE_OUT].items()}, {}

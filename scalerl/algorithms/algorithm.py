@@ -9,15 +9,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from scalerl.algorithms import algorithm_checkpoints as checkpoints
 from scalerl.algorithms import multi_agent
 from scalerl.algorithms.acting import (
     check_observation,
     check_observation_batch,
-    obs_to_tensors,
-    recurrent_batch,
+    module_actions,
 )
 from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exported)
     OBS_FILTER_FILE,
@@ -36,8 +34,8 @@ from scalerl.connectors.env_to_module.multi_agent_filter import MultiAgentMeanSt
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.learner import Learner
 from scalerl.core.learner_group import LearnerGroup
-from scalerl.core.rl_module import Columns, RLModule, RLModuleSpec
-from scalerl.env.env_runner import SingleAgentEnvRunner, to_env_actions
+from scalerl.core.rl_module import RLModule, RLModuleSpec
+from scalerl.env.env_runner import SingleAgentEnvRunner
 from scalerl.env.env_runner_group import EnvRunnerGroup
 from scalerl.env.multi_agent_env_runner import MultiAgentEnvRunner
 from scalerl.env.registry import EnvContext, env_name, get_env_creator
@@ -365,33 +363,17 @@ class Algorithm:
             obs_filter = module_obs_filter(obs_filter, self.learner_group.module_ids, policy_id)
         if obs_filter is not None:  # frozen: acting must not move the statistics
             observations = obs_filter(observations, update=False)
-        device = next(module.parameters()).device
-        batch = {Columns.OBS: obs_to_tensors(observations, space, device)}
-        stateful = module.is_stateful()
-        if stateful:
-            batch = recurrent_batch(module, batch, state, prev_action, prev_reward)
-        with torch.no_grad():
-            if explore:
-                out = module.forward_exploration(batch)
-                dist_cls = module.get_exploration_action_dist_cls()
-            else:
-                out = module.forward_inference(batch)
-                dist_cls = module.get_inference_action_dist_cls()
-            actions = out.get(Columns.ACTIONS)
-            if actions is None:
-                inputs = out[Columns.ACTION_DIST_INPUTS]
-                dist = dist_cls(inputs[:, 0] if stateful else inputs)
-                actions = dist.sample() if explore else dist.deterministic_sample()
-            elif stateful:
-                actions = nested.map_structure(lambda a: a[:, 0], actions)
         cfg = self.config
-        actions = nested.map_structure(lambda a: a.cpu().numpy(), actions)
-        actions = to_env_actions(
-            actions, module.action_space, cfg.normalize_actions, cfg.clip_actions
+        return module_actions(
+            module,
+            observations,
+            state,
+            prev_action,
+            prev_reward,
+            explore=explore,
+            normalize_actions=cfg.normalize_actions,
+            clip_actions=cfg.clip_actions,
         )
-        if state is None:
-            return actions
-        return actions, {k: v.cpu().numpy() for k, v in out[Columns.STATE_OUT].items()}, {}
 
     def compute_single_action(
         self,
