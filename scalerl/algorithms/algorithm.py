@@ -25,7 +25,8 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
 from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
-from scalerl.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS, Callbacks, MetricsLogger
+from scalerl.callbacks import ALL_EVENTS, DRIVER_EVENTS, ENV_RUNNER_EVENTS, Callbacks, MetricsLogger
+from scalerl.callbacks.callbacks import env_runner_classes
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -72,23 +73,28 @@ class Algorithm:
         else:
             obs_space, act_space = self._env_spaces()
             self.module_spec = config.get_rl_module_spec(obs_space, act_space)
-        # Callbacks run in this process only: Ray actors get a config without them.
+        # The driver's callbacks; each EnvRunner makes its own (`env_runner_config`).
         self.callbacks = Callbacks(
             config.callbacks_class,
             {e: getattr(config, f"callbacks_{e}") for e in DRIVER_EVENTS},
         )
-        self.metrics = MetricsLogger()  # custom metrics, reduced into every result
-        shipped = without_callbacks(config)
+        # Custom metrics, reduced into every result; the EnvRunners' under `env_runners`.
+        self.metrics = MetricsLogger()
         # One learner per module (a single-agent run: `default_policy`), here or in Ray.
         self.learner_group = LearnerGroup(
-            shipped,
+            without_callbacks(config),
             self.learner_class,
             self.module_spec,
             config.policies_to_train if config.is_multi_agent else None,
         )
         self.env_runner_group = EnvRunnerGroup(
-            shipped, self.env_creator, self.module_spec, config.num_env_runners, runner_class
+            env_runner_config(config, config.num_env_runners),
+            self.env_creator,
+            self.module_spec,
+            config.num_env_runners,
+            runner_class,
         )
+        self.env_runner_group.on_recreated = self._env_runners_recreated
         self.env_runner_group.sync_weights(self.runner_weights())
         self.eval_env_runner_group: EnvRunnerGroup | None = None
         self.episode_stats = EpisodeStats(config.metrics_num_episodes_for_smoothing)
@@ -221,6 +227,17 @@ class Algorithm:
             self.num_nonfinite_dropped_lifetime += m.get("num_nonfinite_dropped", 0)
             self._sampled_this_iter["env_restarts"] += m.get("num_sub_env_restarts", 0)
             self.num_sub_env_restarts_lifetime += m.get("num_sub_env_restarts", 0)
+            if "metrics_logger" in m:  # what the runner's callbacks logged
+                self.metrics.merge(m["metrics_logger"], prefix=("env_runners",))
+
+    def _env_runners_recreated(self, group: EnvRunnerGroup, indices: list[int]) -> None:
+        self.callbacks.call(
+            "on_env_runners_recreated",
+            algorithm=self,
+            env_runner_group=group,
+            env_runner_indices=indices,
+            is_evaluation=group is self.eval_env_runner_group,
+        )
 
     def get_env_runner_state(self) -> dict:
         """The training EnvRunners' sampling state (JSON): RNGs and fault counters."""
@@ -264,15 +281,17 @@ class Algorithm:
         self.callbacks.call("on_evaluate_start", algorithm=self, metrics_logger=self.metrics)
         overrides = dict(cfg.evaluation_config or {})
         if self.eval_env_runner_group is None:
-            eval_cfg = without_callbacks(cfg).update_from_dict(overrides)
+            num_eval = cfg.evaluation_num_env_runners
+            eval_cfg = env_runner_config(cfg, num_eval).update_from_dict(overrides)
             eval_cfg.observation_filter = cfg.observation_filter  # the module's input
             self.eval_env_runner_group = EnvRunnerGroup(
                 eval_cfg,
                 get_env_creator(eval_cfg.env),
                 self.module_spec,
-                cfg.evaluation_num_env_runners,
+                num_eval,
                 MultiAgentEnvRunner if cfg.is_multi_agent else SingleAgentEnvRunner,
             )
+            self.eval_env_runner_group.on_recreated = self._env_runners_recreated
         self.eval_env_runner_group.sync_weights(self.runner_weights(), obs_filter=self.obs_filter)
         episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
         steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
@@ -281,10 +300,12 @@ class Algorithm:
         )
         stats = EpisodeStats(window=10**9)
         agents, modules = KeyedReturns(10**9), KeyedReturns(10**9)
+        logged = MetricsLogger()  # what the runners' callbacks logged in this evaluation
         for m in parts:
             stats.add(m["episode_returns"], m["episode_lens"])
             agents.add(m.get("agent_episode_returns", {}))
             modules.add(m.get("module_episode_returns", {}))
+            logged.merge(m.get("metrics_logger", []))
         evaluation = {
             "env_runners": {
                 **stats.summary(),
@@ -296,6 +317,7 @@ class Algorithm:
             },
             "env_runner_group": self.eval_env_runner_group.metrics(),
         }
+        _merge(evaluation["env_runners"], logged.reduce())
         self.callbacks.call(
             "on_evaluate_end",
             algorithm=self,
@@ -562,13 +584,47 @@ class Algorithm:
 
 
 def without_callbacks(config: AlgorithmConfig) -> AlgorithmConfig:
-    """A copy of `config` without callbacks: what Ray actors get (they call none, and user
-    callback classes need not be importable there)."""
+    """A copy of `config` without callbacks: what the learners get (they call none)."""
     out = config.copy()
     out.callbacks_class = None
-    for event in DRIVER_EVENTS + NOT_YET_EVENTS:
+    for event in ALL_EVENTS:
         setattr(out, f"callbacks_{event}", None)
     return out
+
+
+def env_runner_config(config: AlgorithmConfig, num_env_runners: int) -> AlgorithmConfig:
+    """A copy of `config` for EnvRunners: the callback classes that override an EnvRunner
+    event and the EnvRunner events' functions; not what only the driver calls (so a class
+    with driver events only need not be importable in Ray actors).
+
+    Ray actors get it the way they get the env creator: serialized by Ray, classes and
+    functions of importable modules by reference, others (a script's, a lambda) by value.
+    Something Ray cannot serialize is a ConfigError naming the setting."""
+    out = config.copy()
+    out.callbacks_class = env_runner_classes(config.callbacks_class)
+    for event in DRIVER_EVENTS:
+        setattr(out, f"callbacks_{event}", None)
+    if num_env_runners > 0:
+        for key in ("callbacks_class", *(f"callbacks_{e}" for e in ENV_RUNNER_EVENTS)):
+            check_serializable(key, getattr(out, key))
+    return out
+
+
+def check_serializable(key: str, value: Any) -> None:
+    """`value` can travel to Ray actors (Ray's own serializer, in memory), or a ConfigError."""
+    if value is None:
+        return
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+    except Exception as e:
+        setting = "callbacks_class" if key == "callbacks_class" else key.removeprefix("callbacks_")
+        raise ConfigError(
+            f"`config.callbacks({setting}=...)`: {value!r} cannot be sent to the Ray "
+            f"EnvRunners ({type(e).__name__}: {e}). Define it at the top level of a module "
+            "(no reference to open files, locks or sockets), or use `num_env_runners=0`."
+        ) from e
 
 
 def _merge(result: dict, custom: dict) -> None:

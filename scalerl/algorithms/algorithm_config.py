@@ -25,7 +25,7 @@ from scalerl.algorithms.multi_agent_config import (
     mapping_fn,
     normalize_policies,
 )
-from scalerl.callbacks.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS
+from scalerl.callbacks.callbacks import ALL_EVENTS
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
@@ -106,7 +106,7 @@ def bool_settings(cls: type) -> tuple[str, ...]:
 # Setting name in a builder call -> attribute name (RLlib stores `framework` as `framework_str`).
 ATTRIBUTE = {
     "framework": "framework_str",
-    **{event: f"callbacks_{event}" for event in DRIVER_EVENTS + NOT_YET_EVENTS},
+    **{event: f"callbacks_{event}" for event in ALL_EVENTS},
 }
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
 IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
@@ -209,7 +209,7 @@ class AlgorithmConfig:
         self.metrics_num_episodes_for_smoothing = 100
         # Callbacks: RLlibCallback subclass(es), and functions per event (RLlib's names).
         self.callbacks_class: Any = None
-        for event in DRIVER_EVENTS + NOT_YET_EVENTS:
+        for event in ALL_EVENTS:
             setattr(self, f"callbacks_{event}", None)
         self.seed: int | None = None
 
@@ -585,16 +585,23 @@ class AlgorithmConfig:
                 `metrics_logger`, `evaluation_metrics`. Default: `None`.
             on_checkpoint_loaded: Function(s) called after a checkpoint is restored, with
                 `algorithm`. Default: `None`.
-            on_episode_created: Not called yet (an EnvRunner event): setting it is a
-                ConfigError. Default: `None`.
-            on_episode_start: Not called yet: setting it is a ConfigError. Default: `None`.
-            on_episode_step: Not called yet: setting it is a ConfigError. Default: `None`.
-            on_episode_end: Not called yet: setting it is a ConfigError. Default: `None`.
-            on_sample_end: Not called yet: setting it is a ConfigError. Default: `None`.
-            on_environment_created: Not called yet: setting it is a ConfigError. Default:
-                `None`.
-            on_env_runners_recreated: Not called yet: setting it is a ConfigError. Default:
-                `None`.
+            on_episode_created: Function(s) called in each EnvRunner for a new episode,
+                before its env is reset, with `episode`, `env_runner`, `metrics_logger`,
+                `env`, `env_index`, `rl_module`. Default: `None`.
+            on_episode_start: Function(s) called after an episode's reset (same
+                arguments). Default: `None`.
+            on_episode_step: Function(s) called after each env step of an episode (same
+                arguments). Default: `None`.
+            on_episode_end: Function(s) called when an episode terminated or was truncated
+                (same arguments). Default: `None`.
+            on_sample_end: Function(s) called at the end of each EnvRunner `sample()` with
+                `env_runner`, `metrics_logger`, `samples` (the episodes). Default: `None`.
+            on_environment_created: Function(s) called once per EnvRunner after its envs
+                are made, with `env_runner`, `metrics_logger`, `env`, `env_context`.
+                Default: `None`.
+            on_env_runners_recreated: Function(s) called in the driver after failed Ray
+                EnvRunners were replaced, with `algorithm`, `env_runner_group`,
+                `env_runner_indices`, `is_evaluation`. Default: `None`.
             **unknown: Not a setting: any other name raises a ConfigError that suggests
                 the nearest valid one.
 

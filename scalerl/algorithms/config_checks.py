@@ -10,7 +10,7 @@ import numpy as np
 from scalerl.algorithms.fault_tolerance_config import validate_fault_tolerance
 from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import validate_multi_agent
-from scalerl.callbacks.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS, check_callback_classes
+from scalerl.callbacks.callbacks import ALL_EVENTS, check_callback_classes
 from scalerl.connectors.env_to_module.mean_std_filter import (
     check_env_to_module_connector,
     validate_observation_filter,
@@ -129,20 +129,14 @@ def validate_common(config: Any) -> None:
 
 
 def validate_callbacks(config: Any) -> None:
-    """Callback classes subclass RLlibCallback; event settings hold functions; events that
-    scalerl does not call yet are refused (they would never run)."""
+    """Callback classes subclass RLlibCallback; event settings hold functions."""
     classes = config.callbacks_class
     if classes is not None:
         check_callback_classes(list(classes) if isinstance(classes, list | tuple) else [classes])
-    for event in DRIVER_EVENTS + NOT_YET_EVENTS:
+    for event in ALL_EVENTS:
         fns = getattr(config, f"callbacks_{event}")
         if fns is None:
             continue
-        if event in NOT_YET_EVENTS:
-            raise ConfigError(
-                f"`config.callbacks({event}=...)`: scalerl does not call this EnvRunner event "
-                f"yet (it calls {list(DRIVER_EVENTS)}); the function would never run."
-            )
         for fn in fns if isinstance(fns, list | tuple) else [fns]:
             if not callable(fn):
                 raise ConfigError(f"`{event}` must be a function or a list of them, got {fn!r}.")

@@ -17,14 +17,14 @@ from scalerl.algorithms.multi_agent_config import (
     decode_multi_agent,
     encode_multi_agent,
 )
-from scalerl.callbacks.callbacks import DRIVER_EVENTS, NOT_YET_EVENTS, RLlibCallback
+from scalerl.callbacks.callbacks import ALL_EVENTS, RLlibCallback
 from scalerl.connectors.env_to_module.mean_std_filter import resolve_env_to_module_connector
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
-CALLBACK_EVENTS = DRIVER_EVENTS + NOT_YET_EVENTS
+CALLBACK_EVENTS = ALL_EVENTS
 
 
 def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None) -> Any:

@@ -9,6 +9,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.callbacks.callbacks import env_runner_callbacks
+from scalerl.callbacks.metrics_logger import MetricsLogger
+from scalerl.callbacks.runner_events import EpisodeEvents
 from scalerl.connectors.env_to_module.mean_std_filter import build_observation_filter
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.checks import (
@@ -95,6 +98,19 @@ def make_envs(
     return envs, seeds, np.random.default_rng(None if seed is None else [seed, worker_index])
 
 
+def make_episode_events(
+    runner: Any, config: Any, worker_index: int, num_workers: int, multi_agent: bool = False
+) -> EpisodeEvents | None:
+    """The runner's EnvRunner events, or None when none is configured (then the runner
+    builds no episode objects); calls `on_environment_created` for its envs."""
+    callbacks = env_runner_callbacks(config)
+    if callbacks is None:
+        return None
+    events = EpisodeEvents(runner, callbacks, multi_agent)
+    events.environment_created(EnvContext(config.env_config, worker_index, 0, num_workers))
+    return events
+
+
 class SingleAgentEnvRunner:
     """Collects time-major rollout fragments `[T, num_envs]` from a list of envs.
 
@@ -120,6 +136,8 @@ class SingleAgentEnvRunner:
             config, env_creator, worker_index, num_workers
         )
         self.module = module_spec.build().eval()
+        self.metrics = MetricsLogger()  # what this runner's callbacks log
+        self.events = make_episode_events(self, config, worker_index, num_workers)
         self.numpy_exploration_fn = self.module.get_numpy_exploration_fn()
         self.numpy_recurrent_fn = self.module.get_numpy_recurrent_fn()
         self.obs_space = module_spec.observation_space
@@ -187,6 +205,8 @@ class SingleAgentEnvRunner:
 
     # -- sampling -----------------------------------------------------------------
     def _reset_all(self, update_filter: bool = True) -> None:
+        if self.events is not None:
+            self.events.discard_all()
         first = [self._reset_env(i, s) for i, s in enumerate(self._env_seeds)]
         self._raw_obs = nested.stack(first)
         self.obs = self._filter_obs(self._raw_obs, update_filter)
@@ -211,9 +231,12 @@ class SingleAgentEnvRunner:
         """Reset env i and return its checked first observation (with `on_nonfinite="drop"`
         a non-finite one is counted and the env reset again). Without `check_finite` the
         fragment check (`_check_fragment`) finds NaN/inf later, at less cost."""
-        c = self.checks
+        c, events = self.checks, self.events
+        if events is not None:
+            events.create(i)
         for _ in range(MAX_RESETS):
-            obs = reset_obs(self.env_id, self.envs[i].reset(seed=seed), i, self.worker_index)
+            out = self.envs[i].reset(seed=seed)
+            obs = reset_obs(self.env_id, out, i, self.worker_index)
             if (
                 c is None
                 or obs.__class__ is not np.ndarray
@@ -222,6 +245,8 @@ class SingleAgentEnvRunner:
             ):
                 obs = self._checked_obs(obs, "reset()")
             if c is None or not check_finite or finite(obs):
+                if events is not None:
+                    events.start(i, obs, out[1])
                 return obs
             if not c.drop:
                 where = f"(sub-env {i} of runner {self.worker_index})"
@@ -337,6 +362,7 @@ class SingleAgentEnvRunner:
             ndarray = np.ndarray
             k0 = len(record[Columns.TRUNC_INDEX]) if record is not None else 0
         dropped = -1  # the env whose step was just dropped (on_nonfinite="drop")
+        events = self.events
         for i, env in enumerate(self.envs):
             try:
                 out = env.step(env_actions[i])
@@ -368,6 +394,12 @@ class SingleAgentEnvRunner:
                     obs = nested.index(self._raw_obs, i)
             elif check_first:
                 obs = self._checked_obs(obs, "step()")
+            if events is not None:  # only with EnvRunner callbacks: see callbacks/episode.py
+                if dropped == i or info is RESTARTED:
+                    events.discard(i)  # cut short: dropped from the metrics too
+                else:
+                    action = nested.index(actions, i)
+                    events.step(i, obs, action, r, info, terminated=term, truncated=trunc)
             terms[i], truncs[i] = term, trunc
             self.ep_len[i] += 1
             if term or trunc:
@@ -380,7 +412,11 @@ class SingleAgentEnvRunner:
                     finished.append((self.ep_return[i], self.ep_len[i]))
                 self.ep_return[i], self.ep_len[i] = 0.0, 0
                 if checks is None:
-                    obs, _ = env.reset()
+                    if events is not None:
+                        events.create(i)
+                    obs, reset_info = env.reset()
+                    if events is not None:
+                        events.start(i, obs, reset_info)
                 else:
                     obs = self._reset_env(i, check_finite=per_step)
             if flat:
@@ -413,6 +449,8 @@ class SingleAgentEnvRunner:
                 record[Columns.TRUNC_OBS].append(nested.index(self._raw_obs, i))
             self.num_nonfinite_dropped += 1
             self.ep_return[i], self.ep_len[i] = 0.0, 0
+            if self.events is not None:
+                self.events.discard(i)
             nested.assign(next_obs, i, self._reset_env(i))
         if record is not None:  # this step's truncations in env order (as `_MemoryRecord`)
             idx, obs = record[Columns.TRUNC_INDEX], record[Columns.TRUNC_OBS]
@@ -544,18 +582,28 @@ class SingleAgentEnvRunner:
         return rewards
 
     def _episode_metrics(self, finished: list[tuple[float, int]], steps: int) -> dict:
-        return {
+        metrics = {
             "episode_returns": [float(r) for r, _ in finished],
             "episode_lens": [int(n) for _, n in finished],
             "num_env_steps": steps,
             "num_sub_env_restarts": pop_env_restarts(self.envs),
             "num_nonfinite_dropped": self._pop_dropped(),
         }
+        return with_logged_metrics(self, metrics)
 
     def stop(self) -> None:
         """Close the runner's envs."""
         for env in self.envs:
             env.close()
+
+
+def with_logged_metrics(runner: Any, metrics: dict) -> dict:
+    """`on_sample_end`, then what the runner's callbacks logged (`MetricsLogger.export`,
+    merged in the driver into `result["env_runners"]`) into a sample's `metrics`."""
+    if runner.events is not None:
+        runner.events.sample_end()
+        metrics["metrics_logger"] = runner.metrics.export()
+    return metrics
 
 
 class _MemoryRecord:

@@ -11,6 +11,7 @@ the setting to change. Work it did not finish goes to the runners that are left,
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -80,6 +81,9 @@ class EnvRunnerGroup:
         # +1 per `sync_weights`; each runner's requests carry the version it had then.
         self.weights_version = 0
         self._replayed_calls: list[tuple[str, tuple]] = []  # see `call(replay_on_restart)`
+        # Called as fn(group, [worker index]) after a failed runner was replaced (the
+        # Algorithm's `on_env_runners_recreated`).
+        self.on_recreated: Callable[[EnvRunnerGroup, list[int]], None] | None = None
         if num_env_runners == 0:
             self.local_runner = runner_class(config, env_creator, module_spec)
             self.obs_filter = self.local_runner.obs_filter
@@ -108,10 +112,23 @@ class EnvRunnerGroup:
         self._slots = [_Slot(i + 1, self._new_actor(i + 1)) for i in range(num_env_runners)]
         # Up before the first sample (whose `sample_timeout_s` is for sampling, not for
         # starting processes); an env that cannot be created fails here, at build time.
-        ray.get(
-            [s.actor.__ray_ready__.remote() for s in self._slots],
-            timeout=config.env_runner_restore_timeout_s,
-        )
+        try:
+            ray.get(
+                [s.actor.__ray_ready__.remote() for s in self._slots],
+                timeout=config.env_runner_restore_timeout_s,
+            )
+        except ray.exceptions.RayActorError as e:
+            missing = _missing_module(e)
+            if missing is None:
+                raise
+            self.stop()
+            raise ConfigError(
+                f"The Ray EnvRunners cannot import {missing}, where something in the config "
+                "comes from (the env, a callbacks class or function, an RLModule class). "
+                "Ray workers import from the driver script's directory, the current "
+                "directory and PYTHONPATH: move it into a module there, or define it in "
+                "your script, or use `num_env_runners=0`."
+            ) from None
 
     # -- the runners ------------------------------------------------------------------
     @property
@@ -384,6 +401,8 @@ class EnvRunnerGroup:
                     "EnvRunner %d failed in %s (%s); restarting it.", slot.index, what, cause
                 )
                 if self._restart(slot):
+                    if self.on_recreated is not None:
+                        self.on_recreated(self, [slot.index])
                     return
             if not cfg.ignore_env_runner_failures:
                 raise EnvRunnerError(
@@ -486,6 +505,12 @@ def _free_cpus(need: float, wait_s: float = 10.0) -> float:
         time.sleep(0.1)
         have = ray.available_resources().get("CPU", 0.0)
     return have
+
+
+def _missing_module(error: BaseException) -> str | None:
+    """`module 'x'` when an actor died importing a module it could not find, else None."""
+    match = re.search(r"No module named '([^']+)'", str(error))
+    return None if match is None else f"module '{match.group(1)}'"
 
 
 class _Stalled(Exception):

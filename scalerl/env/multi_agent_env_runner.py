@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from scalerl.callbacks.metrics_logger import MetricsLogger
 from scalerl.connectors.env_to_module.multi_agent_filter import build_multi_agent_filter
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
@@ -43,7 +44,13 @@ from scalerl.env.checks import (
     step_api_error,
 )
 from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts
-from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
+from scalerl.env.env_runner import (
+    check_obs,
+    make_envs,
+    make_episode_events,
+    to_env_actions,
+    with_logged_metrics,
+)
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.multi_agent_trajectories import Trajectory, lay_end_to_end, rows_of, stack_as
 from scalerl.env.registry import env_name
@@ -84,6 +91,8 @@ class MultiAgentEnvRunner:
             config, env_creator, worker_index, num_workers, multi_agent=True
         )
         self.module = module_spec.build().eval()
+        self.metrics = MetricsLogger()  # what this runner's callbacks log
+        self.events = make_episode_events(self, config, worker_index, num_workers, True)
         self.specs = dict(module_spec.rl_module_specs)
         self.mapping_fn = config.get_policy_mapping_fn()
         # {module id: MeanStdFilter} or None. Local mode: the central one; Ray: a copy.
@@ -170,7 +179,7 @@ class MultiAgentEnvRunner:
         set_runner_state(self, state)
 
     # -- episodes -----------------------------------------------------------------
-    def _new_episode(self, i: int, obs: dict) -> None:
+    def _new_episode(self, i: int, obs: dict, infos: Any = None) -> None:
         self._episodes += 1
         self.episode_info[i] = EpisodeInfo(self._episodes, i, self.worker_index)
         self.agent_module[i] = {}
@@ -180,6 +189,8 @@ class MultiAgentEnvRunner:
         self.pending[i] = {}
         self.memory.forget_env(i)
         self.obs[i] = self._checked_obs(i, obs, "reset()")
+        if self.events is not None:
+            self.events.start(i, self.obs[i], infos, self.agent_module[i])
 
     def _reset_all(self) -> None:
         n = len(self.envs)
@@ -199,11 +210,13 @@ class MultiAgentEnvRunner:
             checks if hasattr(e, "get_observation_space") else 0 for e in self.envs
         ]
         for i, (env, s) in enumerate(zip(self.envs, self._env_seeds)):
+            if self.events is not None:
+                self.events.create(i)
             result = env.reset(seed=s)
             obs = reset_obs(self.env_id, result, i, self.worker_index)
             if self._checks_left[i] > 0:
                 check_multi_agent_reset(env, obs, result[1], self.checks is not None)
-            self._new_episode(i, obs)
+            self._new_episode(i, obs, result[1])
 
     def module_for(self, i: int, agent_id: Any) -> str:
         """The module agent `agent_id` of env i uses this episode (mapped once per episode)."""
@@ -257,10 +270,14 @@ class MultiAgentEnvRunner:
             out[aid] = o
         return out
 
-    def _reset(self, i: int) -> dict:
-        """Reset env i after an episode end (its observations are checked where every
-        observation is: in `_checked_obs` and `_act`)."""
-        return reset_obs(self.env_id, self.envs[i].reset(), i, self.worker_index)
+    def _reset(self, i: int) -> None:
+        """Reset env i after an episode end and start its next episode (its observations
+        are checked where every observation is: in `_checked_obs` and `_act`)."""
+        if self.events is not None:
+            self.events.discard(i)  # one that did not end (`on_episode_end`) is dropped
+            self.events.create(i)
+        result = self.envs[i].reset()
+        self._new_episode(i, reset_obs(self.env_id, result, i, self.worker_index), result[1])
 
     def _bad_observations(self, mid: str, members: list, record: dict | None) -> None:
         """The agents of module `mid` whose observation failed the batched check in `_act`:
@@ -291,7 +308,7 @@ class MultiAgentEnvRunner:
                 if env == i and episode == ep and not finite(traj.last_next_obs):
                     traj.last_next_obs, traj.terminated = traj.last_raw_obs, False
         self.num_nonfinite_dropped += 1
-        self._new_episode(i, self._reset(i))
+        self._reset(i)
 
     # -- acting -------------------------------------------------------------------
     def _act(self, explore: bool, record: dict | None = None, retries: int = 0) -> list[dict]:
@@ -446,13 +463,19 @@ class MultiAgentEnvRunner:
                 if aid in self.pending[i]:
                     self.pending[i][aid][3] += r
             all_term, all_trunc = bool(all_term), bool(all_trunc)
+            if self.events is not None:  # only with EnvRunner callbacks
+                if infos is RESTARTED:
+                    self.events.discard(i)  # cut short: dropped from the metrics too
+                else:
+                    actions = {aid: a[0] for aid, a in acts[i].items()}
+                    self.events.step(i, obs, actions, rewards, infos, terms, truncs)
             if all_term or all_trunc:
                 for aid in list(self.pending[i]):
                     term = all_term or bool(terms.get(aid, False))
                     self._end_step(i, aid, obs.get(aid), term, record)
                 if infos is not RESTARTED:  # an env recreated mid-episode: not reported
                     finished.append(self._episode_summary(i))
-                self._new_episode(i, self._reset(i))
+                self._reset(i)
                 continue
             dropped = False
             for aid in list(self.pending[i]):
@@ -602,7 +625,7 @@ class MultiAgentEnvRunner:
                 agents[aid].append(r)
             for mid, r in ep["modules"].items():
                 modules[mid].append(r)
-        return {
+        metrics = {
             "episode_returns": [ep["return"] for ep in finished],
             "episode_lens": [ep["length"] for ep in finished],
             "agent_episode_returns": dict(agents),
@@ -611,6 +634,7 @@ class MultiAgentEnvRunner:
             "num_sub_env_restarts": pop_env_restarts(self.envs),
             "num_nonfinite_dropped": self._pop_dropped(),
         }
+        return with_logged_metrics(self, metrics)
 
     def stop(self) -> None:
         """Close and drop the runner's envs."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import threading
+
 import pytest
 import ray
 
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.ppo import PPOConfig
-from scalerl.callbacks import DefaultCallbacks, RLlibCallback
+from scalerl.callbacks import DefaultCallbacks, MultiAgentEpisode, RLlibCallback
+from scalerl.env.env_runner_group import _missing_module
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.metrics import (
     ENV_RUNNER_RESULTS,
@@ -17,7 +19,10 @@ from scalerl.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
 )
 
-EVENTS: list[tuple[str, dict]] = []
+# In a module Ray actors can import (pytest imports this one by file name): the class
+# travels to them by reference.
+from tests.integration.callback_classes import EVENTS, EpisodeRecorder
+from tests.integration.multi_agent_test_envs import PayTheOther
 
 
 class Recorder(RLlibCallback):
@@ -72,6 +77,8 @@ def test_every_driver_event_runs_with_rllibs_arguments(tmp_path):
     algo = config(callbacks_class=[Recorder, Second], on_train_result=on_train_result_fn)
     algo = algo.build_algo()
     assert EVENTS == [("on_algorithm_init", {"algorithm": algo, "logger": algo.metrics})]
+    # Driver events only: the runner builds no episode objects.
+    assert algo.env_runner_group.local_runner.events is None
     r1 = algo.train()
     r2 = algo.train()
     assert [e for e, _ in EVENTS[1:]] == ["on_train_result", "on_train_result"]
@@ -106,30 +113,140 @@ def test_a_lambda_callback_must_be_passed_again_to_restore(tmp_path):
     restored.stop()
 
 
-def test_events_not_called_yet_are_refused_not_ignored():
-    class EpisodeCounter(RLlibCallback):
-        def on_episode_end(self, *, episode, **kwargs):
-            pass
-
-    with pytest.raises(ConfigError, match="on_episode_end.*would never call"):
-        config(callbacks_class=EpisodeCounter).build_algo()
-    with pytest.raises(ConfigError, match="on_sample_end.*would never run"):
-        config(on_sample_end=lambda **kw: None).build_algo()
+def test_bad_callback_settings_are_refused():
     with pytest.raises(ConfigError, match="RLlibCallback subclass"):
         config(callbacks_class=object).build_algo()
     with pytest.raises(ConfigError, match="must be a function"):
         config(on_train_result=3).build_algo()
+    with pytest.raises(ConfigError, match="must be a function"):
+        config(on_episode_end=[len, "x"]).build_algo()
 
 
-def test_callbacks_stay_in_the_driver_with_ray_runners():
-    """Ray EnvRunners get a config without callbacks (a class from a test module need not
-    be importable there); the driver calls them as in local mode."""
+# -- EnvRunner events ---------------------------------------------------------------------
+def test_env_runner_events_run_with_rllibs_arguments_and_log_metrics():
+    algo = (
+        config(callbacks_class=EpisodeRecorder)
+        .env_runners(num_envs_per_env_runner=2)
+        .evaluation(evaluation_interval=1, evaluation_duration=3)
+        .build_algo()
+    )
+    runner = algo.env_runner_group.local_runner
+    assert EVENTS[0][0] == "on_environment_created" and EVENTS[0][1]["runner"] is runner
+    assert EVENTS[0][1]["env"].envs == runner.envs
+    result = algo.train()
+    training = [(e, kw) for e, kw in EVENTS[1:] if kw.get("env_runner", runner) is runner]
+    # Per env: created, start, steps, end (the last step before each end), repeated.
+    for i in (0, 1):
+        names = [e for e, kw in training if kw.get("env_index") == i]
+        assert names[:3] == ["on_episode_created", "on_episode_start", "on_episode_step"]
+        ends = [k for k, e in enumerate(names) if e == "on_episode_end"]
+        assert ends and all(names[k - 1] == "on_episode_step" for k in ends)
+        assert all(names[k + 1] == "on_episode_created" for k in ends if k + 1 < len(names))
+    _, step = next((e, kw) for e, kw in training if e == "on_episode_step")
+    assert step["metrics_logger"] is runner.metrics and step["rl_module"] is runner.module
+    assert step["env"].envs[step["env_index"]] is runner.envs[step["env_index"]]
+    # RLlib's place for EnvRunner metrics; reduced like the built-in ones.
+    runners = result[ENV_RUNNER_RESULTS]
+    assert runners["episodes_cb"] == runners["num_episodes"] > 0
+    assert runners["episode_len_cb"] == pytest.approx(runners["episode_len_mean"])
+    assert runners["return_cb"] == pytest.approx(runners[EPISODE_RETURN_MEAN])
+    # A pole falls past 0.2095 rad (12 degrees) at the end, by less than a step's turn.
+    assert 0.2 < runners["max_pole_angle"] < 0.3 and runners["samples_cb"] == 1
+    # Evaluation runners call the events too; their metrics go under `evaluation`.
+    evaluation = result[EVALUATION_RESULTS][ENV_RUNNER_RESULTS]
+    assert evaluation["episodes_cb"] == evaluation["num_episodes"] == 3
+    assert evaluation["episode_len_cb"] == pytest.approx(evaluation["episode_len_mean"])
+    second = algo.train()[ENV_RUNNER_RESULTS]
+    assert second["episodes_cb"] == second["num_episodes_lifetime"]  # a lifetime sum
+    assert second["samples_cb"] == 1  # cleared after each sample()
+    algo.stop()
+
+
+MA_EVENTS: list = []
+
+
+def ma_on_episode_end(*, episode, env_runner, metrics_logger, env, env_index, rl_module, **kw):
+    MA_EVENTS.append(episode)
+    metrics_logger.log_value("return_cb", episode.get_return())
+
+
+def test_multi_agent_episodes_in_the_events():
+    MA_EVENTS.clear()
+    algo = (
+        PPOConfig()
+        .environment(PayTheOther)
+        .multi_agent(policies={"p1", "p2"}, policy_mapping_fn=lambda aid, *a, **k: aid)
+        .training(train_batch_size=60, minibatch_size=30, num_epochs=1)
+        .callbacks(on_episode_end=ma_on_episode_end)
+        .debugging(seed=0)
+        .build_algo()
+    )
+    result = algo.train()
+    episode = MA_EVENTS[0]
+    assert isinstance(episode, MultiAgentEpisode) and episode.is_terminated
+    assert episode.agent_ids == {"p1", "p2"} and len(episode) == 6
+    assert episode.module_for("p2") == "p2"
+    # Turn-based: p1 observes 0, 2, 4; p2 observes 1, 3, 5; each gets 1 per move of the
+    # other, added to its own open step (p1's first step also holds p2's first payment).
+    assert episode.get_observations(0) == {"p1": 0, "p2": 1}
+    assert episode.get_observations(-1) == {"p1": 4, "p2": 5}  # the last ones they saw
+    actions = episode.get_actions()
+    assert len(actions["p1"]) == len(actions["p2"]) == 3
+    moves = sum(actions["p1"]) + sum(actions["p2"])
+    assert episode.get_return() == pytest.approx(6 + 0.5 * moves)
+    assert sum(episode.get_rewards()["p1"]) == pytest.approx(3 + 0.5 * sum(actions["p1"]))
+    runners = result[ENV_RUNNER_RESULTS]
+    assert runners["return_cb"] == pytest.approx(runners[EPISODE_RETURN_MEAN])
+    algo.stop()
+
+
+def test_a_callback_ray_cannot_send_is_a_config_error():
+    lock = threading.Lock()
+    with pytest.raises(ConfigError, match="on_episode_end.*cannot be sent to the Ray"):
+        config(on_episode_end=lambda **kw: lock).env_runners(num_env_runners=1).build_algo()
+    # An actor that dies importing a user's module (e.g. a callbacks class defined in a
+    # module only the driver can import) is named in a ConfigError.
+    died = RuntimeError("ModuleNotFoundError: No module named 'my_callbacks'")
+    assert _missing_module(died) == "module 'my_callbacks'"
+    assert _missing_module(RuntimeError("killed")) is None
+
+
+RECREATED: list = []
+
+
+def on_recreated(*, algorithm, env_runner_group, env_runner_indices, is_evaluation, **kw):
+    RECREATED.append((env_runner_group is algorithm.env_runner_group, env_runner_indices))
+
+
+def test_env_runner_events_in_ray_runners_and_recreated_runners(assert_actor_dead):
+    """A class from this module (by reference) and a lambda (by value) travel to the actor;
+    what they log there comes back merged into the result."""
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
-        algo = config(callbacks_class=Recorder).env_runners(num_env_runners=1).build_algo()
-        result = algo.train()
-        assert [e for e, _ in EVENTS] == ["on_algorithm_init", "on_train_result"]
-        assert result["from_callback"] == 1 and np.isfinite(result["custom"]["inits"])
+        algo = (
+            config(
+                callbacks_class=[Recorder, EpisodeRecorder],  # Recorder: driver only
+                on_episode_start=lambda *, metrics_logger, **kw: metrics_logger.log_value(
+                    "starts_cb", 1, reduce="sum"
+                ),
+                on_env_runners_recreated=on_recreated,
+            )
+            .env_runners(num_env_runners=1)
+            .fault_tolerance(delay_between_env_runner_restarts_s=0.0)
+            .build_algo()
+        )
+        result = algo.train()[ENV_RUNNER_RESULTS]
+        assert result["episodes_cb"] == result["num_episodes"] > 0
+        assert result["episode_len_cb"] == pytest.approx(result["episode_len_mean"])
+        assert result["starts_cb"] >= result["num_episodes"]
+        assert [e for e, _ in EVENTS] == ["on_algorithm_init", "on_train_result"]  # driver
+        victim = algo.env_runner_group.remote_runners[0]
+        ray.kill(victim)
+        assert_actor_dead(victim)
+        again = algo.train()[ENV_RUNNER_RESULTS]
+        assert RECREATED == [(True, [1])]
+        # The new actor's values add to the driver's (a lifetime sum over all runners).
+        assert again["episodes_cb"] == again["num_episodes_lifetime"]
         algo.stop()
     finally:
         ray.shutdown()
