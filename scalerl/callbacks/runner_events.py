@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalerl.callbacks.callbacks import Callbacks
+from scalerl.callbacks.callbacks import ENV_RUNNER_EVENTS, Callbacks
 from scalerl.callbacks.episode import MultiAgentEpisode, SingleAgentEpisode
 
 
@@ -50,12 +50,16 @@ class EpisodeEvents:
     def __init__(self, runner: Any, callbacks: Callbacks, multi_agent: bool = False):
         self.runner = runner
         self.callbacks = callbacks
+        # Events nobody handles are not called (on_episode_step runs for every env step).
+        self.handled = {e for e in ENV_RUNNER_EVENTS if callbacks.handles(e)}
         self.episode_class = MultiAgentEpisode if multi_agent else SingleAgentEpisode
         self.env = EnvsView(runner.envs)
         self.episodes: list[Any] = [None] * len(runner.envs)
         self.done: list[Any] = []  # ended since the last `sample_end()`
 
     def _call(self, event: str, i: int) -> None:
+        if event not in self.handled:
+            return
         r = self.runner
         self.callbacks.call(
             event,

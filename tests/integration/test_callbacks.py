@@ -250,3 +250,28 @@ def test_env_runner_events_in_ray_runners_and_recreated_runners(assert_actor_dea
         algo.stop()
     finally:
         ray.shutdown()
+
+
+ENDED: list = []
+
+
+def test_episodes_cut_short_get_no_episode_end(tmp_path):
+    """An env recreated mid-episode (`restart_failed_sub_environments`) cuts its episode:
+    no `on_episode_end` for it, as it gets no place in the metrics."""
+    from scalerl.examples.envs import CartPoleCrashing
+
+    ENDED.clear()
+    algo = (
+        config(on_episode_end=lambda *, episode, **kw: ENDED.append(episode))
+        .environment(
+            CartPoleCrashing, env_config={"crash_at_step": 7, "once_file": str(tmp_path / "once")}
+        )
+        .fault_tolerance(restart_failed_sub_environments=True)
+        .build_algo()
+    )
+    _, metrics = algo.env_runner_group.local_runner.sample(60)
+    assert metrics["num_sub_env_restarts"] == 1
+    assert [e.get_return() for e in ENDED] == metrics["episode_returns"]
+    assert [len(e) for e in ENDED] == metrics["episode_lens"] and ENDED
+    assert all(e.is_terminated or e.is_truncated for e in ENDED)
+    algo.stop()
