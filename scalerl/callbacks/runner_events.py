@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scalerl.callbacks.callbacks import ENV_RUNNER_EVENTS, Callbacks
+from scalerl.callbacks.callbacks import ENV_RUNNER_EVENTS, Callbacks, env_runner_callbacks
 from scalerl.callbacks.episode import MultiAgentEpisode, SingleAgentEpisode
+from scalerl.env.registry import EnvContext
 
 
 class EnvsView:
@@ -129,3 +130,25 @@ class EpisodeEvents:
         self.callbacks.call(
             "on_sample_end", env_runner=r, metrics_logger=r.metrics, samples=samples
         )
+
+
+def make_episode_events(
+    runner: Any, config: Any, worker_index: int, num_workers: int, multi_agent: bool = False
+) -> EpisodeEvents | None:
+    """The runner's EnvRunner events, or None when none is configured (then the runner
+    builds no episode objects); calls `on_environment_created` for its envs."""
+    callbacks = env_runner_callbacks(config)
+    if callbacks is None:
+        return None
+    events = EpisodeEvents(runner, callbacks, multi_agent)
+    events.environment_created(EnvContext(config.env_config, worker_index, 0, num_workers))
+    return events
+
+
+def with_logged_metrics(runner: Any, metrics: dict) -> dict:
+    """`on_sample_end`, then what the runner's callbacks logged (`MetricsLogger.export`,
+    merged in the driver into `result["env_runners"]`) into a sample's `metrics`."""
+    if runner.events is not None:
+        runner.events.sample_end()
+        metrics["metrics_logger"] = runner.metrics.export()
+    return metrics

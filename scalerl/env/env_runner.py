@@ -9,9 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from scalerl.callbacks.callbacks import env_runner_callbacks
 from scalerl.callbacks.metrics_logger import MetricsLogger
-from scalerl.callbacks.runner_events import EpisodeEvents
+from scalerl.callbacks.runner_events import make_episode_events, with_logged_metrics
 from scalerl.connectors.env_to_module.mean_std_filter import build_observation_filter
 from scalerl.core.rl_module import Columns, RLModuleSpec
 from scalerl.env.checks import (
@@ -96,19 +95,6 @@ def make_envs(
         envs = wrap_envs(envs, env_creator, contexts, env_name(config.env), multi_agent)
     seeds = [None] * n if seed is None else [seed + 10_000 * worker_index + i for i in range(n)]
     return envs, seeds, np.random.default_rng(None if seed is None else [seed, worker_index])
-
-
-def make_episode_events(
-    runner: Any, config: Any, worker_index: int, num_workers: int, multi_agent: bool = False
-) -> EpisodeEvents | None:
-    """The runner's EnvRunner events, or None when none is configured (then the runner
-    builds no episode objects); calls `on_environment_created` for its envs."""
-    callbacks = env_runner_callbacks(config)
-    if callbacks is None:
-        return None
-    events = EpisodeEvents(runner, callbacks, multi_agent)
-    events.environment_created(EnvContext(config.env_config, worker_index, 0, num_workers))
-    return events
 
 
 class SingleAgentEnvRunner:
@@ -595,15 +581,6 @@ class SingleAgentEnvRunner:
         """Close the runner's envs."""
         for env in self.envs:
             env.close()
-
-
-def with_logged_metrics(runner: Any, metrics: dict) -> dict:
-    """`on_sample_end`, then what the runner's callbacks logged (`MetricsLogger.export`,
-    merged in the driver into `result["env_runners"]`) into a sample's `metrics`."""
-    if runner.events is not None:
-        runner.events.sample_end()
-        metrics["metrics_logger"] = runner.metrics.export()
-    return metrics
 
 
 class _MemoryRecord:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from scalerl.callbacks.metrics_logger import MetricsLogger
+from scalerl.callbacks.runner_events import make_episode_events, with_logged_metrics
 from scalerl.connectors.env_to_module.multi_agent_filter import build_multi_agent_filter
 from scalerl.core.rl_module import Columns
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
@@ -44,13 +45,7 @@ from scalerl.env.checks import (
     step_api_error,
 )
 from scalerl.env.env_restarts import RESTARTED, env_step_error, pop_env_restarts
-from scalerl.env.env_runner import (
-    check_obs,
-    make_envs,
-    make_episode_events,
-    to_env_actions,
-    with_logged_metrics,
-)
+from scalerl.env.env_runner import check_obs, make_envs, to_env_actions
 from scalerl.env.multi_agent_env import check_multi_agent_reset, check_multi_agent_step
 from scalerl.env.multi_agent_trajectories import Trajectory, lay_end_to_end, rows_of, stack_as
 from scalerl.env.registry import env_name
