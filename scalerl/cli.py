@@ -283,7 +283,9 @@ def train(args: argparse.Namespace) -> int:
             )
     finally:
         algo.stop()
-    trust = f" --trust {env_arg}" if isinstance(env_arg, str) and ":" in env_arg else ""
+    # An env the CLI imported (`module:Class`) loads back only when trusted by name.
+    imported = isinstance(env_arg, str) and not isinstance(overrides["env"], str)
+    trust = f" --trust {env_arg}" if imported and not env_arg.startswith("scalerl.") else ""
     print(f"Try it: {_command_name()} evaluate {shlex.quote(path)}{trust} --render episode.gif")
     return 130 if interrupted else 0
 

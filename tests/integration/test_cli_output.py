@@ -13,6 +13,7 @@ import pytest
 from scalerl.cli import main
 from scalerl.cli_progress import ProgressDisplay, format_eta
 from scalerl.utils import trust
+from scalerl.utils.errors import ConfigError
 
 TINY = [
     "--set", "train_batch_size=64", "--set", "minibatch_size=32", "--set", "num_epochs=1",
@@ -177,3 +178,17 @@ def test_progress_display_without_tqdm_redraws_one_line(monkeypatch):
     text = out.getvalue()
     assert display.bar is None and text.count("\r") == 2 and text.count("\n") == 1
     assert text.startswith("\riter    1 | return") and "\riter    2 | return" in text
+
+
+def test_env_from_name_keeps_ids_and_gymnasium_module_form():
+    from scalerl.cli import env_from_name
+    from scalerl.examples.envs.stateless_cartpole import StatelessCartPole
+
+    assert env_from_name("CartPole-v1") == "CartPole-v1"
+    gym_form = "gymnasium.envs.classic_control:CartPole-v1"  # Gymnasium's module:EnvId
+    assert env_from_name(gym_form) == gym_form
+    assert env_from_name("scalerl.examples.envs.stateless_cartpole:StatelessCartPole") is (
+        StatelessCartPole
+    )
+    with pytest.raises(ConfigError, match="is not an env class or creator function"):
+        env_from_name("scalerl.examples.envs.stateless_cartpole:np.pi")
