@@ -83,7 +83,7 @@ def plot_runs(
     smoothing: int = 1,
 ) -> Path:
     """Draw `metric` over `x` for each run (one line each, labelled with the directory's
-    name) into one PNG figure.
+    name, or the path given where names repeat) into one figure.
 
     Args:
         run_dirs: Run directories (`algo.logdir`).
@@ -106,8 +106,11 @@ def plot_runs(
         raise ConfigError("`scalerl plot` needs matplotlib: pip install 'scalerl[plot]'.") from None
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
-    for run_dir, (xs, ys) in curves:
-        ax.plot(xs, smooth(ys, smoothing), label=run_dir.resolve().name)
+    names = [run_dir.resolve().name for run_dir, _ in curves]
+    if len(set(names)) < len(names):  # e.g. `a/run` and `b/run`: label with the paths given
+        names = [str(run_dir) for run_dir, _ in curves]
+    for name, (_, (xs, ys)) in zip(names, curves):
+        ax.plot(xs, smooth(ys, smoothing), label=name)
     ax.set_xlabel(x)
     ax.set_ylabel(metric + (f" (mean of {smoothing})" if smoothing > 1 else ""))
     ax.grid(alpha=0.3)

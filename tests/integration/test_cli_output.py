@@ -192,3 +192,11 @@ def test_env_from_name_keeps_ids_and_gymnasium_module_form():
     )
     with pytest.raises(ConfigError, match="is not an env class or creator function"):
         env_from_name("scalerl.examples.envs.stateless_cartpole:np.pi")
+
+
+def test_smoothing_is_a_trailing_mean():
+    from scalerl.utils.plotting import smooth
+
+    assert smooth([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert smooth([1.0, 3.0, 5.0], 1) == [1.0, 3.0, 5.0]
+    assert smooth([2.0, 4.0, 6.0, 8.0], 3) == [2.0, 3.0, 4.0, 6.0]
