@@ -27,14 +27,23 @@ def tiny(**debugging) -> PPOConfig:
 
 
 def read_events(path: Path) -> list:
-    """TFRecord framing (length, crc, data, crc) around Event protos."""
+    """TFRecord framing (length, its masked CRC32C, data, its masked CRC32C) around Event
+    protos, the checksums verified as TensorBoard's reader does."""
     from tensorboardX.proto import event_pb2
+    from tensorboardX.record_writer import masked_crc32c
 
     data, events, pos = path.read_bytes(), [], 0
     while pos < len(data):
-        (length,) = struct.unpack("<Q", data[pos : pos + 8])
-        events.append(event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length]))
-        pos += 12 + length + 4
+        header = data[pos : pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        assert struct.unpack("<I", data[pos + 8 : pos + 12])[0] == masked_crc32c(header)
+        body = data[pos + 12 : pos + 12 + length]
+        assert struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])[0] == (
+            masked_crc32c(body)
+        )
+        events.append(event_pb2.Event.FromString(body))
+        pos += 16 + length
+    assert events[0].file_version == "brain.Event:2"
     return events
 
 
@@ -43,8 +52,7 @@ def test_train_writes_the_run_directory(results_dir):
     assert algo.logdir is None  # created lazily, at the first train()
     for _ in range(2):
         algo.train()
-    logdir = Path(algo.logdir)
-    algo.stop()
+    logdir = Path(algo.logdir)  # files are read before stop(): flushed every iteration
     assert logdir.parent == results_dir and logdir.name.startswith("PPO_CartPole-v1_")
     params = json.loads((logdir / "params.json").read_text())
     assert params["train_batch_size"] == 64 and params["env"] == "CartPole-v1"
@@ -61,6 +69,7 @@ def test_train_writes_the_run_directory(results_dir):
     tags = {v.tag: (e.step, v.simple_value) for e in events for v in e.summary.value}
     assert tags["training_iteration"] == (128, 2.0)  # x axis: env steps sampled
     assert "env_runners/episode_return_mean" in tags
+    algo.stop()
 
 
 def test_logdir_setting_switch_off_and_unique_names(tmp_path, results_dir):
@@ -83,8 +92,12 @@ def test_logdir_setting_switch_off_and_unique_names(tmp_path, results_dir):
 def test_without_tensorboard_no_event_files_and_one_log_line(tmp_path, monkeypatch, caplog):
     import scalerl.utils.run_logger as run_logger
 
-    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    for name in [m for m in sys.modules if m.startswith("tensorboard")] + [
+        "tensorboardX.event_file_writer",
+        "tensorboard.compat.proto.event_pb2",
+        "torch.utils.tensorboard",
+    ]:
+        monkeypatch.setitem(sys.modules, name, None)  # importing it fails
     monkeypatch.setattr(run_logger, "_warned_no_tensorboard", False)
     for name in "ab":
         log = RunLogger({"logdir": str(tmp_path / name)}, "X")
