@@ -112,11 +112,16 @@ def test_without_tensorboard_no_event_files_and_one_log_line(tmp_path, monkeypat
 
 
 def test_save_without_path_goes_into_the_run_directory(tmp_path):
-    algo = tiny(logger_config={"logdir": str(tmp_path / "run")}).build_algo()
+    from scalerl.algorithms.algorithm import Algorithm
+
+    algo = tiny(logger_config={"logdir": tmp_path / "run"}).build_algo()  # a Path is fine
     algo.train()
     path = algo.save().checkpoint.path
     algo.stop()
     assert Path(path) == tmp_path / "run" / "checkpoint_000001"
+    restored = Algorithm.from_checkpoint(path)  # the config stored the path as a string
+    assert restored.config.logger_config == {"logdir": str(tmp_path / "run")}
+    restored.stop()
 
 
 @pytest.mark.parametrize(
