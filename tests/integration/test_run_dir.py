@@ -124,6 +124,14 @@ def test_save_without_path_goes_into_the_run_directory(tmp_path):
     restored.stop()
 
 
+def test_save_before_any_train_goes_under_the_results_dir(results_dir):
+    algo = tiny().build_algo()
+    path = Path(algo.save().checkpoint.path)
+    algo.stop()
+    assert path.parent.parent == results_dir and path.name == "checkpoint_000000"
+    assert path.parent.name.startswith("PPO_CartPole-v1_")
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
