@@ -34,6 +34,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scalerl.utils.errors import ConfigError, did_you_mean
 
 logger = logging.getLogger(__name__)
@@ -187,12 +189,7 @@ class RunLogger:
         self.logdir = unique_dir(path.absolute())
         config = json_safe(_params_or_repr(params))
         (self.logdir / PARAMS_JSON).write_text(json.dumps(config, indent=2, sort_keys=True))
-        try:
-            import yaml
-
-            (self.logdir / PARAMS_YAML).write_text(yaml.safe_dump(config, sort_keys=True))
-        except ImportError:  # pyyaml is a dependency; keep the JSON if it is missing
-            pass
+        (self.logdir / PARAMS_YAML).write_text(yaml.safe_dump(config, sort_keys=True))
         self._tb = _tensorboard_writer(self.logdir)
         logger.info("Writing results to %s", self.logdir)
 
