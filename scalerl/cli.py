@@ -1,4 +1,5 @@
-"""The `scalerl` command line: `scalerl train ...` and `scalerl evaluate CHECKPOINT ...`.
+"""The `scalerl` command line: `scalerl train ...`, `scalerl evaluate CHECKPOINT ...` and
+`scalerl plot RUN_DIR...` (cli_plot.py; the progress display: cli_progress.py).
 
 Heavy modules (torch, the algorithms, Ray) are imported inside the commands so that
 `scalerl --help` answers at once.
@@ -7,7 +8,6 @@ Heavy modules (torch, the algorithms, Ray) are imported inside the commands so t
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from datetime import datetime
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.algorithms.registry import ALGORITHM_NAMES
+from scalerl.cli_evaluate import add_evaluate_parser
+from scalerl.cli_plot import add_plot_parser
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 
 DEFAULT_STOP_TIMESTEPS = 1_000_000
@@ -28,8 +30,6 @@ STOP_KEYS = {
     "training_iteration": "stop_iters",
 }
 TUNED_KEYS = ("env", "run", "stop", "config")
-GIF_FRAME_STRIDE = 2  # keep every 2nd frame and at most GIF_MAX_FRAMES: GIFs stay small
-GIF_MAX_FRAMES = 300
 
 
 def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
@@ -133,6 +133,42 @@ def _restore(args: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     return Algorithm.from_checkpoint(args.restore, config_overrides=overrides, trusted=trusted)
 
 
+def env_from_name(name: Any) -> Any:
+    """The env the user named: `module:Class` (or `module:function`, a creator) is imported,
+    because the user typed it, and registered as trusted so that the run's checkpoints may
+    name it; registered names, Gymnasium ids and Gymnasium's `module:EnvId` stay as given.
+
+    Raises:
+        ConfigError: The module cannot be imported, or has no such class or function.
+    """
+    import importlib
+
+    from scalerl.env.registry import is_registered_env
+    from scalerl.utils.trust import register_trusted
+
+    if not isinstance(name, str) or ":" not in name or is_registered_env(name):
+        return name
+    module_name, _, attr = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"--env {name}: cannot import module `{module_name}` ({e}).") from None
+    try:
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        if is_registered_env(attr):  # Gymnasium's `module:EnvId`: the import registered it
+            return name
+        raise ConfigError(
+            f"--env {name}: module `{module_name}` has no `{attr}`; write `module:Class` "
+            "(an env class or a creator function) or a Gymnasium id."
+        ) from None
+    if not callable(obj):
+        raise ConfigError(f"--env {name}: `{attr}` is not an env class or creator function.")
+    register_trusted(obj)
+    return obj
+
+
 def train(args: argparse.Namespace) -> int:
     """Run `scalerl train`: train until a stop criterion, checkpoint, then evaluate.
 
@@ -150,6 +186,8 @@ def train(args: argparse.Namespace) -> int:
         "num_env_runners": args.num_env_runners,
         "num_envs_per_env_runner": args.num_envs_per_env_runner,
         "seed": args.seed,
+        "metrics_num_episodes_for_smoothing": args.smoothing,
+        "logger_config": None if args.log_dir is None else {"logdir": args.log_dir},
     }
     # Command-line flags override the file; --set key=value wins over all.
     overrides = {
@@ -157,6 +195,9 @@ def train(args: argparse.Namespace) -> int:
         **{k: v for k, v in flags.items() if v is not None},
         **parse_set(args.set or []),
     }
+    env_arg = overrides.get("env")
+    if env_arg is not None:  # typed by the user (flag, file or --set): `module:Class` imports
+        overrides["env"] = env_from_name(env_arg)
     restored = None
     if args.restore:
         restored = _restore(args, overrides)
@@ -190,23 +231,26 @@ def train(args: argparse.Namespace) -> int:
         f"Training {algo_cls.__name__} on {env}{resumed} until {' or '.join(until)}.",
         flush=True,
     )
-    tty = sys.stdout.isatty()
-    interrupted = False
+    from scalerl.cli_progress import ProgressDisplay
+
+    display = ProgressDisplay(
+        args.stop_timesteps,
+        args.stop_reward,
+        args.stop_iters,
+        start_steps=algo.num_env_steps_sampled_lifetime,
+        start_iter=algo.training_iteration,
+    )
+    interrupted, shown_logdir = False, False
     try:
         while True:
             result = algo.train()
             ret = result["env_runners"]["episode_return_mean"]
             steps = result["num_env_steps_sampled_lifetime"]
             it = result["training_iteration"]
-            rate = result["env_runners"]["num_env_steps_sampled"] / max(
-                result["time_this_iter_s"], 1e-9
-            )
-            line = (
-                f"iter {it:4d} | return {ret:8.2f} | {rate:9,.0f} steps/s | "
-                f"{steps:,} steps | {result['time_total_s']:7.1f} s"
-            )
-            # On a terminal redraw one line; in logs and pipes keep one line per iteration.
-            print(f"\r{line}\033[K" if tty else line, end="" if tty else "\n", flush=True)
+            if algo.logdir is not None and not shown_logdir:  # created by the first train()
+                display.message(f"Run directory: {algo.logdir}")
+                shown_logdir = True
+            display.update(result)
             if args.checkpoint_freq and it % args.checkpoint_freq == 0:
                 algo.save_to_path(ckpt_dir)  # replaced atomically; resume with --restore
             if args.stop_reward is not None and ret >= args.stop_reward:  # False for NaN
@@ -221,9 +265,10 @@ def train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         reason = "interrupted (Ctrl-C)"
-    if tty:
-        print()
+    display.close()
     print(f"Stopped: {reason}.")
+    if algo.logdir is not None:
+        print(f"Results: {algo.logdir} (plot: {_command_name()} plot {shlex.quote(algo.logdir)})")
     try:
         path = algo.save_to_path(ckpt_dir)
         print(f"Checkpoint: {path}")
@@ -238,134 +283,15 @@ def train(args: argparse.Namespace) -> int:
             )
     finally:
         algo.stop()
-    print(f"Try it: {_command_name()} evaluate {shlex.quote(path)} --render episode.gif")
+    # An env the CLI imported (`module:Class`) loads back only when trusted by name.
+    imported = isinstance(env_arg, str) and not isinstance(overrides["env"], str)
+    trust = f" --trust {env_arg}" if imported and not env_arg.startswith("scalerl.") else ""
+    print(f"Try it: {_command_name()} evaluate {shlex.quote(path)}{trust} --render episode.gif")
     return 130 if interrupted else 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Run `scalerl evaluate`: restore a checkpoint and play greedy episodes.
-
-    Args:
-        args: The parsed `evaluate` arguments.
-
-    Returns:
-        The exit code (0).
-    """
-    import gymnasium as gym
-    import numpy as np
-
-    from scalerl.algorithms.algorithm import Algorithm, read_algorithm_state
-    from scalerl.algorithms.registry import get_algorithm_class
-    from scalerl.env.registry import EnvContext
-    from scalerl.utils.trust import import_trusted
-
-    if args.render:
-        # rgb_array rendering needs no window; without this SDL complains on headless hosts.
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    # Evaluation steps one env here: no need to start the Ray runners it was trained with
-    # (unless the algorithm exists only with them, as APEX-DQN).
-    overrides: dict[str, Any] = {"evaluation_num_env_runners": 0}
-    trusted = [import_trusted(name) for name in args.trust or []]
-    _, state = read_algorithm_state(args.checkpoint, args.allow_unverified)
-    if not get_algorithm_class(state["algo_class"]).needs_env_runners:
-        overrides["num_env_runners"] = 0
-    algo = Algorithm.from_checkpoint(
-        args.checkpoint,
-        config_overrides=overrides,
-        trusted=trusted,
-        allow_unverified=args.allow_unverified,
-    )
-    try:
-        cfg = algo.config
-        env_id = getattr(algo.env_creator, "env_id", None)  # set for Gymnasium ids only
-        if env_id is not None:
-            render = {"render_mode": "rgb_array"} if args.render else {}
-            env = gym.make(env_id, **{**cfg.env_config, **render})
-        else:
-            env = algo.env_creator(EnvContext(cfg.env_config))
-        if args.render and env.render_mode != "rgb_array":
-            raise EnvError(
-                f"--render needs an env with render_mode='rgb_array'; this one has "
-                f"{env.render_mode!r}. Let your env creator take it from env_config."
-            )
-        returns, frames = [], []
-        policy = GreedyPolicy(algo)
-        for ep in range(args.episodes):
-            # Seed only the first reset: later episodes continue the env's RNG, so they
-            # differ from each other yet the whole run is reproducible.
-            obs, _ = env.reset(seed=args.seed if ep == 0 else None)
-            policy.reset()
-            ret, length, done = 0.0, 0, False
-            while not done:
-                if args.render and ep == 0 and length % GIF_FRAME_STRIDE == 0:
-                    if len(frames) < GIF_MAX_FRAMES:
-                        frames.append(env.render())
-                obs, reward, terminated, truncated, _ = env.step(policy(obs))
-                policy.reward = float(reward)
-                ret, length, done = ret + float(reward), length + 1, terminated or truncated
-            returns.append(ret)
-            print(f"episode {ep + 1:3d}: return {ret:.2f}, length {length}")
-        print(f"mean return over {args.episodes} episodes: {np.mean(returns):.2f}")
-        if args.render:
-            fps = env.metadata.get("render_fps") or 30
-            write_gif(frames, args.render, 1000 * GIF_FRAME_STRIDE / fps)
-            print(f"GIF of episode 1 ({len(frames)} frames): {args.render}")
-        env.close()
-    finally:
-        algo.stop()
-    return 0
-
-
-class GreedyPolicy:
-    """The algorithm's greedy action for one env, step by step; a recurrent module (LSTM,
-    attention, R2D2) carries its state, previous action and reward through the episode,
-    as the EnvRunners do (`reset()` at each episode start)."""
-
-    def __init__(self, algo: Any):
-        self.algo = algo
-        self.stateful = algo.get_module().is_stateful()
-        self.reset()
-
-    def reset(self) -> None:
-        """Start an episode: the module's initial state, no previous action or reward."""
-        module = self.algo.get_module()
-        self.state = {k: v.cpu().numpy() for k, v in module.get_initial_state().items()}
-        self.action: Any = None
-        self.reward: float | None = None
-
-    def __call__(self, obs: Any) -> Any:
-        if not self.stateful:
-            return self.algo.compute_single_action(obs)
-        self.action, self.state, _ = self.algo.compute_single_action(
-            obs, self.state, prev_action=self.action, prev_reward=self.reward
-        )
-        return self.action
-
-
-def write_gif(frames: list[Any], path: str, frame_ms: float) -> None:
-    """Write RGB frames (H, W, 3 uint8 arrays) as a looping animated GIF.
-
-    Args:
-        frames: The frames, in order.
-        path: Where to write the GIF.
-        frame_ms: How long each frame shows, in milliseconds.
-    """
-    import numpy as np
-    from PIL import Image
-
-    # One palette for all frames, from a sample of them: quantizing each frame on its own
-    # (Pillow's default) costs ~70 ms a frame; mapping onto a shared palette ~1 ms.
-    sample = np.concatenate(frames[:: max(1, len(frames) // 16)])
-    palette = Image.fromarray(sample).quantize(255, method=Image.Quantize.FASTOCTREE)
-    images = [
-        Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.NONE) for f in frames
-    ]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=round(frame_ms), loop=0)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """Build the `scalerl` argument parser with its `train` and `evaluate` commands."""
+    """Build the `scalerl` argument parser with its `train`, `evaluate` and `plot` commands."""
     from importlib.metadata import version
 
     parser = argparse.ArgumentParser(
@@ -387,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, typ, metavar, text in [
         ("--algo", str, "NAME", f"algorithm: {', '.join(ALGORITHM_NAMES)} (default: the "
          "file's `run:`, else PPO)"),
-        ("--env", str, "ID", "Gymnasium id or registered env name, e.g. CartPole-v1"),
+        ("--env", str, "ID", "Gymnasium id, registered env name, or an env class as "
+         "module:Class, e.g. CartPole-v1 or "
+         "scalerl.examples.envs.stateless_cartpole:StatelessCartPole"),
         ("--config", str, "FILE.yaml", "YAML of config settings: a flat mapping, or RLlib's "
          "tuned-example form {name: {env:, run:, stop:, config:}}"),
         ("--stop-reward", float, "R", "stop when the smoothed training return >= R"),
@@ -397,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("--num-env-runners", _count(0), "N", "Ray EnvRunner actors; 0 samples in-process"),
         ("--num-envs-per-env-runner", _count(1), "N", "vectorized envs per EnvRunner"),
         ("--seed", _count(0), "N", "random seed"),
+        ("--smoothing", _count(1), "N", "episodes averaged in the reported return "
+         "(metrics_num_episodes_for_smoothing; default: 100)"),
+        ("--log-dir", str, "DIR", "the run directory (params, progress.csv, result.json, "
+         "TensorBoard) (default: $SCALERL_RESULTS_DIR or ~/scalerl_results, "
+         "/<ALGO>_<env>_<date>_<time>)"),
         ("--checkpoint-dir", str, "DIR", "where to save the final checkpoint "
          "(default: ./checkpoints/<ALGO>_<env>_<YYYYmmdd-HHMMSS>)"),
     ]:  # fmt: skip
@@ -425,28 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     t.set_defaults(func=train)
 
-    e = sub.add_parser(
-        "evaluate",
-        help="play a checkpoint's greedy policy (optionally to a GIF)",
-        description="Restore a checkpoint and run its policy with explore=False.",
-        epilog="Example: scalerl evaluate checkpoints/PPO_CartPole-v1_... --render cartpole.gif",
-    )
-    e.add_argument("checkpoint", help="checkpoint directory, as written by `scalerl train`")
-    e.add_argument(
-        "--episodes", type=_count(1), default=10, metavar="N", help="episodes (default: 10)"
-    )
-    e.add_argument("--render", metavar="OUT.gif", help="write an animated GIF of episode 1")
-    e.add_argument("--seed", type=_count(0), metavar="N", help="seed of the first env reset")
-    e.add_argument(
-        "--trust", action="append", metavar="MODULE:NAME",
-        help="import this class or function and let the checkpoint use it (a custom env or "
-        "RLModule class; repeatable). Checkpoints import nothing on their own",
-    )  # fmt: skip
-    e.add_argument(
-        "--allow-unverified", action="store_true",
-        help="load a checkpoint from an older scalerl that has no manifest (trusted files only)",
-    )  # fmt: skip
-    e.set_defaults(func=evaluate)
+    add_evaluate_parser(sub, _count)
+    add_plot_parser(sub, _count)
     return parser
 
 

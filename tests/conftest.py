@@ -43,3 +43,13 @@ def count_updates(monkeypatch):
         return calls
 
     return start
+
+
+@pytest.fixture(autouse=True, scope="session")
+def results_dir(tmp_path_factory):
+    """Run directories and default checkpoints go to a temporary directory, never to the
+    real `~/scalerl_results` (`SCALERL_RESULTS_DIR`; Ray workers inherit it)."""
+    path = tmp_path_factory.mktemp("scalerl_results")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCALERL_RESULTS_DIR", str(path))
+        yield path

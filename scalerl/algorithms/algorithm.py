@@ -45,6 +45,7 @@ from scalerl.utils import checkpoints as ckpt
 from scalerl.utils import nested
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 from scalerl.utils.metrics import EpisodeStats, KeyedReturns
+from scalerl.utils.run_logger import RunLogger
 
 
 class Algorithm:
@@ -107,6 +108,10 @@ class Algorithm:
         self.num_sub_env_restarts_lifetime = 0  # envs recreated (restart_failed_sub_environments)
         self.time_total_s = 0.0
         self._timers: dict[str, float] = {}
+        # The run directory: created at the first train(), closed by stop().
+        self.run_logger = RunLogger(
+            config.logger_config, f"{type(self).__name__}_{env_name(config.env)}"
+        )
         self._stopped = False
 
     @classmethod
@@ -206,7 +211,14 @@ class Algorithm:
         self.callbacks.call(
             "on_train_result", algorithm=self, metrics_logger=self.metrics, result=result
         )
+        self.run_logger.log(result, lambda: self.config.to_dict(mapping_table=self.agent_to_module))
         return result
+
+    @property
+    def logdir(self) -> str | None:
+        """The run directory `train()` writes (RLlib's name); None before the first
+        `train()` or with `logger_config={"type": None}`."""
+        return None if self.run_logger.logdir is None else str(self.run_logger.logdir)
 
     @property
     def training_iteration(self) -> int:
@@ -505,7 +517,8 @@ class Algorithm:
 
     # -- checkpoints (algorithm_checkpoints.py) ---------------------------------------------
     def save(self, checkpoint_dir: str | Path | None = None) -> SaveResult:
-        """Write a checkpoint (default: ~/scalerl_results/...); returns `.checkpoint.path`."""
+        """Write a checkpoint (default: `<logdir>/checkpoint_<iteration>`, or under
+        `$SCALERL_RESULTS_DIR` before any `train()`); returns `.checkpoint.path`."""
         path = self.save_to_path(checkpoint_dir)
         return SaveResult(Checkpoint(path), {"training_iteration": self.iteration})
 
@@ -573,6 +586,7 @@ class Algorithm:
         if self._stopped:
             return
         self._stopped = True
+        self.run_logger.close()
         self.env_runner_group.stop()
         self.learner_group.stop()
         if self.eval_env_runner_group is not None:

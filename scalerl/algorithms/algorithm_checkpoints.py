@@ -13,6 +13,7 @@ from typing import Any
 from scalerl.env.registry import env_name
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
+from scalerl.utils.run_logger import default_results_dir
 from scalerl.utils.trust import register_trusted
 
 CHECKPOINT_FORMAT = "scalerl-algorithm"
@@ -43,17 +44,14 @@ class SaveResult:
 
 
 def save_algorithm(algo: Any, path: str | Path | None = None) -> str:
-    """Write a checkpoint of `algo` to directory `path` (default: ~/scalerl_results/...);
-    return its path. See `Algorithm.save_to_path`."""
+    """Write a checkpoint of `algo` to directory `path` (default: in its run directory,
+    `algo.logdir`, else under `$SCALERL_RESULTS_DIR`); return its path. See
+    `Algorithm.save_to_path`."""
     if path is None:
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        run = f"{type(algo).__name__}_{env_name(algo.config.env)}_{stamp}"
-        path = (
-            Path.home()
-            / "scalerl_results"
-            / run.replace("/", "_")
-            / (f"checkpoint_{algo.iteration:06d}")
-        )
+        run = f"{type(algo).__name__}_{env_name(algo.config.env)}_{stamp}".replace("/", "_")
+        run_dir = Path(algo.logdir) if algo.logdir else default_results_dir() / run
+        path = run_dir / f"checkpoint_{algo.iteration:06d}"
     target = ckpt.as_path(path)
     with ckpt.write_checkpoint(target, "Algorithm") as tmp:
         algo.learner_group.save(tmp / "learner_group")

@@ -207,6 +207,7 @@ class AlgorithmConfig:
             setattr(self, key, value)
         # reporting / debugging
         self.metrics_num_episodes_for_smoothing = 100
+        self.logger_config: dict | None = None  # the run directory (utils/run_logger.py)
         # Callbacks: RLlibCallback subclass(es), and functions per event (RLlib's names).
         self.callbacks_class: Any = None
         for event in ALL_EVENTS:
@@ -627,15 +628,25 @@ class AlgorithmConfig:
         return self._set("reporting", locals())
 
     def debugging(
-        self: _C, *, log_level: str = NotProvided, seed: int | None = NotProvided, **unknown: Any
+        self: _C,
+        *,
+        log_level: str = NotProvided,
+        seed: int | None = NotProvided,
+        logger_config: dict | None = NotProvided,
+        **unknown: Any,
     ) -> _C:
-        """Set the seed (and RLlib's log level, accepted and ignored).
+        """Set the seed, the run directory (and RLlib's log level, accepted and ignored).
 
         Args:
             log_level: RLlib's log level; accepted for compatibility, changes nothing
                 (scalerl logs through the `logging` module). Default: not stored.
             seed: Seeds torch, numpy and every env (each EnvRunner and env gets its own
                 seed derived from it); an integer >= 0, or None: unseeded. Default: `None`.
+            logger_config: Where `train()` writes its run directory (params, progress.csv,
+                result.json, TensorBoard; `algo.logdir`): None for
+                `$SCALERL_RESULTS_DIR` (default `~/scalerl_results`)/<Algo>_<env>_<time>,
+                `{"logdir": path}` for that directory, `{"type": None}` for none (see
+                `scalerl.utils.run_logger`). Default: `None`.
             **unknown: Not a setting: any other name raises a ConfigError that suggests
                 the nearest valid one.
 

@@ -17,6 +17,7 @@ from scalerl.connectors.env_to_module.mean_std_filter import (
 )
 from scalerl.env.checks import ON_NONFINITE
 from scalerl.utils.errors import ConfigError
+from scalerl.utils.run_logger import check_logger_config
 
 # Settings that may hold inf legitimately (env data, space bounds) or are not numbers.
 NON_FINITE_ALLOWED = {
@@ -28,6 +29,7 @@ NON_FINITE_ALLOWED = {
     "policies",
     "policy_mapping_fn",
     "env_to_module_connector",
+    "logger_config",
 }
 
 
@@ -53,6 +55,7 @@ def validate_common(config: Any) -> None:
     config._check_int("minibatch_size", 1)
     config._check_int("num_epochs", 1)
     config._check_int("metrics_num_episodes_for_smoothing", 1)
+    check_logger_config(config.logger_config)
     config._check_int("evaluation_duration", 1)
     config._check_int("evaluation_num_env_runners", 0)
     if config.train_batch_size_per_learner is not None:

@@ -8,6 +8,7 @@ user's `env_to_module_connector` is stored as the `observation_filter` it amount
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +40,8 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
             value = {"__callable__": qualified_name(value)}
     elif key == "env_to_module_connector":
         value = None  # stored as `observation_filter`
+    elif key == "logger_config" and isinstance(value, dict):  # a `logdir` may be a Path
+        value = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in value.items()}
     elif key == "observation_filter" and config.env_to_module_connector is not None:
         value = stored_observation_filter(config)
     elif key == "callbacks_class" or key in CALLBACK_EVENTS:

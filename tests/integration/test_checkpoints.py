@@ -158,13 +158,12 @@ def test_save_result_str_and_path_are_accepted(trained, tmp_path):
             restored.stop()
 
 
-def test_save_default_location(trained, tmp_path, monkeypatch):
-    algo, _ = trained
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_save_default_location(trained):
+    algo, _ = trained  # trained: the checkpoint goes into its run directory
     result = algo.save()
     path = Path(result.checkpoint.path)
     assert path.is_dir()
-    assert tmp_path.resolve() in path.parents
+    assert path.parent == Path(algo.logdir) and path.name.startswith("checkpoint_")
     restored = Algorithm.from_checkpoint(result)
     try:
         assert_same_weights(module_state(algo), module_state(restored))

@@ -89,7 +89,11 @@ def test_tuned_example_yaml_default_checkpoint_dir_and_tty(tmp_path, monkeypatch
     assert main(["train", "--config", cfg, "--stop-iters", "2", "--eval-episodes", "0"]) == 0
     out = capsys.readouterr().out
     assert "until return >= 10000" in out and "or 2 iterations" in out
-    assert out.count("\r") == 2  # one redrawn progress line
+    # A terminal: tqdm's bar redraws in place; lines end only after the run directory's
+    # and at the end.
+    progress = out.split("iterations.\n")[1].split("Stopped:")[0]
+    assert "| iter    2 | return" in progress and "\r" in progress
+    assert progress.count("\n") == 2 and "Run directory: " in progress
     assert "Evaluation" not in out
     (ckpt,) = (tmp_path / "checkpoints").glob("PPO_CartPole-v1_*")
     assert (ckpt / "algorithm_state.json").is_file()
