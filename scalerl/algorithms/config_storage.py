@@ -28,7 +28,10 @@ CALLBACK_EVENTS = DRIVER_EVENTS + NOT_YET_EVENTS
 
 
 def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None) -> Any:
-    """One setting of `config` as JSON-able data (see `AlgorithmConfig.to_dict`)."""
+    """One setting of `config` as JSON-able data (see `AlgorithmConfig.to_dict`); a Ray
+    Tune search space in its place stays as it is, for Tune to resolve per trial."""
+    if is_search_space(value):
+        return copy.deepcopy(value)
     if key in MULTI_AGENT_SETTINGS:
         value = encode_multi_agent(key, value, mapping_table)
     elif key == "env" and not isinstance(value, str) and value is not None:
@@ -52,6 +55,14 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
             "model_config": value.model_config,
         }
     return encode_spaces(copy.deepcopy(value))
+
+
+def is_search_space(value: Any) -> bool:
+    """Whether `value` is a Ray Tune search space (`tune.grid_search([...])`, or a sampler
+    such as `tune.uniform`), recognized without importing Ray Tune."""
+    if isinstance(value, dict):
+        return set(value) == {"grid_search"}
+    return type(value).__module__.startswith("ray.tune.search")
 
 
 def decode_setting(key: str, value: Any, trusted: tuple) -> Any:

@@ -1,0 +1,66 @@
+"""Make scalerl's algorithms what Ray Tune finds: by name, by class and by config.
+
+Tune resolves a trainable given by name through its registry
+(`ray.tune.registry.get_trainable_cls`); a name it does not know makes it register all of
+RLlib's algorithms, which replaces any "PPO" registered before. It accepts only
+`Trainable` subclasses as classes, and turns a `param_space` into a dict by calling
+`to_dict()` only on its own `_Config` kind. So `register_with_tune()`:
+
+- registers scalerl's names ("PPO", "APEX-DQN", ...) with `tune.register_trainable`;
+- wraps `TunerInternal._convert_trainable` (where every `Tuner` and `Tuner.restore`
+  receives its trainable) so that an scalerl Algorithm class, or one of scalerl's names,
+  becomes scalerl's Trainable there, whatever the registry holds by then;
+- registers `AlgorithmConfig` as a virtual subclass of Tune's `_Config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from scalerl.algorithms.registry import ALGORITHM_NAMES, ALGORITHMS
+from scalerl.tune.trainable import canonical_name, trainable_for
+
+# Every name scalerl's registry answers to, as Tune strings are spelt (case-sensitive).
+TUNE_NAMES = tuple(dict.fromkeys(list(ALGORITHMS) + list(ALGORITHM_NAMES)))
+
+
+def scalerl_trainable(trainable: Any) -> Any:
+    """`trainable` as Tune should run it: scalerl's Trainable for one of scalerl's names
+    or Algorithm classes; anything else unchanged (RLlib's own classes stay RLlib's)."""
+    if isinstance(trainable, str) and trainable in TUNE_NAMES:
+        return trainable_for(trainable)
+    if isinstance(trainable, type):
+        from scalerl.algorithms.algorithm import Algorithm
+
+        if issubclass(trainable, Algorithm):
+            return trainable_for(trainable)
+    return trainable
+
+
+def register_with_tune() -> None:
+    """Register scalerl's algorithms with Ray Tune (see the module docstring); safe to
+    call again."""
+    from ray.tune.tune import _Config
+
+    from scalerl.algorithms.algorithm_config import AlgorithmConfig
+
+    _Config.register(AlgorithmConfig)
+    for name in TUNE_NAMES:
+        tune.register_trainable(name, trainable_for(canonical_name(name)))
+    _wrap_tuner()
+
+
+def _wrap_tuner() -> None:
+    from ray.tune.impl.tuner_internal import TunerInternal
+
+    original = TunerInternal._convert_trainable
+    if getattr(original, "scalerl_wrapped", False):
+        return
+
+    def _convert_trainable(self: Any, trainable: Any) -> Any:
+        return original(self, scalerl_trainable(trainable))
+
+    _convert_trainable.scalerl_wrapped = True  # type: ignore[attr-defined]
+    TunerInternal._convert_trainable = _convert_trainable
