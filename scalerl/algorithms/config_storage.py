@@ -22,7 +22,7 @@ from scalerl.connectors.env_to_module.mean_std_filter import resolve_env_to_modu
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
-from scalerl.utils.trust import qualified_name, register_trusted, resolve
+from scalerl.utils.trust import StoredName, register_trusted, resolve, stored_name
 
 CALLBACK_EVENTS = DRIVER_EVENTS + NOT_YET_EVENTS
 
@@ -39,7 +39,7 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
             value = {"__make_multi_agent__": value.multi_agent_of}
         else:
             register_trusted(value)  # given in this process: it may load it back
-            value = {"__callable__": qualified_name(value)}
+            value = {"__callable__": stored_name(value)}
     elif key == "env_to_module_connector":
         value = None  # stored as `observation_filter`
     elif key == "observation_filter" and config.env_to_module_connector is not None:
@@ -51,7 +51,7 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
         if cls is not None:
             register_trusted(cls)  # given in this process: it may load it back
         value = {
-            "module_class": None if cls is None else qualified_name(cls),
+            "module_class": None if cls is None else stored_name(cls),
             "model_config": value.model_config,
         }
     return encode_spaces(copy.deepcopy(value))
@@ -103,7 +103,7 @@ def _encode_callables(value: Any) -> Any:
         return None
     items = list(value) if isinstance(value, list | tuple) else [value]
     register_trusted(*items)
-    names = [{"__callable__": qualified_name(v)} for v in items]
+    names = [{"__callable__": stored_name(v)} for v in items]
     return names if isinstance(value, list | tuple) else names[0]
 
 
@@ -114,7 +114,8 @@ def _decode_callables(value: Any, what: str, trusted: tuple, base: type | None) 
     out = []
     for item in items:
         name = item.get("__callable__") if isinstance(item, dict) else None
-        if isinstance(name, str) and "<" in name:
+        # A lambda's name cannot be looked up; a StoredName holds the lambda itself.
+        if isinstance(name, str) and "<" in name and not isinstance(name, StoredName):
             raise ConfigError(
                 f"The checkpoint's {what} `{name}` was a lambda or local function, which "
                 "cannot be restored by name: pass it again in `config_overrides` (the "
@@ -143,8 +144,8 @@ def stored_observation_filter(config: Any) -> dict[str, Any]:
 
 def resolve_env(name: str, trusted: tuple = ()) -> Any:
     """The env class or creator function that `to_dict()` stored by name (only what this
-    process trusts: see `scalerl.utils.trust`)."""
-    if "<lambda>" in name or "<locals>" in name:
+    process trusts: see `scalerl.utils.trust`; a `StoredName`'s own object)."""
+    if ("<lambda>" in name or "<locals>" in name) and not isinstance(name, StoredName):
         raise ConfigError(
             f"The env `{name}` was a lambda or local function, which cannot be restored by "
             "name. Register it with `scalerl.register_env('my-env', creator)` and use "

@@ -14,7 +14,7 @@ for the driver plus its EnvRunners' and learners' resources, and writes scalerl
 checkpoints, which `Algorithm.from_checkpoint(result.checkpoint.path)` loads.
 """
 
-from scalerl.tune.registration import register_with_tune, scalerl_trainable
+from scalerl.tune.registration import param_space_dict, register_with_tune, scalerl_trainable
 from scalerl.tune.trainable import (
     AlgorithmTrainable,
     config_from_tune,
@@ -29,6 +29,7 @@ __all__ = [
     "AlgorithmTrainable",
     "config_from_tune",
     "is_search_space",
+    "param_space_dict",
     "register_with_tune",
     "scalerl_trainable",
     "trainable_for",

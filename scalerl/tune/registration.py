@@ -10,7 +10,11 @@ RLlib's algorithms, which replaces any "PPO" registered before. It accepts only
 - wraps `TunerInternal._convert_trainable` (where every `Tuner` and `Tuner.restore`
   receives its trainable) so that an scalerl Algorithm class, or one of scalerl's names,
   becomes scalerl's Trainable there, whatever the registry holds by then;
-- registers `AlgorithmConfig` as a virtual subclass of Tune's `_Config`.
+- wraps `TunerInternal.param_space`'s setter so that an `AlgorithmConfig` becomes
+  `param_space_dict(config)`: `to_dict()` whose class and function names hold their
+  objects (`StoredName`), so that an env class, a callbacks class or a custom RLModule
+  given to the config reaches the trials' processes;
+- registers `AlgorithmConfig` as a virtual subclass of Tune's `_Config` (`tune.run`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,14 @@ def scalerl_trainable(trainable: Any) -> Any:
     return trainable
 
 
+def param_space_dict(config: Any) -> dict[str, Any]:
+    """`config.to_dict()` for Tune: search spaces kept, names holding their objects."""
+    from scalerl.utils.trust import carrying_objects
+
+    with carrying_objects():
+        return config.to_dict()
+
+
 def register_with_tune() -> None:
     """Register scalerl's algorithms with Ray Tune (see the module docstring); safe to
     call again."""
@@ -55,6 +67,8 @@ def register_with_tune() -> None:
 def _wrap_tuner() -> None:
     from ray.tune.impl.tuner_internal import TunerInternal
 
+    from scalerl.algorithms.algorithm_config import AlgorithmConfig
+
     original = TunerInternal._convert_trainable
     if getattr(original, "scalerl_wrapped", False):
         return
@@ -62,5 +76,13 @@ def _wrap_tuner() -> None:
     def _convert_trainable(self: Any, trainable: Any) -> Any:
         return original(self, scalerl_trainable(trainable))
 
+    space = TunerInternal.param_space
+
+    def set_param_space(self: Any, param_space: Any) -> None:
+        if isinstance(param_space, AlgorithmConfig):
+            param_space = param_space_dict(param_space)
+        space.fset(self, param_space)
+
     _convert_trainable.scalerl_wrapped = True  # type: ignore[attr-defined]
     TunerInternal._convert_trainable = _convert_trainable
+    TunerInternal.param_space = property(space.fget, set_param_space, doc=space.__doc__)

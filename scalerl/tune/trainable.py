@@ -17,7 +17,7 @@ from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
 
 from scalerl.algorithms.config_storage import is_search_space
 from scalerl.algorithms.registry import ALGORITHMS
-from scalerl.utils.errors import ConfigError
+from scalerl.utils.errors import CheckpointError, ConfigError
 
 # Keys Tune may add to a trial's config; they are Tune's, not settings.
 _TUNE_KEYS = (TRIAL_INFO, STDOUT_FILE, STDERR_FILE)
@@ -50,7 +50,29 @@ def config_from_tune(algo_class: type, settings: dict[str, Any]) -> Any:
                 f"Setting `{key}` still holds a Tune search space{where}: pass the config "
                 "as `param_space` to `tune.Tuner`, which picks a value per trial."
             )
-    return algo_class.config_class().update_from_dict(settings)
+    try:
+        return algo_class.config_class().update_from_dict(settings)
+    except (CheckpointError, ConfigError) as e:
+        if not _plain_names(settings):
+            raise
+        raise ConfigError(
+            f"{e}\nIn a Ray Tune trial: pass the config object itself as `param_space` "
+            "(not `config.to_dict()`): its classes and functions then travel to the trials. "
+            "An env can also be registered with `ray.tune.register_env(name, creator)`."
+        ) from None
+
+
+def _plain_names(value: Any) -> bool:
+    """Whether `value` holds a class or function name as a plain string (as `to_dict()`
+    writes it), which only resolves against what the trial's process registered."""
+    if isinstance(value, dict):
+        names = [value.get("__callable__"), value.get("module_class")]
+        if any(type(n) is str for n in names):
+            return True
+        return any(_plain_names(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_plain_names(v) for v in value)
+    return False
 
 
 def _search_space_in(value: Any, path: str = "") -> str | None:

@@ -53,9 +53,15 @@ def assert_scalerl_result(metrics: dict, iterations: int) -> None:
     assert metrics["env_runners"]["num_nonfinite_dropped_lifetime"] == 0
 
 
+def mark_result(*, result, **kwargs):
+    """A callback given as a function: `param_space=config` carries it to the trials."""
+    result["tune_callback"] = result["training_iteration"]
+
+
 def test_grid_search_of_four_trials_restores_its_best_checkpoint(ray_local, tmp_path):
     config = tiny_ppo().training(lr=tune.grid_search([1e-3, 3e-4]), gamma=tune.uniform(0.9, 0.99))
     config.rl_module(model_config={"fcnet_hiddens": tune.grid_search([[16], [32]])})
+    config.callbacks(on_train_result=mark_result)
     results = tune.Tuner(
         "PPO",
         param_space=config,
@@ -69,6 +75,7 @@ def test_grid_search_of_four_trials_restores_its_best_checkpoint(ray_local, tmp_
     for result in results:
         assert_scalerl_result(result.metrics, 2)
         assert 0.9 <= result.config["gamma"] <= 0.99
+        assert result.metrics["tune_callback"] == 2
     grid = {(r.config["lr"], r.config["model_config"]["fcnet_hiddens"][0]) for r in results}
     assert grid == {(1e-3, 16), (1e-3, 32), (3e-4, 16), (3e-4, 32)}
 

@@ -2,6 +2,8 @@
 resolved dict turns back into the config, trial resources, the names Tune resolves, and
 envs registered with `ray.tune.register_env`."""
 
+import json
+
 import gymnasium as gym
 import pytest
 from ray import cloudpickle, tune
@@ -11,7 +13,13 @@ from ray.tune.search.variant_generator import generate_variants
 from scalerl.algorithms.apex_dqn import APEXDQN
 from scalerl.algorithms.ppo import PPO, PPOConfig
 from scalerl.env.registry import EnvContext, get_env_creator, is_registered_env
-from scalerl.tune import config_from_tune, scalerl_trainable, trainable_for, trial_bundles
+from scalerl.tune import (
+    config_from_tune,
+    param_space_dict,
+    scalerl_trainable,
+    trainable_for,
+    trial_bundles,
+)
 from scalerl.utils.errors import ConfigError
 
 
@@ -127,3 +135,39 @@ def test_envs_registered_with_ray_tune_are_found():
     finally:
         _global_registry.unregister(ENV_CREATOR, "scalerl-tune-unit-env")
     assert not is_registered_env("scalerl-tune-unit-env")
+
+
+class ShortCartPole(gym.Wrapper):
+    """An env class given to the config as an object."""
+
+    def __init__(self, env_config):
+        super().__init__(gym.make("CartPole-v1", max_episode_steps=5))
+
+
+def test_the_param_space_carries_classes_and_functions_to_the_trials(tmp_path):
+    """`param_space=config` sends the config's classes and functions along (Ray pickles
+    them to the trial); `to_dict()` itself stays plain JSON names."""
+
+    def mark(*, result, **kwargs):
+        result["marked"] = True
+
+    config = PPOConfig().environment(ShortCartPole).callbacks(on_train_result=mark)
+    plain = config.to_dict()
+    assert type(plain["env"]["__callable__"]) is str
+    space = param_space_dict(config)
+    assert space == plain  # the same names, as strings
+    assert json.loads(json.dumps(space)) == plain
+    sent = cloudpickle.loads(cloudpickle.dumps(space))
+    trial_config = config_from_tune(PPO, sent)
+    assert trial_config.env is ShortCartPole
+    assert trial_config.callbacks_on_train_result.__name__ == "mark"  # a local function
+    # From a plain dict a local function cannot be found by name: the error says what to do.
+    with pytest.raises(ConfigError, match="lambda or local function.*\n.*Ray Tune trial"):
+        config_from_tune(PPO, plain)
+    unknown = {"env": {"__callable__": "elsewhere.envs:SomeEnv"}}
+    with pytest.raises(ConfigError, match="pass the config object itself as `param_space`"):
+        config_from_tune(PPO, unknown)
+    tuner = tune.Tuner(
+        "PPO", param_space=config, run_config=tune.RunConfig(storage_path=str(tmp_path))
+    )
+    assert tuner._local_tuner.param_space["env"]["__callable__"].obj is ShortCartPole
