@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -31,11 +32,38 @@ class EnvContext(dict):
 
 
 def register_env(name: str, env_creator: Callable[[EnvContext], gym.Env]) -> None:
-    """Register `env_creator(env_config) -> env` under `name`, for `.environment(name)`."""
+    """Register `env_creator(env_config) -> env` under `name`, for `.environment(name)`.
+
+    With Ray Tune in use, the name is registered with Tune too, so that Tune trials (other
+    processes) find it (`share_envs_with_tune`)."""
     if not callable(env_creator):
         raise TypeError(f"register_env({name!r}, ...): the creator must be callable.")
     _ENV_CREATORS[name] = env_creator
     register_trusted(env_creator)
+    if "ray.tune" in sys.modules:
+        _share_with_tune(name, env_creator)
+
+
+def share_envs_with_tune() -> None:
+    """Register every `register_env` name with Ray Tune as well (`scalerl.tune` calls this
+    when Tune is first used): a Tune trial runs in another process, which looks envs up
+    in Tune's cluster-wide registry."""
+    for name, creator in _ENV_CREATORS.items():
+        _share_with_tune(name, creator)
+
+
+def _share_with_tune(name: str, creator: Callable[[EnvContext], gym.Env]) -> None:
+    from ray.tune.registry import register_env as tune_register_env
+
+    try:
+        tune_register_env(name, creator)
+    except Exception as e:  # cannot be pickled: still fine in this process
+        warnings.warn(
+            f"The env `{name}` works in this process, but Ray Tune trials will not find it: "
+            f"its creator cannot be sent to them ({type(e).__name__}: {e}).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def is_registered_env(name: str) -> bool:

@@ -14,7 +14,8 @@ RLlib's algorithms, which replaces any "PPO" registered before. It accepts only
   `param_space_dict(config)`: `to_dict()` whose class and function names hold their
   objects (`StoredName`), so that an env class, a callbacks class or a custom RLModule
   given to the config reaches the trials' processes;
-- registers `AlgorithmConfig` as a virtual subclass of Tune's `_Config` (`tune.run`).
+- registers `AlgorithmConfig` as a virtual subclass of Tune's `_Config` (`tune.run`);
+- registers the envs of `scalerl.register_env` with Tune too (trials look them up there).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from ray import tune
 
 from scalerl.algorithms.registry import ALGORITHM_NAMES, ALGORITHMS
+from scalerl.env.registry import share_envs_with_tune
 from scalerl.tune.trainable import canonical_name, trainable_for
 
 # Every name scalerl's registry answers to, as Tune strings are spelt (case-sensitive).
@@ -59,6 +61,7 @@ def register_with_tune() -> None:
     from scalerl.algorithms.algorithm_config import AlgorithmConfig
 
     _Config.register(AlgorithmConfig)
+    share_envs_with_tune()
     for name in TUNE_NAMES:
         tune.register_trainable(name, trainable_for(canonical_name(name)))
     _wrap_tuner()

@@ -12,8 +12,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ray.tune import PlacementGroupFactory, Trainable
-from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
+try:
+    from ray.tune import PlacementGroupFactory, Trainable
+    from ray.tune.result import STDERR_FILE, STDOUT_FILE, TRIAL_INFO
+except ImportError as e:  # Ray without Tune's dependencies (pandas, pyarrow, ...)
+    raise ImportError(
+        f"scalerl.tune needs Ray Tune, which could not be imported ({e}). Install it with "
+        "`pip install 'scalerl[tune]'`."
+    ) from e
 
 from scalerl.algorithms.config_storage import is_search_space
 from scalerl.algorithms.registry import ALGORITHMS

@@ -1,5 +1,5 @@
 """Ray Tune runs scalerl's algorithms (issue 13): a grid search that restores its best
-checkpoint, the three ways to name the trainable, an env registered with
+checkpoint, the algorithm given by class, envs registered with scalerl's and with
 `ray.tune.register_env`, and resuming an experiment whose trial failed. Kept few and
 tiny: every trial process imports torch."""
 
@@ -12,6 +12,7 @@ import pytest
 import ray
 from ray import cloudpickle, tune
 
+import scalerl
 from scalerl.algorithms.algorithm import Algorithm
 from scalerl.algorithms.ppo import PPO, PPOConfig
 
@@ -96,21 +97,22 @@ def test_grid_search_of_four_trials_restores_its_best_checkpoint(ray_local, tmp_
 
 
 def make_short_cartpole(env_config):
-    """CartPole cut at `env_config["steps"]` steps (registered with Ray Tune by name)."""
+    """CartPole cut at `env_config["steps"]` steps."""
     return gym.make("CartPole-v1", max_episode_steps=env_config["steps"])
 
 
-def test_tuner_takes_the_algorithm_class_and_a_tune_env(ray_local, tmp_path):
-    """`Tuner(PPO, param_space=config.to_dict())` with an env registered with Tune (the
-    unit tests check that `"PPO"` and `config.algo_class` resolve to the same Trainable)."""
-    tune.register_env("tune_short_cartpole", make_short_cartpole)
-    config = tiny_ppo("tune_short_cartpole").environment(env_config={"steps": 10})
+def test_tuner_takes_the_algorithm_class_and_a_scalerl_env_name(ray_local, tmp_path):
+    """`Tuner(PPO, param_space=config.to_dict())` with an env from `scalerl.register_env`
+    (shared with Tune for the trial's process; the unit tests check that `"PPO"` and
+    `config.algo_class` resolve to the same Trainable)."""
+    scalerl.register_env("scalerl_short_cartpole", make_short_cartpole)
+    config = tiny_ppo("scalerl_short_cartpole").environment(env_config={"steps": 10})
     results = tune.Tuner(
         PPO, param_space=config.to_dict(), run_config=run_config(tmp_path, "class", 1)
     ).fit()
     assert not results.errors
     assert_scalerl_result(results[0].metrics, 1)
-    assert results[0].metrics["env_runners"]["episode_len_mean"] <= 10  # the Tune env's
+    assert results[0].metrics["env_runners"]["episode_len_mean"] <= 10  # that env's
 
 
 class FailingCartPole(gym.Wrapper):

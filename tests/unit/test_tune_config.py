@@ -10,6 +10,7 @@ from ray import cloudpickle, tune
 from ray.tune.registry import ENV_CREATOR, _global_registry, get_trainable_cls
 from ray.tune.search.variant_generator import generate_variants
 
+import scalerl
 from scalerl.algorithms.apex_dqn import APEXDQN
 from scalerl.algorithms.ppo import PPO, PPOConfig
 from scalerl.env.registry import EnvContext, get_env_creator, is_registered_env
@@ -135,6 +136,12 @@ def test_envs_registered_with_ray_tune_are_found():
     finally:
         _global_registry.unregister(ENV_CREATOR, "scalerl-tune-unit-env")
     assert not is_registered_env("scalerl-tune-unit-env")
+    # scalerl's own names are shared with Tune, whose registry the trials read.
+    scalerl.register_env("scalerl-unit-env-for-tune", creator)
+    try:
+        assert _global_registry.contains(ENV_CREATOR, "scalerl-unit-env-for-tune")
+    finally:
+        _global_registry.unregister(ENV_CREATOR, "scalerl-unit-env-for-tune")
 
 
 class ShortCartPole(gym.Wrapper):
