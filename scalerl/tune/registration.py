@@ -27,6 +27,7 @@ from ray import tune
 from scalerl.algorithms.registry import ALGORITHM_NAMES, ALGORITHMS
 from scalerl.env.registry import share_envs_with_tune
 from scalerl.tune.trainable import canonical_name, trainable_for
+from scalerl.utils.errors import ConfigError
 
 # Every name scalerl's registry answers to, as Tune strings are spelt (case-sensitive).
 TUNE_NAMES = tuple(dict.fromkeys(list(ALGORITHMS) + list(ALGORITHM_NAMES)))
@@ -67,6 +68,26 @@ def register_with_tune() -> None:
     _wrap_tuner()
 
 
+def check_not_rllib(trainable: Any, config: Any) -> None:
+    """Refuse to give an scalerl config to one of RLlib's algorithms (by class, or by a
+    name Tune's registry maps to one): RLlib would read the dict in its own way.
+
+    Raises:
+        ConfigError: The trainable is RLlib's; the message names scalerl's algorithms.
+    """
+    from ray.tune.registry import TRAINABLE_CLASS, _global_registry
+
+    cls = trainable
+    if isinstance(trainable, str) and _global_registry.contains(TRAINABLE_CLASS, trainable):
+        cls = _global_registry.get(TRAINABLE_CLASS, trainable)
+    if isinstance(cls, type) and cls.__module__.startswith("ray.rllib"):
+        raise ConfigError(
+            f"`param_space` is an scalerl {type(config).__name__}, but the trainable "
+            f"{trainable!r} is RLlib's {cls.__name__}. Run scalerl's: pass one of "
+            f"{', '.join(ALGORITHM_NAMES)} by name, or its class (`config.algo_class`)."
+        )
+
+
 def _wrap_tuner() -> None:
     from ray.tune.impl.tuner_internal import TunerInternal
 
@@ -83,6 +104,7 @@ def _wrap_tuner() -> None:
 
     def set_param_space(self: Any, param_space: Any) -> None:
         if isinstance(param_space, AlgorithmConfig):
+            check_not_rllib(getattr(self, "_converted_trainable", None), param_space)
             param_space = param_space_dict(param_space)
         space.fset(self, param_space)
 

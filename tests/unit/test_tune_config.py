@@ -7,7 +7,7 @@ import json
 import gymnasium as gym
 import pytest
 from ray import cloudpickle, tune
-from ray.tune.registry import ENV_CREATOR, _global_registry, get_trainable_cls
+from ray.tune.registry import ENV_CREATOR, TRAINABLE_CLASS, _global_registry, get_trainable_cls
 from ray.tune.search.variant_generator import generate_variants
 
 import scalerl
@@ -178,3 +178,20 @@ def test_the_param_space_carries_classes_and_functions_to_the_trials(tmp_path):
         "PPO", param_space=config, run_config=tune.RunConfig(storage_path=str(tmp_path))
     )
     assert tuner._local_tuner.param_space["env"]["__callable__"].obj is ShortCartPole
+
+
+def test_an_scalerl_config_given_to_rllib_is_refused(tmp_path):
+    class RLlibPPO(tune.Trainable):
+        pass
+
+    RLlibPPO.__module__ = "ray.rllib.algorithms.ppo.ppo"  # as RLlib's registry holds it
+    run_config = tune.RunConfig(storage_path=str(tmp_path))
+    with pytest.raises(ConfigError, match="trainable .*RLlibPPO.* is RLlib's RLlibPPO"):
+        tune.Tuner(RLlibPPO, param_space=PPOConfig(), run_config=run_config)
+    tune.register_trainable("rllib-style-name", RLlibPPO)
+    try:
+        with pytest.raises(ConfigError, match="'rllib-style-name' is RLlib's.*PPO, PG"):
+            tune.Tuner("rllib-style-name", param_space=PPOConfig(), run_config=run_config)
+    finally:
+        _global_registry.unregister(TRAINABLE_CLASS, "rllib-style-name")
+    assert not list(tmp_path.iterdir())  # refused before Tune wrote anything
