@@ -165,7 +165,7 @@ class AlgorithmTrainable(Trainable):
     def load_checkpoint(self, checkpoint: Any) -> None:
         """Restore weights, optimizer state and counters from an scalerl checkpoint."""
         if isinstance(checkpoint, dict):
-            raise ConfigError(
+            raise CheckpointError(
                 "This Tune checkpoint is a pickled dict, not an scalerl checkpoint directory."
             )
         self.algo.restore_from_path(checkpoint)
