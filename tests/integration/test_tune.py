@@ -37,11 +37,12 @@ def tiny_ppo(env: str = "CartPole-v1") -> PPOConfig:
     )
 
 
-def run_config(tmp_path, name: str, iterations: int, **checkpoint) -> tune.RunConfig:
+def run_config(tmp_path, name: str, stop: int | dict, **checkpoint) -> tune.RunConfig:
+    """Stop after `stop` iterations, or at the conditions `stop` names."""
     return tune.RunConfig(
         name=name,
         storage_path=str(tmp_path),
-        stop={"training_iteration": iterations},
+        stop=stop if isinstance(stop, dict) else {"training_iteration": stop},
         checkpoint_config=tune.CheckpointConfig(**checkpoint),
         verbose=0,
     )
@@ -107,11 +108,13 @@ def test_tuner_takes_the_algorithm_class_and_a_scalerl_env_name(ray_local, tmp_p
     `config.algo_class` resolve to the same Trainable)."""
     scalerl.register_env("scalerl_short_cartpole", make_short_cartpole)
     config = tiny_ppo("scalerl_short_cartpole").environment(env_config={"steps": 10})
+    # Whichever comes first: the return (at most 10 here) or the step budget (2 iterations).
+    stop = {"env_runners/episode_return_mean": 100, "num_env_steps_sampled_lifetime": 400}
     results = tune.Tuner(
-        PPO, param_space=config.to_dict(), run_config=run_config(tmp_path, "class", 1)
+        PPO, param_space=config.to_dict(), run_config=run_config(tmp_path, "class", stop)
     ).fit()
     assert not results.errors
-    assert_scalerl_result(results[0].metrics, 1)
+    assert_scalerl_result(results[0].metrics, 2)
     assert results[0].metrics["env_runners"]["episode_len_mean"] <= 10  # that env's
 
 
