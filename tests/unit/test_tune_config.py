@@ -13,6 +13,7 @@ from ray.tune.search.variant_generator import generate_variants
 import scalerl
 from scalerl.algorithms.apex_dqn import APEXDQN
 from scalerl.algorithms.ppo import PPO, PPOConfig
+from scalerl.algorithms.registry import ALGORITHM_NAMES, get_algorithm_class
 from scalerl.env.registry import EnvContext, get_env_creator, is_registered_env
 from scalerl.tune import (
     config_from_tune,
@@ -195,3 +196,16 @@ def test_an_scalerl_config_given_to_rllib_is_refused(tmp_path):
     finally:
         _global_registry.unregister(TRAINABLE_CLASS, "rllib-style-name")
     assert not list(tmp_path.iterdir())  # refused before Tune wrote anything
+
+
+@pytest.mark.parametrize("name", ALGORITHM_NAMES)
+def test_every_algorithm_round_trips_and_asks_for_its_resources(name):
+    trainable = trainable_for(name)
+    algo_class = get_algorithm_class(name)
+    assert trainable.algorithm_class() is algo_class
+    stored = algo_class.get_default_config().environment("CartPole-v1").to_dict()
+    assert config_from_tune(algo_class, stored).to_dict() == stored
+    runners = 2 if algo_class.needs_env_runners else 0
+    stored = stored | {"num_env_runners": runners, "num_cpus_per_env_runner": 0.5}
+    bundles = trainable.default_resource_request(stored).bundles
+    assert bundles == [{"CPU": 1}] + [{"CPU": 0.5}] * runners
