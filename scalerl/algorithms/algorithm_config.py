@@ -800,9 +800,10 @@ class AlgorithmConfig:
 
 
 AlgorithmConfig.sections = builder_sections(AlgorithmConfig)
-# Ray Tune: once `ray.tune` is imported too, scalerl's algorithms become Tune trainables and
-# configs valid `param_space`s (scalerl/tune/); never imports Ray Tune itself.
-link_to_tune()
 AlgorithmConfig.bool_settings = bool_settings(AlgorithmConfig)
 # The base config's settings per builder method (subclasses: `PPOConfig.sections`).
 SECTIONS = AlgorithmConfig.sections
+
+# Ray Tune: once `ray.tune` is imported too, scalerl's algorithms become Tune trainables and
+# configs valid `param_space`s (scalerl/tune/); never imports Ray Tune itself.
+link_to_tune()
