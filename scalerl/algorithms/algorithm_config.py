@@ -25,6 +25,7 @@ from scalerl.algorithms.multi_agent_config import (
     mapping_fn,
     normalize_policies,
 )
+from scalerl.algorithms.tune_link import link_to_tune
 from scalerl.callbacks.callbacks import ALL_EVENTS
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
@@ -820,3 +821,7 @@ AlgorithmConfig.sections = builder_sections(AlgorithmConfig)
 AlgorithmConfig.bool_settings = bool_settings(AlgorithmConfig)
 # The base config's settings per builder method (subclasses: `PPOConfig.sections`).
 SECTIONS = AlgorithmConfig.sections
+
+# Ray Tune: once `ray.tune` is imported too, scalerl's algorithms become Tune trainables and
+# configs valid `param_space`s (scalerl/tune/); never imports Ray Tune itself.
+link_to_tune()

@@ -23,13 +23,16 @@ from scalerl.connectors.env_to_module.mean_std_filter import resolve_env_to_modu
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
-from scalerl.utils.trust import qualified_name, register_trusted, resolve
+from scalerl.utils.trust import StoredName, register_trusted, resolve, stored_name
 
 CALLBACK_EVENTS = ALL_EVENTS
 
 
 def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None) -> Any:
-    """One setting of `config` as JSON-able data (see `AlgorithmConfig.to_dict`)."""
+    """One setting of `config` as JSON-able data (see `AlgorithmConfig.to_dict`); a Ray
+    Tune search space in its place stays as it is, for Tune to resolve per trial."""
+    if is_search_space(value):
+        return copy.deepcopy(value)
     if key in MULTI_AGENT_SETTINGS:
         value = encode_multi_agent(key, value, mapping_table)
     elif key == "env" and not isinstance(value, str) and value is not None:
@@ -37,7 +40,7 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
             value = {"__make_multi_agent__": value.multi_agent_of}
         else:
             register_trusted(value)  # given in this process: it may load it back
-            value = {"__callable__": qualified_name(value)}
+            value = {"__callable__": stored_name(value)}
     elif key == "env_to_module_connector":
         value = None  # stored as `observation_filter`
     elif key == "logger_config" and isinstance(value, dict):  # a `logdir` may be a Path
@@ -51,10 +54,18 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
         if cls is not None:
             register_trusted(cls)  # given in this process: it may load it back
         value = {
-            "module_class": None if cls is None else qualified_name(cls),
+            "module_class": None if cls is None else stored_name(cls),
             "model_config": value.model_config,
         }
     return encode_spaces(copy.deepcopy(value))
+
+
+def is_search_space(value: Any) -> bool:
+    """Whether `value` is a Ray Tune search space (`tune.grid_search([...])`, or a sampler
+    such as `tune.uniform`), recognized without importing Ray Tune."""
+    if isinstance(value, dict):
+        return set(value) == {"grid_search"}
+    return type(value).__module__.startswith("ray.tune.search")
 
 
 def decode_setting(key: str, value: Any, trusted: tuple) -> Any:
@@ -95,7 +106,7 @@ def _encode_callables(value: Any) -> Any:
         return None
     items = list(value) if isinstance(value, list | tuple) else [value]
     register_trusted(*items)
-    names = [{"__callable__": qualified_name(v)} for v in items]
+    names = [{"__callable__": stored_name(v)} for v in items]
     return names if isinstance(value, list | tuple) else names[0]
 
 
@@ -106,7 +117,8 @@ def _decode_callables(value: Any, what: str, trusted: tuple, base: type | None) 
     out = []
     for item in items:
         name = item.get("__callable__") if isinstance(item, dict) else None
-        if isinstance(name, str) and "<" in name:
+        # A lambda's name cannot be looked up; a StoredName holds the lambda itself.
+        if isinstance(name, str) and "<" in name and not isinstance(name, StoredName):
             raise ConfigError(
                 f"The checkpoint's {what} `{name}` was a lambda or local function, which "
                 "cannot be restored by name: pass it again in `config_overrides` (the "
@@ -135,8 +147,8 @@ def stored_observation_filter(config: Any) -> dict[str, Any]:
 
 def resolve_env(name: str, trusted: tuple = ()) -> Any:
     """The env class or creator function that `to_dict()` stored by name (only what this
-    process trusts: see `scalerl.utils.trust`)."""
-    if "<lambda>" in name or "<locals>" in name:
+    process trusts: see `scalerl.utils.trust`; a `StoredName`'s own object)."""
+    if ("<lambda>" in name or "<locals>" in name) and not isinstance(name, StoredName):
         raise ConfigError(
             f"The env `{name}` was a lambda or local function, which cannot be restored by "
             "name. Register it with `scalerl.register_env('my-env', creator)` and use "

@@ -10,7 +10,7 @@ from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.utils.checkpoints import SAFE_NAME
 from scalerl.utils.errors import ConfigError
-from scalerl.utils.trust import qualified_name, register_trusted, resolve
+from scalerl.utils.trust import StoredName, register_trusted, resolve, stored_name
 
 MULTI_AGENT_SETTINGS = (
     "policies",
@@ -200,8 +200,9 @@ def encode_multi_agent(key: str, value: Any, seen: dict | None) -> Any:
     if key == "policy_mapping_fn" and value is not None:
         if isinstance(value, MappingTable):
             return {"__mapping_table__": [[a, m] for a, m in value.table.items()]}
-        name = qualified_name(value)
-        if "<lambda>" in name or "<locals>" in name or name.startswith("__main__:"):
+        name = stored_name(value)  # inside `carrying_objects()`, a lambda travels too
+        by_name = not isinstance(name, StoredName)
+        if by_name and ("<lambda>" in name or "<locals>" in name or name.startswith("__main__:")):
             return {"__mapping_table__": [[a, m] for a, m in (seen or {}).items()]}
         return {"__callable__": _stored_name(value)}
     if key == "policies_to_train" and value is not None:
@@ -210,9 +211,10 @@ def encode_multi_agent(key: str, value: Any, seen: dict | None) -> Any:
 
 
 def _stored_name(obj: Any) -> str:
-    """The name a checkpoint stores for `obj`; this process vouches for it from now on."""
+    """The name a checkpoint stores for `obj` (see `trust.stored_name`); this process
+    vouches for it from now on."""
     register_trusted(obj)
-    return qualified_name(obj)
+    return stored_name(obj)
 
 
 def decode_multi_agent(key: str, value: Any, trusted: tuple = ()) -> Any:

@@ -15,7 +15,9 @@ Anything else is refused with an error that says how to allow it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from scalerl.utils.errors import CheckpointError
@@ -26,6 +28,53 @@ _TRUSTED: dict[str, Any] = {}
 def qualified_name(obj: Any) -> str:
     """`package.module:QualName`, the form checkpoints store."""
     return f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}"
+
+
+class StoredName(str):
+    """A `package.module:QualName` string that holds the object it names, as
+    `config.to_dict()` writes names inside `carrying_objects()` (scalerl.tune does, for
+    the `param_space` it gives Ray Tune).
+
+    Ray sends a trial's config to the trial's process with its own pickling; there a
+    StoredName resolves to the object it holds, so a class or function given to the config
+    (an env class, a callbacks class, an RLModule) works in a process where nothing was
+    registered. Only code in a process that had the object makes one: reading JSON never
+    does, so checkpoints resolve names as before.
+    """
+
+    obj: Any
+
+    def __new__(cls, obj: Any) -> StoredName:
+        """The name of `obj`, holding `obj`."""
+        self = super().__new__(cls, qualified_name(obj))
+        self.obj = obj
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (StoredName, (self.obj,))
+
+    def __deepcopy__(self, memo: dict) -> StoredName:
+        return self  # immutable; the object is shared, not copied
+
+
+_CARRY_OBJECTS = contextvars.ContextVar("scalerl_carry_objects", default=False)
+
+
+@contextlib.contextmanager
+def carrying_objects() -> Iterator[None]:
+    """Inside, `stored_name` gives `StoredName`s that hold their objects (for a config
+    dict that stays in memory and goes to other processes by pickling, never to a file)."""
+    token = _CARRY_OBJECTS.set(True)
+    try:
+        yield
+    finally:
+        _CARRY_OBJECTS.reset(token)
+
+
+def stored_name(obj: Any) -> str:
+    """The name a config dict stores for `obj`: `qualified_name(obj)`, or inside
+    `carrying_objects()` a `StoredName` holding `obj`."""
+    return StoredName(obj) if _CARRY_OBJECTS.get() else qualified_name(obj)
 
 
 def register_trusted(*objs: Any) -> None:
@@ -62,7 +111,9 @@ def resolve(
     """
     if not isinstance(name, str) or ":" not in name:
         raise CheckpointError(f"{what}: `{name!r}` is not a `package.module:QualName` name.")
-    obj = next((o for o in trusted if qualified_name(o) == name), None)
+    obj = name.obj if isinstance(name, StoredName) else None
+    if obj is None:
+        obj = next((o for o in trusted if qualified_name(o) == name), None)
     if obj is None:
         obj = _TRUSTED.get(name)
     if obj is None:
@@ -118,4 +169,12 @@ def import_trusted(name: str) -> Any:
     return obj
 
 
-__all__ = ["register_trusted", "resolve", "qualified_name", "import_trusted"]
+__all__ = [
+    "register_trusted",
+    "resolve",
+    "qualified_name",
+    "import_trusted",
+    "StoredName",
+    "carrying_objects",
+    "stored_name",
+]

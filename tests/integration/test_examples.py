@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,3 +55,12 @@ def test_autoregressive_example_beats_independent_heads():
     assert autoregressive >= 30.0, out
     assert independent <= bound + 1.0, out
     assert autoregressive - independent >= 5.0, out
+
+
+@pytest.mark.learning  # starts Ray and four trial processes (~40 s)
+def test_tune_grid_search_example(tmp_path):
+    """Four trials of one iteration each; the best checkpoint loads and evaluates."""
+    out = run_example("tune_grid_search.py", "--steps", "1000", "--storage", str(tmp_path))
+    assert len(re.findall(r"^lr=.* after 1000 steps$", out, re.MULTILINE)) == 4, out
+    assert number_after("best trial's iterations:", out) == 1
+    assert number_after("greedy evaluation return:", out) > 0
