@@ -93,7 +93,10 @@ class EnvRunnerGroup:
         import ray
 
         need = num_env_runners * config.num_cpus_per_env_runner
-        have = _free_cpus(need)
+        # Inside a placement group (a Ray Tune trial) the runners' CPUs are already
+        # reserved in the group's bundles, so Ray's free CPUs say nothing about them.
+        in_group = ray.util.get_current_placement_group() is not None
+        have = need if in_group else _free_cpus(need)
         if need > have:
             raise ConfigError(
                 f"{num_env_runners} EnvRunners x `num_cpus_per_env_runner="

@@ -144,7 +144,11 @@ class AlgorithmTrainable(Trainable):
 
     def setup(self, config: dict[str, Any]) -> None:
         """Build the algorithm from the trial's resolved config dict."""
-        self.algo = config_from_tune(self.algorithm_class(), config).build_algo()
+        algo_config = config_from_tune(self.algorithm_class(), config)
+        if "logger_config" not in config:
+            # Tune writes the trial's progress.csv / result.json itself: no second run dir.
+            algo_config.logger_config = {"type": None}
+        self.algo = algo_config.build_algo()
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         """Build a new algorithm for the next trial in this process (Tune's

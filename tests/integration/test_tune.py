@@ -104,10 +104,12 @@ def make_short_cartpole(env_config):
 
 def test_tuner_takes_the_algorithm_class_and_a_scalerl_env_name(ray_local, tmp_path):
     """`Tuner(PPO, param_space=config.to_dict())` with an env from `scalerl.register_env`
-    (shared with Tune for the trial's process; the unit tests check that `"PPO"` and
-    `config.algo_class` resolve to the same Trainable)."""
+    (shared with Tune for the trial's process) and one Ray EnvRunner in the trial's
+    placement group. The unit tests check that `"PPO"` and `config.algo_class` resolve to
+    the same Trainable."""
     scalerl.register_env("scalerl_short_cartpole", make_short_cartpole)
     config = tiny_ppo("scalerl_short_cartpole").environment(env_config={"steps": 10})
+    config.env_runners(num_env_runners=1)  # a Ray runner inside the trial's placement group
     # Whichever comes first: the return (at most 10 here) or the step budget (2 iterations).
     stop = {"env_runners/episode_return_mean": 100, "num_env_steps_sampled_lifetime": 400}
     results = tune.Tuner(
@@ -116,6 +118,7 @@ def test_tuner_takes_the_algorithm_class_and_a_scalerl_env_name(ray_local, tmp_p
     assert not results.errors
     assert_scalerl_result(results[0].metrics, 2)
     assert results[0].metrics["env_runners"]["episode_len_mean"] <= 10  # that env's
+    assert results[0].metrics["env_runner_group"]["num_healthy_env_runners"] == 1
 
 
 class FailingCartPole(gym.Wrapper):
