@@ -62,10 +62,17 @@ def register_with_tune() -> None:
     from scalerl.algorithms.algorithm_config import AlgorithmConfig
 
     _Config.register(AlgorithmConfig)
+    register_names_and_envs()
+    _wrap_tuner()
+
+
+def register_names_and_envs() -> None:
+    """Put scalerl's names and `register_env` envs in Tune's registry. It lives in the
+    Ray session (its key-value store), so entries vanish with `ray.shutdown()`: every
+    `Tuner` given an scalerl trainable calls this again."""
     share_envs_with_tune()
     for name in TUNE_NAMES:
-        tune.register_trainable(name, trainable_for(canonical_name(name)))
-    _wrap_tuner()
+        tune.register_trainable(name, trainable_for(canonical_name(name)), warn=False)
 
 
 def check_not_rllib(trainable: Any, config: Any) -> None:
@@ -98,7 +105,10 @@ def _wrap_tuner() -> None:
         return
 
     def _convert_trainable(self: Any, trainable: Any) -> Any:
-        return original(self, scalerl_trainable(trainable))
+        converted = scalerl_trainable(trainable)
+        if converted is not trainable:
+            register_names_and_envs()  # a new Ray session starts with an empty registry
+        return original(self, converted)
 
     space = TunerInternal.param_space
 

@@ -7,6 +7,7 @@ import json
 import gymnasium as gym
 import pytest
 from ray import cloudpickle, tune
+from ray.tune.impl.tuner_internal import TunerInternal
 from ray.tune.registry import ENV_CREATOR, TRAINABLE_CLASS, _global_registry, get_trainable_cls
 from ray.tune.search.variant_generator import generate_variants
 
@@ -91,6 +92,9 @@ def test_trial_resources_cover_driver_runners_and_learners():
 
 
 def test_scalerl_names_and_classes_resolve_to_scalerl_trainables():
+    # Tune's registry lives in the Ray session: an earlier test's `ray.shutdown()` empties
+    # it, and each Tuner given an scalerl trainable registers the names again.
+    TunerInternal._convert_trainable(None, "PPO")
     ppo = trainable_for(PPO)
     assert ppo is trainable_for("PPO") and ppo.__name__ == "PPO"
     assert ppo.algorithm_class() is PPO
