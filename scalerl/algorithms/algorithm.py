@@ -24,6 +24,11 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.iteration_options import (
+    evaluation_units,
+    run_custom_evaluation,
+    run_training_steps,
+)
 from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
 from scalerl.callbacks import ALL_EVENTS, DRIVER_EVENTS, ENV_RUNNER_EVENTS, Callbacks, MetricsLogger
 from scalerl.callbacks.callbacks import env_runner_classes
@@ -177,7 +182,7 @@ class Algorithm:
             "env_restarts": 0,
             "dropped": 0,
         }
-        result = self.training_step()
+        result = run_training_steps(self)  # min_time_s_per_iteration: repeated
         self.iteration += 1
         cfg = self.config
         if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
@@ -305,8 +310,16 @@ class Algorithm:
             )
             self.eval_env_runner_group.on_recreated = self._env_runners_recreated
         self.eval_env_runner_group.sync_weights(self.runner_weights(), obs_filter=self.obs_filter)
-        episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
-        steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
+        if cfg.custom_evaluation_function is not None:
+            evaluation = run_custom_evaluation(self, self.eval_env_runner_group)
+            self.callbacks.call(
+                "on_evaluate_end",
+                algorithm=self,
+                metrics_logger=self.metrics,
+                evaluation_metrics=evaluation,
+            )
+            return evaluation
+        episodes, steps = evaluation_units(cfg)
         parts = self.eval_env_runner_group.sample_episodes(
             episodes, steps, explore=bool(overrides.get("explore", False))
         )
