@@ -24,6 +24,7 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.component_restore import restore_component
 from scalerl.algorithms.iteration_options import (
     evaluation_units,
     run_custom_evaluation,
@@ -544,15 +545,25 @@ class Algorithm:
         return checkpoints.save_algorithm(self, path)
 
     def restore_from_path(
-        self, path: Any, module_ids: list[str] | None = None, *, allow_unverified: bool = False
+        self,
+        path: Any,
+        module_ids: list[str] | None = None,
+        *,
+        component: str | None = None,
+        allow_unverified: bool = False,
     ) -> None:
         """Load weights, optimizer state and counters from a checkpoint of this algorithm.
 
         `module_ids` (multi-agent): restore only those modules' weights and optimizer
         state, e.g. a trained opponent into a new league; counters stay as they are.
-        `allow_unverified`: accept a checkpoint written before manifests (see
-        `utils.checkpoints.open_checkpoint`).
+        `component` (RLlib's): load only that part from `path`, so far the RLModule
+        weights: `"learner_group/learner/rl_module/<module_id>"` (see
+        `component_restore.py`). `allow_unverified`: accept a checkpoint written before
+        manifests (see `utils.checkpoints.open_checkpoint`).
         """
+        if component is not None:
+            restore_component(self, path, component, allow_unverified)
+            return
         checkpoints.restore_algorithm(self, path, module_ids, allow_unverified)
         self.callbacks.call("on_checkpoint_loaded", algorithm=self)
 
