@@ -32,7 +32,9 @@ from torch import nn
 from scalerl.core.distributions import Distribution, SquashedGaussian, dist_class_for
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.ensemble import EnsembleMLP
+from scalerl.core.models.initializers import INITIALIZER_KEYS, reject_unsupported
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
+from scalerl.core.rl_module.default_model_config import POLICY_HEAD_SETTINGS
 from scalerl.utils.errors import ConfigError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -97,6 +99,8 @@ class DefaultSACTorchRLModule(RLModule):
             **SAC_MODEL_DEFAULTS,
             **self.model_config,
         }
+        unsupported = [*POLICY_HEAD_SETTINGS[:6], *INITIALIZER_KEYS]
+        reject_unsupported(cfg, dataclasses.asdict(DefaultModelConfig()), unsupported, "SAC")
         space = self.action_space
         check_sac_action_space(space)
         self.discrete = isinstance(space, gym.spaces.Discrete)

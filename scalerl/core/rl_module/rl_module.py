@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class RLModule(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.inference_only = inference_only
+        if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
+            model_config = dataclasses.asdict(model_config)  # a DefaultModelConfig
         self.model_config = dict(model_config or {})
         self.setup()
 
@@ -237,6 +240,12 @@ class RLModuleSpec:
     action_space: gym.Space | None = None
     inference_only: bool = False
     model_config: dict[str, Any] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if dataclasses.is_dataclass(self.model_config) and not isinstance(
+            self.model_config, type
+        ):  # a DefaultModelConfig: kept as the dict of its fields
+            self.model_config = dataclasses.asdict(self.model_config)
 
     def build(self) -> RLModule:
         """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`.
