@@ -156,8 +156,9 @@ class Algorithm:
         JSON-able `observation_filter` setting (this algorithm's own config copy)."""
         cfg = self.config
         if cfg.env_to_module_connector is not None:
+            custom = cfg.rl_module_spec is not None and cfg.rl_module_spec.module_class is not None
             cfg.observation_filter = resolve_env_to_module_connector(
-                cfg.env_to_module_connector, env, spaces
+                cfg.env_to_module_connector, env, spaces, custom_module=custom
             )
             cfg.env_to_module_connector = None
 
