@@ -21,6 +21,7 @@ from scalerl.algorithms.config_storage import (
 from scalerl.algorithms.fault_tolerance_config import (
     FAULT_TOLERANCE_DEFAULTS,
 )
+from scalerl.algorithms.legacy_keys import translate_model
 from scalerl.algorithms.multi_agent_config import (
     config_for_module,
     mapping_fn,
@@ -29,6 +30,7 @@ from scalerl.algorithms.multi_agent_config import (
 from scalerl.algorithms.not_provided import NotProvided
 from scalerl.algorithms.tune_link import link_to_tune
 from scalerl.callbacks.callbacks import ALL_EVENTS
+from scalerl.core.models.initializers import normalize_model_config
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
 from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
@@ -373,6 +375,8 @@ class AlgorithmConfig:
         Returns:
             This config, for chaining.
         """
+        if "model" in unknown:  # RLlib's old `training(model={...})`: the model config
+            self.model_config = {**self.model_config, **translate_model(unknown.pop("model"))}
         return self._set("training", locals())
 
     def learners(
@@ -476,6 +480,8 @@ class AlgorithmConfig:
             model_config = compat.model_config_alias(model_config, unknown.pop("model_config_dict"))
         if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
             model_config = dataclasses.asdict(model_config)
+        if isinstance(model_config, dict):  # torch.nn.init functions -> their names
+            model_config = normalize_model_config(model_config)
         return self._set("rl_module", locals())
 
     def multi_agent(

@@ -11,6 +11,7 @@ A name that has no meaning here raises a ConfigError that says so.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from scalerl.utils.errors import ConfigError
@@ -144,6 +145,13 @@ def translate_settings(settings: dict[str, Any]) -> dict[str, Any]:
             if new in out and new != key:
                 raise ConfigError(f"`{key}` and `{new}` are the same setting (old and new name).")
             out[new] = yaml_number(value)
+    if out.get("framework") in ("tf", "tf2", "tfe"):  # "works for both torch and tf"
+        warnings.warn(
+            f"framework={out['framework']!r} in an RLlib config file read as 'torch': scalerl "
+            "runs on PyTorch only.",
+            stacklevel=2,
+        )
+        out["framework"] = "torch"
     if "exploration_config" in out:
         translate_exploration(out)
     return out

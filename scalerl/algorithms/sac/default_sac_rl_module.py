@@ -32,9 +32,8 @@ from torch import nn
 from scalerl.core.distributions import Distribution, SquashedGaussian, dist_class_for
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.ensemble import EnsembleMLP
-from scalerl.core.models.initializers import INITIALIZER_KEYS, reject_unsupported
+from scalerl.core.models.initializers import init_ensemble, init_layers, reject_unsupported
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
-from scalerl.core.rl_module.default_model_config import POLICY_HEAD_SETTINGS
 from scalerl.utils.errors import ConfigError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -99,7 +98,8 @@ class DefaultSACTorchRLModule(RLModule):
             **SAC_MODEL_DEFAULTS,
             **self.model_config,
         }
-        unsupported = [*POLICY_HEAD_SETTINGS[:6], *INITIALIZER_KEYS]
+        # Initializers: hidden layers "fcnet", output layers "head_fcnet"; no head hiddens.
+        unsupported = ["head_fcnet_hiddens", "head_fcnet_activation"]
         reject_unsupported(cfg, dataclasses.asdict(DefaultModelConfig()), unsupported, "SAC")
         space = self.action_space
         check_sac_action_space(space)
@@ -119,6 +119,9 @@ class DefaultSACTorchRLModule(RLModule):
         self.pi = mlp(self.pi_pre.out_dim, hiddens, activation, out_dim=pi_out, out_gain=0.01)
         out_dim = self.num_actions if self.discrete else 1
         self.qf = SoftQFunction(self.observation_space, self.action_dim, out_dim, cfg)
+        init_layers(list(self.pi.layers[:-1]), cfg, "fcnet")
+        init_layers([self.pi.layers[-1]], cfg, "head_fcnet")
+        init_ensemble(self.qf.net, cfg)
 
     # -- the parts the learner's optimizers own --------------------------------------------
     def actor_parameters(self) -> list[nn.Parameter]:

@@ -111,3 +111,41 @@ def reject_unsupported(
                 f"`model_config[{key!r}]={cfg[key]!r}`: {where} does not support this setting "
                 f"yet (leave it at {defaults[key]!r})."
             )
+
+
+def init_ensemble(ensemble: nn.Module, cfg: dict[str, Any]) -> None:
+    """`init_layers` for an `EnsembleMLP` (SAC's critics): hidden layers get the "fcnet"
+    initializers, the output layer the "head_fcnet" ones, each member on its own."""
+    last = len(ensemble.names) - 1
+    for i, (w_name, b_name) in enumerate(ensemble.names):
+        kernel_setting, bias_setting = INITIALIZER_SETTINGS["head_fcnet" if i == last else "fcnet"]
+        w, b = ensemble._parameters[w_name], ensemble._parameters[b_name]
+        for setting, tensor, transposed in (
+            (kernel_setting, w, i < last),  # hidden weights are stored [in, out]
+            (bias_setting, b, False),
+        ):
+            if cfg.get(setting) is None:
+                continue
+            fn = getattr(nn.init, initializer_name(cfg[setting], setting))
+            kwargs = dict(cfg.get(setting + "_kwargs") or {})
+            for k in range(tensor.shape[0]):
+                member = tensor.data[k]
+                tmp = member.t().clone() if transposed else member.clone()
+                fn(tmp, **kwargs)
+                member.copy_(tmp.t() if transposed else tmp)
+
+
+def normalize_model_config(model_config: dict[str, Any]) -> dict[str, Any]:
+    """`model_config` with `torch.nn.init` functions given as initializers replaced by
+    their names (RLlib takes both; scalerl's configs and checkpoints are JSON), and an
+    activation of None as "linear"."""
+    out = dict(model_config)
+    for pair in INITIALIZER_SETTINGS.values():
+        for setting in pair:
+            fn = out.get(setting)
+            if callable(fn) and getattr(fn, "__module__", "") == "torch.nn.init":
+                out[setting] = fn.__name__
+    for key in ("fcnet_activation", "head_fcnet_activation", "conv_activation"):
+        if key in out and out[key] is None:
+            out[key] = "linear"
+    return out

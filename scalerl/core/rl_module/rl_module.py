@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from scalerl.core.distributions import Distribution, dist_class_for
+from scalerl.core.models.initializers import normalize_model_config
 from scalerl.utils import checkpoints as ckpt
 from scalerl.utils.errors import CheckpointError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
@@ -43,7 +44,7 @@ class RLModule(nn.Module):
         self.inference_only = inference_only
         if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
             model_config = dataclasses.asdict(model_config)  # a DefaultModelConfig
-        self.model_config = dict(model_config or {})
+        self.model_config = normalize_model_config(model_config or {})
         self.setup()
 
     def setup(self) -> None:
@@ -180,13 +181,26 @@ class RLModule(nn.Module):
         allow_unverified: bool = False,
     ) -> RLModule:
         """Load a module saved by `save_to_path()`, or the module `module_id` of an
-        algorithm checkpoint.
+        algorithm checkpoint; for a directory of module checkpoints (an algorithm
+        checkpoint's `learner_group/learner/rl_module`) a `MultiRLModule` of all of them.
 
         Every file is checked against the checkpoint's manifest; weights are read with
         safetensors (no pickle). The module class named in the checkpoint must be
         scalerl's own, `cls` itself (`MyModule.from_checkpoint(path)`), registered with
         `scalerl.register_trusted`, or in `trusted`; nothing is imported for it.
         """
+        modules = _module_dirs(path)
+        if modules:  # RLlib's `.../learner_group/learner/rl_module`: all of its modules
+            from scalerl.core.rl_module.multi_rl_module import MultiRLModule
+
+            return MultiRLModule(  # type: ignore[return-value]
+                {
+                    d.name: cls.from_checkpoint(
+                        d, trusted=trusted, allow_unverified=allow_unverified
+                    )
+                    for d in modules
+                }
+            )
         view = ckpt.open_checkpoint(path, "Checkpoint", allow_unverified)
         if view.has(ckpt.ALGO_FILE):
             ckpt.check_module_id(module_id)
@@ -231,6 +245,15 @@ class RLModule(nn.Module):
             ) from None
 
 
+def _module_dirs(path: Any) -> list[Path]:
+    """The module checkpoints inside `path` when it is a directory of them (an algorithm
+    checkpoint's `learner_group/learner/rl_module`) and no checkpoint itself; else []."""
+    root = ckpt.as_path(path)
+    if not root.is_dir() or (root / ckpt.MANIFEST_FILE).exists():
+        return []
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / ckpt.MODULE_FILE).is_file())
+
+
 @dataclass
 class RLModuleSpec:
     """How to build a module: its class, spaces and model config (RLlib's `RLModuleSpec`)."""
@@ -246,6 +269,8 @@ class RLModuleSpec:
             self.model_config, type
         ):  # a DefaultModelConfig: kept as the dict of its fields
             self.model_config = dataclasses.asdict(self.model_config)
+        if self.model_config is not None:
+            self.model_config = normalize_model_config(self.model_config)
 
     def build(self) -> RLModule:
         """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`.
