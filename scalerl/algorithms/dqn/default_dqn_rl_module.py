@@ -40,7 +40,8 @@ DQN_MODEL_DEFAULTS = {
 
 
 DEFAULTS = dataclasses.asdict(DefaultModelConfig())
-HEAD_SETTINGS = [k for k in POLICY_HEAD_SETTINGS if k.startswith("head_fcnet")]
+# What noisy heads (NoisyLinear layers) do not take: hidden layers, initializers.
+HEAD_SETTINGS = [k for k in POLICY_HEAD_SETTINGS if k.startswith("head_fcnet") and "activ" not in k]
 
 
 class DefaultDQNTorchRLModule(RLModule):

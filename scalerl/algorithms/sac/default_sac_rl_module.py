@@ -99,8 +99,8 @@ class DefaultSACTorchRLModule(RLModule):
             **self.model_config,
         }
         # Initializers: hidden layers "fcnet", output layers "head_fcnet"; no head hiddens.
-        unsupported = ["head_fcnet_hiddens", "head_fcnet_activation"]
-        reject_unsupported(cfg, dataclasses.asdict(DefaultModelConfig()), unsupported, "SAC")
+        defaults = dataclasses.asdict(DefaultModelConfig())
+        reject_unsupported(cfg, defaults, ["head_fcnet_hiddens"], "SAC")
         space = self.action_space
         check_sac_action_space(space)
         self.discrete = isinstance(space, gym.spaces.Discrete)
