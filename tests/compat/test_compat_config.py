@@ -261,7 +261,7 @@ def test_sac_pendulum_tuned_example_settings():
         )
         .reporting(metrics_num_episodes_for_smoothing=5, min_time_s_per_iteration=None)
     )
-    config.training(min_sample_timesteps_per_iteration=400, training_intensity=1.0)
+    config.training(min_sample_timesteps_per_iteration=400)
     algo = config.build_algo()
     result = algo.train()
     arrays, _ = algo.replay.buffers["default_policy"].get_state()
