@@ -21,6 +21,11 @@ RLLIB_BUFFER_NAMES = {
     "MultiAgentEpisodeReplayBuffer": "uniform",
     "PrioritizedEpisodeReplayBuffer": "prioritized",
     "MultiAgentPrioritizedEpisodeReplayBuffer": "prioritized",
+    # The old API stack's names, as older tuned examples write them.
+    "ReplayBuffer": "uniform",
+    "MultiAgentReplayBuffer": "uniform",
+    "PrioritizedReplayBuffer": "prioritized",
+    "MultiAgentPrioritizedReplayBuffer": "prioritized",
 }
 
 

@@ -137,9 +137,10 @@ def init_ensemble(ensemble: nn.Module, cfg: dict[str, Any]) -> None:
 
 def normalize_model_config(model_config: dict[str, Any]) -> dict[str, Any]:
     """`model_config` with `torch.nn.init` functions given as initializers replaced by
-    their names (RLlib takes both; scalerl's configs and checkpoints are JSON), and an
-    activation of None as "linear"."""
+    their names (RLlib takes both; scalerl's configs and checkpoints are JSON), an
+    activation of None as "linear", and RLlib's internal `uses_new_env_runners` dropped."""
     out = dict(model_config)
+    out.pop("uses_new_env_runners", None)  # RLlib's internal flag, always true here
     for pair in INITIALIZER_SETTINGS.values():
         for setting in pair:
             fn = out.get(setting)
