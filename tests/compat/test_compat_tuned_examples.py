@@ -280,3 +280,112 @@ def test_cartpole_ppo_py_tuned_example():
     }
     results = run_rllib_example_script_experiment(config, args, stop=stop)
     assert results[NUM_ENV_STEPS_SAMPLED_LIFETIME] == 500
+
+
+def test_multi_agent_pendulum_sac_tuned_example():
+    """Mirrors rllib/tuned_examples/sac/multi_agent_pendulum_sac.py: SAC on
+    MultiAgentPendulum registered with `lambda cfg: MultiAgentPendulum(config=cfg)`, a
+    MultiAgentPrioritizedEpisodeReplayBuffer, `n_step=(2, 5)`, torch.nn.init functions in
+    DefaultModelConfig, policies p0/p1 and a stop dict of metric constants."""
+    from torch import nn
+
+    from scalerl.algorithms.sac import SACConfig
+    from scalerl.examples.envs.classes.multi_agent import MultiAgentPendulum
+
+    args = one_iteration_args(default_timesteps=500000)
+    register_env("multi_agent_pendulum", lambda cfg: MultiAgentPendulum(config=cfg))
+    config = (
+        SACConfig()
+        .environment("multi_agent_pendulum", env_config={"num_agents": 2})
+        .training(
+            initial_alpha=1.001,
+            actor_lr=2e-4,
+            critic_lr=8e-4,
+            alpha_lr=9e-4,
+            lr=None,
+            target_entropy="auto",
+            n_step=(2, 5),
+            tau=0.005,
+            train_batch_size_per_learner=64,
+            target_network_update_freq=1,
+            replay_buffer_config={
+                "type": "MultiAgentPrioritizedEpisodeReplayBuffer",
+                "capacity": 100000,
+                "alpha": 1.0,
+                "beta": 0.0,
+            },
+            num_steps_sampled_before_learning_starts=256,
+            min_sample_timesteps_per_iteration=400,
+        )
+        .rl_module(
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=[32, 32],
+                fcnet_activation="relu",
+                fcnet_kernel_initializer=nn.init.xavier_uniform_,
+                head_fcnet_hiddens=[],
+                head_fcnet_activation=None,
+                head_fcnet_kernel_initializer=nn.init.orthogonal_,
+                head_fcnet_kernel_initializer_kwargs={"gain": 0.01},
+            ),
+        )
+        .reporting(metrics_num_episodes_for_smoothing=5)
+        .multi_agent(
+            policy_mapping_fn=lambda aid, *arg, **kw: f"p{aid}",
+            policies={"p0", "p1"},
+        )
+    )
+    stop = {
+        NUM_ENV_STEPS_SAMPLED_LIFETIME: 400,
+        f"{ENV_RUNNER_RESULTS}/{EPISODE_RETURN_MEAN}": -450.0 * 2,
+    }
+    results = run_rllib_example_script_experiment(config, args, stop=stop)
+    assert {"p0", "p1"} <= set(results["learners"])
+    assert "qf_loss" in results["learners"]["p0"]
+
+
+def test_multi_agent_cartpole_dqn_tuned_example():
+    """Mirrors rllib/tuned_examples/dqn/multi_agent_cartpole_dqn.py: DQN on
+    MultiAgentCartPole with a MultiAgentPrioritizedEpisodeReplayBuffer, `n_step=(2, 5)`,
+    `num_atoms=1`, an epsilon schedule of tuples, DefaultModelConfig with
+    `head_fcnet_hiddens`, and policies p0/p1."""
+    from scalerl.algorithms.dqn import DQNConfig
+    from scalerl.examples.envs.classes.multi_agent import MultiAgentCartPole
+
+    args = one_iteration_args(default_timesteps=500000)
+    register_env("multi_agent_cartpole", lambda cfg: MultiAgentCartPole(config=cfg))
+    config = (
+        DQNConfig()
+        .environment(env="multi_agent_cartpole", env_config={"num_agents": 2})
+        .training(
+            lr=0.00065,
+            train_batch_size_per_learner=48,
+            replay_buffer_config={
+                "type": "MultiAgentPrioritizedEpisodeReplayBuffer",
+                "capacity": 50000,
+                "alpha": 0.6,
+                "beta": 0.4,
+            },
+            n_step=(2, 5),
+            double_q=True,
+            num_atoms=1,
+            dueling=True,
+            epsilon=[(0, 1.0), (20000, 0.02)],
+            num_steps_sampled_before_learning_starts=200,
+        )
+        .rl_module(
+            model_config=DefaultModelConfig(
+                fcnet_hiddens=[64],
+                fcnet_activation="tanh",
+                fcnet_bias_initializer="zeros_",
+                head_fcnet_bias_initializer="zeros_",
+                head_fcnet_hiddens=[32],
+            ),
+        )
+        .multi_agent(
+            policy_mapping_fn=lambda aid, *arg, **kw: f"p{aid}",
+            policies={"p0", "p1"},
+        )
+    )
+    results = run_rllib_example_script_experiment(config, args)
+    assert {"p0", "p1"} <= set(results["learners"])
+    assert results["learners"]["p1"]["curr_epsilon"] < 1.0
