@@ -740,6 +740,8 @@ class AlgorithmConfig:
             observation_space=spec.observation_space or observation_space,
             action_space=spec.action_space or action_space,
             model_config=model_config,
+            catalog_class=spec.catalog_class,
+            load_state_path=spec.load_state_path,
         )
 
     # -- validation ----------------------------------------------------------------------

@@ -250,6 +250,83 @@ def test_unsupported_rllib_paths_name_the_feature():
         from scalerl.algorithms.bc import BCConfig  # noqa: F401
 
 
+def test_pretraining_single_agent_then_multi_agent(tmp_path):
+    """Mirrors rllib/examples/rl_modules/pretraining_single_agent_training_multi_agent.py:
+    pretrain PPO on CartPole-v1, then build a multi-agent run whose `p0` spec is
+    `RLModuleSpec(module_class=PPOTorchRLModule, catalog_class=PPOCatalog,
+    load_state_path=<ckpt>/learner_group/learner/rl_module/default_policy)` inside a
+    `MultiRLModuleSpec`: p0 starts from the pretrained weights (the checkpoint comes from
+    `save_to_path` instead of Tune's best result)."""
+    from scalerl.algorithms.ppo.ppo_catalog import PPOCatalog
+    from scalerl.algorithms.ppo.torch.ppo_torch_rl_module import PPOTorchRLModule
+    from scalerl.core import (
+        COMPONENT_LEARNER,
+        COMPONENT_LEARNER_GROUP,
+        COMPONENT_RL_MODULE,
+        DEFAULT_MODULE_ID,
+    )
+    from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from scalerl.examples.envs.classes.multi_agent import MultiAgentCartPole
+
+    config = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[64]))
+        .training(train_batch_size=500)
+    )
+    pretrain = config.build_algo()
+    pretrain.train()
+    checkpoint = pretrain.save_to_path(tmp_path / "pretrained")
+    pretrained = pretrain.get_module().get_state()
+    pretrain.stop()
+    module_chkpt_path = (
+        tmp_path
+        / "pretrained"
+        / COMPONENT_LEARNER_GROUP
+        / COMPONENT_LEARNER
+        / COMPONENT_RL_MODULE
+        / DEFAULT_MODULE_ID
+    )
+    assert checkpoint and module_chkpt_path.is_dir()
+
+    env = gym.make("CartPole-v1")
+    module_specs = {
+        f"p{i}": RLModuleSpec(
+            module_class=PPOTorchRLModule,
+            observation_space=env.observation_space,
+            action_space=env.action_space,
+            model_config=DefaultModelConfig(fcnet_hiddens=[32]),
+            catalog_class=PPOCatalog,
+        )
+        for i in range(2)
+    }
+    module_specs["p0"] = RLModuleSpec(
+        module_class=PPOTorchRLModule,
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        model_config=DefaultModelConfig(fcnet_hiddens=[64]),
+        catalog_class=PPOCatalog,
+        load_state_path=module_chkpt_path,
+    )
+    register_env("multi-cart", lambda _: MultiAgentCartPole(config={"num_agents": 2}))
+    config = (
+        PPOConfig()
+        .environment("multi-cart")
+        .multi_agent(
+            policies={"p0", "p1"},
+            policy_mapping_fn=lambda aid, eps, **kw: f"p{aid}",
+        )
+        .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=module_specs))
+        .training(train_batch_size=400)
+    )
+    algo = config.build_algo()
+    for name, value in pretrained.items():
+        assert torch.equal(algo.get_module("p0").get_state()[name], value)
+    assert algo.get_module("p1").pi_encoder.layers[0].out_features == 32
+    assert algo.train()["training_iteration"] == 1
+    algo.stop()
+
+
 # -- RLlib code that scalerl does not run yet (compat_gap, listed in the README) ----------
 
 
@@ -292,27 +369,6 @@ def test_gap_frame_stacking():
         .env_runners(env_to_module_connector=lambda env: FrameStackingEnvToModule(num_frames=4))
     )
     config.build_algo().stop()
-
-
-@pytest.mark.compat_gap
-def test_gap_pretraining_single_agent_then_multi_agent(tmp_path):
-    """Mirrors rllib/examples/rl_modules/pretraining_single_agent_training_multi_agent.py:
-    `RLModuleSpec(module_class=PPOTorchRLModule, catalog_class=PPOCatalog,
-    load_state_path=...)`. Gap: model catalogs and `load_state_path` are not supported
-    (use `algo.restore_from_path(path, component=...)` instead)."""
-    from scalerl.algorithms.ppo.ppo_catalog import PPOCatalog
-
-    from scalerl.algorithms.ppo.torch.ppo_torch_rl_module import PPOTorchRLModule
-
-    env = gym.make("CartPole-v1")
-    RLModuleSpec(
-        module_class=PPOTorchRLModule,
-        observation_space=env.observation_space,
-        action_space=env.action_space,
-        model_config=DefaultModelConfig(fcnet_hiddens=[64]),
-        catalog_class=PPOCatalog,
-        load_state_path=tmp_path,
-    )
 
 
 @pytest.mark.compat_gap

@@ -16,7 +16,7 @@ from torch import nn
 from scalerl.core.distributions import Distribution, dist_class_for
 from scalerl.core.models.initializers import normalize_model_config
 from scalerl.utils import checkpoints as ckpt
-from scalerl.utils.errors import CheckpointError
+from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
@@ -263,8 +263,21 @@ class RLModuleSpec:
     action_space: gym.Space | None = None
     inference_only: bool = False
     model_config: dict[str, Any] | None = field(default=None)
+    # RLlib's: a default catalog class (accepted, see algorithms/default_catalogs.py) and a
+    # module checkpoint whose weights `build()` loads.
+    catalog_class: Any = None
+    load_state_path: str | Path | None = None
 
     def __post_init__(self) -> None:
+        if self.catalog_class is not None and not getattr(
+            self.catalog_class, "is_default_catalog", False
+        ):
+            raise ConfigError(
+                f"`RLModuleSpec(catalog_class={self.catalog_class!r})`: scalerl does not "
+                "support custom model catalogs yet; give the module's settings in "
+                "`model_config` or write a custom RLModule (an algorithm's default catalog, "
+                "e.g. PPOCatalog, is accepted and changes nothing)."
+            )
         if dataclasses.is_dataclass(self.model_config) and not isinstance(
             self.model_config, type
         ):  # a DefaultModelConfig: kept as the dict of its fields
@@ -273,16 +286,22 @@ class RLModuleSpec:
             self.model_config = normalize_model_config(self.model_config)
 
     def build(self) -> RLModule:
-        """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`.
+        """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`
+        (and the weights of the module checkpoint `load_state_path`, if set).
 
         Raises:
             ValueError: If `module_class` is not set.
         """
         if self.module_class is None:
             raise ValueError("RLModuleSpec.module_class is not set.")
-        return self.module_class(
+        module = self.module_class(
             observation_space=self.observation_space,
             action_space=self.action_space,
             inference_only=self.inference_only,
             model_config=self.model_config or {},
         )
+        if self.load_state_path is not None:  # RLlib's pretrained weights
+            trusted = (self.module_class,)
+            loaded = RLModule.from_checkpoint(self.load_state_path, trusted=trusted)
+            module.load_weights(loaded.state_dict(), Path(self.load_state_path))
+        return module
