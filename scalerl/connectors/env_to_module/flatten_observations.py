@@ -64,7 +64,8 @@ class FlattenObservations(SingleAgentObservationPreprocessor):
     ) -> gym.Space:
         """A float32 Box of the flattened size (Discrete parts one-hot)."""
         flat = gym.spaces.flatten_space(self._kept_space(input_observation_space))
-        return gym.spaces.Box(flat.low, flat.high, flat.shape, np.float32)
+        low, high = flat.low.astype(np.float32), flat.high.astype(np.float32)
+        return gym.spaces.Box(low, high, flat.shape, np.float32)
 
     def preprocess(self, observation: Any, episode: Any = None) -> np.ndarray:
         """`observation` flattened into a float32 vector (Dict keys sorted)."""
