@@ -30,8 +30,6 @@ FEATURES = {
     "connectors.learner": "learner connectors",
     "connectors.module_to_env": "module-to-env connectors",
     "connectors.common": "RLlib's common connector pieces",
-    "env.single_agent_episode": "episode objects outside callbacks",
-    "env.multi_agent_episode": "episode objects outside callbacks",
     "env.external": "external (client/server) environments",
     "env.policy_server_input": "external (client/server) environments",
     "execution": "RLlib's execution utilities",

@@ -386,13 +386,30 @@ def test_gap_offline_data_input(tmp_path):
 
 @pytest.mark.compat_gap
 def test_gap_single_agent_episode():
-    """Mirrors doc/source/rllib/single-agent-episode.rst: building a `SingleAgentEpisode`
-    by hand (`add_env_reset`, `add_env_step`, `get_observations`). Gap: episode objects
-    exist only inside callbacks."""
+    """Mirrors doc/source/rllib/doc_code/sa_episode.py: a `SingleAgentEpisode` filled by
+    hand (`add_env_reset`, `add_env_step`), read with index lists and slices, sliced with
+    `episode[3:4]`, `finalize()`d and `cut()`. Gap: scalerl's episode objects (the ones
+    callbacks get) record and read steps, but have no slicing, `finalize()`, `cut()` or
+    lookback buffer."""
     from scalerl.env.single_agent_episode import SingleAgentEpisode
 
     episode = SingleAgentEpisode()
-    episode.add_env_reset(observation=np.zeros(4), infos={})
-    episode.add_env_step(observation=np.ones(4), action=1, reward=1.0)
-    assert len(episode) == 1
-    assert torch is not None
+    assert len(episode) == 0
+    episode.add_env_reset(observation=np.zeros(2), infos={})
+    for i in range(5):
+        episode.add_env_step(
+            observation=np.full(2, i + 1.0),
+            action=i % 2,
+            reward=float(i),
+            terminated=False,
+            truncated=False,
+            infos={},
+        )
+    assert len(episode) == 5 and episode.get_rewards(-1) == 4.0
+    assert episode.get_actions(0) == 0
+    np.testing.assert_array_equal(episode.get_observations([1, 2]), [[1.0, 1.0], [2.0, 2.0]])
+    sliced = episode[3:4]
+    assert list(sliced.actions) == [1]
+    episode.finalize()
+    continuation = episode.cut()
+    assert len(continuation) == 0
