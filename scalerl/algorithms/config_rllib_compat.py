@@ -5,11 +5,11 @@
 others: typed keyword arguments, documented defaults, unknown names suggest the nearest).
 What each setting does here:
 
-- Settings with a meaning are applied (`_validate_config`, `num_cpus_for_main_process`,
-  which Ray Tune reserves for the driver).
+- Settings with a meaning are applied: `_validate_config`, and the driver's resources and
+  placement strategy of a Ray Tune trial (`num_cpus_for_main_process`,
+  `custom_resources_for_main_process`, `placement_strategy`; see `tune/trainable.py`).
 - Settings without a meaning on one machine are accepted and change nothing only when
-  that is harmless: `placement_strategy` and `custom_resources_for_main_process` (Ray
-  placement), `_use_msgpack_checkpoints` (scalerl's checkpoints are never pickles
+  that is harmless: `_use_msgpack_checkpoints` (scalerl's checkpoints are never pickles
   anyway), `num_gpus=0`.
 - Features scalerl does not have raise a ConfigError naming the feature: `num_gpus > 0`
   (use `num_gpus_per_learner`), `_fake_gpus`, `export_native_model_files`,
@@ -86,13 +86,13 @@ def resources(
     Args:
         num_cpus_for_main_process: CPUs Ray Tune reserves for the driver of a trial (an
             integer >= 0). Default: `1`.
-        custom_resources_for_main_process: Custom Ray resources for the driver (a dict);
-            accepted, used only by Ray Tune's placement. Default: `{}`.
+        custom_resources_for_main_process: Custom Ray resources Ray Tune reserves for the
+            driver of a trial (a dict). Default: `{}`.
         num_gpus: RLlib's old GPU setting: 0 only; GPUs are asked for per Learner with
             `learners(num_gpus_per_learner=...)`. Default: `0`.
         _fake_gpus: RLlib's simulated GPUs: False only (not supported). Default: `False`.
-        placement_strategy: Ray's placement-group strategy ("PACK", "SPREAD",
-            "STRICT_PACK", "STRICT_SPREAD"); accepted, matters only on a Ray cluster.
+        placement_strategy: The placement-group strategy of a Ray Tune trial's bundles
+            ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"; matters on a cluster).
             Default: `'PACK'`.
         **unknown: Not a setting: any other name raises a ConfigError that suggests the
             nearest valid one.

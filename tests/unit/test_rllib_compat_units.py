@@ -165,3 +165,11 @@ def test_n_step_ranges_and_buffer_names():
     for bad in ((3, 2), (0, 2), (1, 2, 3), (1.0, 2)):
         with pytest.raises(ConfigError, match="n_step"):
             DQNConfig().environment("CartPole-v1").training(n_step=bad).validate()
+
+
+def test_resources_settings_shape_a_tune_trials_bundles():
+    from scalerl.tune.trainable import trial_bundles
+
+    config = PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=2)
+    config.resources(num_cpus_for_main_process=2, custom_resources_for_main_process={"x": 1})
+    assert trial_bundles(config) == [{"CPU": 2, "x": 1}, {"CPU": 1}, {"CPU": 1}]
