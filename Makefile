@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint learning bench clean
+.PHONY: install demo test lint learning compat bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 # Long learning runs (Pendulum and friends), deselected from `make test`.
 learning: $(STAMP)
 	$(VENV)/bin/pytest -q -m learning
+
+# RLlib's docs snippets, example scripts and tuned examples with `scalerl` imports:
+# prints how many pass (the known gaps, marked compat_gap, are listed in the README).
+compat: $(STAMP)
+	$(PY) tests/compat/compat_report.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,bench]"

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scalerl.algorithms.legacy_keys import translate_settings, translate_stop
 from scalerl.algorithms.registry import ALGORITHM_NAMES
 from scalerl.cli_evaluate import add_evaluate_parser
 from scalerl.cli_plot import add_plot_parser
@@ -59,18 +60,18 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any], str | N
     # Tuned-example form: one named entry holding run/stop/config (a flat file's only
     # dict-valued settings, e.g. `model_config`, never have those keys).
     if rest or not isinstance(body, dict) or not {"run", "stop", "config"} & body.keys():
-        return data, {}, None
+        return translate_settings(data), {}, None  # RLlib's old names (legacy_keys.py)
     for key in body:
         if key not in TUNED_KEYS:
             raise ConfigError(
                 f"`{name}` in `{path}` has unknown key `{key}`.{did_you_mean(key, TUNED_KEYS)}"
                 f" Valid keys: {', '.join(TUNED_KEYS)}."
             )
-    settings = dict(body.get("config") or {})
+    settings = translate_settings(dict(body.get("config") or {}))
     if "env" in body:
         settings["env"] = body["env"]
     stop: dict[str, Any] = {}
-    for key, value in (body.get("stop") or {}).items():
+    for key, value in translate_stop(body.get("stop") or {}).items():
         if key not in STOP_KEYS:
             raise ConfigError(
                 f"Unknown stop criterion `{key}` in `{path}`.{did_you_mean(key, STOP_KEYS)}"

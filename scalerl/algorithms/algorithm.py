@@ -24,6 +24,12 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
     read_algorithm_state,
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
+from scalerl.algorithms.component_restore import restore_component
+from scalerl.algorithms.iteration_options import (
+    evaluation_units,
+    run_custom_evaluation,
+    run_training_steps,
+)
 from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
 from scalerl.callbacks import ALL_EVENTS, DRIVER_EVENTS, ENV_RUNNER_EVENTS, Callbacks, MetricsLogger
 from scalerl.callbacks.callbacks import env_runner_classes
@@ -150,8 +156,9 @@ class Algorithm:
         JSON-able `observation_filter` setting (this algorithm's own config copy)."""
         cfg = self.config
         if cfg.env_to_module_connector is not None:
+            custom = cfg.rl_module_spec is not None and cfg.rl_module_spec.module_class is not None
             cfg.observation_filter = resolve_env_to_module_connector(
-                cfg.env_to_module_connector, env, spaces
+                cfg.env_to_module_connector, env, spaces, custom_module=custom
             )
             cfg.env_to_module_connector = None
 
@@ -177,7 +184,7 @@ class Algorithm:
             "env_restarts": 0,
             "dropped": 0,
         }
-        result = self.training_step()
+        result = run_training_steps(self)  # min_time_s_per_iteration: repeated
         self.iteration += 1
         cfg = self.config
         if cfg.evaluation_interval and self.iteration % cfg.evaluation_interval == 0:
@@ -305,8 +312,16 @@ class Algorithm:
             )
             self.eval_env_runner_group.on_recreated = self._env_runners_recreated
         self.eval_env_runner_group.sync_weights(self.runner_weights(), obs_filter=self.obs_filter)
-        episodes = cfg.evaluation_duration if cfg.evaluation_duration_unit == "episodes" else None
-        steps = cfg.evaluation_duration if cfg.evaluation_duration_unit == "timesteps" else None
+        if cfg.custom_evaluation_function is not None:
+            evaluation = run_custom_evaluation(self, self.eval_env_runner_group)
+            self.callbacks.call(
+                "on_evaluate_end",
+                algorithm=self,
+                metrics_logger=self.metrics,
+                evaluation_metrics=evaluation,
+            )
+            return evaluation
+        episodes, steps = evaluation_units(cfg)
         parts = self.eval_env_runner_group.sample_episodes(
             episodes, steps, explore=bool(overrides.get("explore", False))
         )
@@ -531,15 +546,25 @@ class Algorithm:
         return checkpoints.save_algorithm(self, path)
 
     def restore_from_path(
-        self, path: Any, module_ids: list[str] | None = None, *, allow_unverified: bool = False
+        self,
+        path: Any,
+        module_ids: list[str] | None = None,
+        *,
+        component: str | None = None,
+        allow_unverified: bool = False,
     ) -> None:
         """Load weights, optimizer state and counters from a checkpoint of this algorithm.
 
         `module_ids` (multi-agent): restore only those modules' weights and optimizer
         state, e.g. a trained opponent into a new league; counters stay as they are.
-        `allow_unverified`: accept a checkpoint written before manifests (see
-        `utils.checkpoints.open_checkpoint`).
+        `component` (RLlib's): load only that part from `path`, so far the RLModule
+        weights: `"learner_group/learner/rl_module/<module_id>"` (see
+        `component_restore.py`). `allow_unverified`: accept a checkpoint written before
+        manifests (see `utils.checkpoints.open_checkpoint`).
         """
+        if component is not None:
+            restore_component(self, path, component, allow_unverified)
+            return
         checkpoints.restore_algorithm(self, path, module_ids, allow_unverified)
         self.callbacks.call("on_checkpoint_loaded", algorithm=self)
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import gymnasium as gym
 
+from scalerl.algorithms import config_rllib_compat as compat
 from scalerl.algorithms.config_checks import validate_common
 from scalerl.algorithms.config_storage import (
     check_stored_env_id,
@@ -20,44 +21,21 @@ from scalerl.algorithms.config_storage import (
 from scalerl.algorithms.fault_tolerance_config import (
     FAULT_TOLERANCE_DEFAULTS,
 )
+from scalerl.algorithms.legacy_keys import translate_model
 from scalerl.algorithms.multi_agent_config import (
     config_for_module,
     mapping_fn,
     normalize_policies,
 )
+from scalerl.algorithms.not_provided import NotProvided
 from scalerl.algorithms.tune_link import link_to_tune
 from scalerl.callbacks.callbacks import ALL_EVENTS
+from scalerl.core.models.initializers import normalize_model_config
 from scalerl.core.rl_module import DefaultModelConfig, RLModule, RLModuleSpec
+from scalerl.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 from scalerl.utils.schedules import validate_schedule
 
-
-class _NotProvidedType:
-    """The type of `NotProvided`: one instance, which is never a setting's value."""
-
-    _instance: _NotProvidedType | None = None
-
-    def __new__(cls) -> _NotProvidedType:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NotProvided"
-
-    def __copy__(self) -> _NotProvidedType:
-        return self
-
-    def __deepcopy__(self, memo: dict) -> _NotProvidedType:
-        return self
-
-    def __reduce__(self) -> str:
-        return "NotProvided"
-
-
-# The default of every builder argument (RLlib's name): "not given, keep the setting as it
-# is". Typed `Any` so that `lr: float = NotProvided` type-checks.
-NotProvided: Any = _NotProvidedType()
 _C = TypeVar("_C", bound="AlgorithmConfig")
 # The builder methods, in the order RLlib's docs list them; their signatures are the settings.
 BUILDER_METHODS = (
@@ -74,6 +52,10 @@ BUILDER_METHODS = (
     "reporting",
     "debugging",
     "api_stack",
+    "resources",
+    "checkpointing",
+    "experimental",
+    "offline_data",
 )
 # Names in a builder method's `locals()` that are not settings.
 _NOT_SETTINGS = {"self", "unknown", "kwargs", "__class__"}
@@ -110,7 +92,12 @@ ATTRIBUTE = {
     **{event: f"callbacks_{event}" for event in ALL_EVENTS},
 }
 # Settings accepted for RLlib compatibility that change nothing here (one API stack only).
-IGNORED = {"enable_rl_module_and_learner", "enable_env_runner_and_connector_v2", "log_level"}
+IGNORED = {
+    "enable_rl_module_and_learner",
+    "enable_env_runner_and_connector_v2",
+    "log_level",
+    *compat.COMPAT_IGNORED,
+}
 
 
 class AlgorithmConfig:
@@ -195,6 +182,8 @@ class AlgorithmConfig:
         self.evaluation_duration_unit = "episodes"
         self.evaluation_num_env_runners = 0
         self.evaluation_config: dict | None = None
+        self.evaluation_parallel_to_training = False
+        self.custom_evaluation_function: Any = None
         # rl_module
         self.model_config: dict = {}
         self.rl_module_spec: RLModuleSpec | None = None
@@ -209,11 +198,15 @@ class AlgorithmConfig:
         # reporting / debugging
         self.metrics_num_episodes_for_smoothing = 100
         self.logger_config: dict | None = None  # the run directory (utils/run_logger.py)
+        self.min_time_s_per_iteration: float | None = None
         # Callbacks: RLlibCallback subclass(es), and functions per event (RLlib's names).
         self.callbacks_class: Any = None
         for event in ALL_EVENTS:
             setattr(self, f"callbacks_{event}", None)
         self.seed: int | None = None
+        # resources, checkpointing, experimental, offline_data (config_rllib_compat.py)
+        for key, value in compat.COMPAT_DEFAULTS.items():
+            setattr(self, key, copy.deepcopy(value))
 
     # -- builder methods -------------------------------------------------------------
     # Each method's signature declares its settings (`sections` is read from them) and its
@@ -382,6 +375,8 @@ class AlgorithmConfig:
         Returns:
             This config, for chaining.
         """
+        if "model" in unknown:  # RLlib's old `training(model={...})`: the model config
+            self.model_config = {**self.model_config, **translate_model(unknown.pop("model"))}
         return self._set("training", locals())
 
     def learners(
@@ -413,10 +408,12 @@ class AlgorithmConfig:
         self: _C,
         *,
         evaluation_interval: int | None = NotProvided,
-        evaluation_duration: int = NotProvided,
+        evaluation_duration: int | str = NotProvided,
         evaluation_duration_unit: str = NotProvided,
+        evaluation_parallel_to_training: bool = NotProvided,
         evaluation_config: AlgorithmConfig | dict | None = NotProvided,
         evaluation_num_env_runners: int = NotProvided,
+        custom_evaluation_function: Callable[..., Any] | None = NotProvided,
         **unknown: Any,
     ) -> _C:
         """Set when and how the algorithm evaluates itself inside `train()`.
@@ -425,13 +422,21 @@ class AlgorithmConfig:
             evaluation_interval: Evaluate every this many training iterations (an integer
                 >= 0), or None/0: never. Default: `None`.
             evaluation_duration: How much to evaluate: episodes or env steps, as
-                `evaluation_duration_unit` says (an integer >= 1). Default: `10`.
+                `evaluation_duration_unit` says (an integer >= 1), or "auto" (with
+                `evaluation_parallel_to_training`): one unit per evaluation env. Default:
+                `10`.
             evaluation_duration_unit: "episodes" or "timesteps". Default: `'episodes'`.
+            evaluation_parallel_to_training: RLlib evaluates while the training step
+                runs; scalerl accepts it and evaluates in the same iteration right after
+                the training step (same results, not overlapped). Default: `False`.
             evaluation_config: Settings that differ while evaluating, e.g.
                 `AlgorithmConfig.overrides(explore=False)` (a dict, or a config whose
                 `to_dict()` is stored). Default: `None`.
             evaluation_num_env_runners: Ray EnvRunners for evaluation; 0: evaluate in the
                 driver (an integer >= 0). Default: `0`.
+            custom_evaluation_function: `fn(algorithm, eval_env_runner_group) ->
+                (results dict, env_steps, agent_steps)` run instead of the built-in
+                evaluation (RLlib's new-stack signature); stored by name. Default: `None`.
             **unknown: Not a setting: any other name raises a ConfigError that suggests
                 the nearest valid one.
 
@@ -446,7 +451,7 @@ class AlgorithmConfig:
         self: _C,
         *,
         model_config: dict | DefaultModelConfig = NotProvided,
-        rl_module_spec: RLModuleSpec | None = NotProvided,
+        rl_module_spec: RLModuleSpec | MultiRLModuleSpec | None = NotProvided,
         algorithm_config_overrides_per_module: dict[str, dict] = NotProvided,
         **unknown: Any,
     ) -> _C:
@@ -457,7 +462,9 @@ class AlgorithmConfig:
                 fcnet_hiddens, fcnet_activation, conv_filters, use_lstm, ...), as a dict or
                 a `DefaultModelConfig`. Default: `{}`.
             rl_module_spec: An `RLModuleSpec` naming a custom `module_class` (and its
-                model config); None: the algorithm's default module. Default: `None`.
+                model config); None: the algorithm's default module. A
+                `MultiRLModuleSpec` sets one spec per policy: its specs go into
+                `policies` (`{module_id: spec}`). Default: `None`.
             algorithm_config_overrides_per_module: {module id: {setting: value}}: settings
                 that differ per module in a multi-agent run (the same setting as in
                 `multi_agent()`). Default: `{}`.
@@ -467,8 +474,14 @@ class AlgorithmConfig:
         Returns:
             This config, for chaining.
         """
+        if isinstance(rl_module_spec, MultiRLModuleSpec):
+            rl_module_spec = compat.absorb_multi_rl_module_spec(self, rl_module_spec)
+        if "model_config_dict" in unknown:  # RLlib's older name
+            model_config = compat.model_config_alias(model_config, unknown.pop("model_config_dict"))
         if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
             model_config = dataclasses.asdict(model_config)
+        if isinstance(model_config, dict):  # torch.nn.init functions -> their names
+            model_config = normalize_model_config(model_config)
         return self._set("rl_module", locals())
 
     def multi_agent(
@@ -496,6 +509,7 @@ class AlgorithmConfig:
         Returns:
             This config, for chaining.
         """
+        policies = compat.keep_policy_specs(self.policies, policies)
         return self._set("multi_agent", locals())
 
     @property
@@ -613,13 +627,19 @@ class AlgorithmConfig:
         return self._set("callbacks", locals())
 
     def reporting(
-        self: _C, *, metrics_num_episodes_for_smoothing: int = NotProvided, **unknown: Any
+        self: _C,
+        *,
+        metrics_num_episodes_for_smoothing: int = NotProvided,
+        min_time_s_per_iteration: float | None = NotProvided,
+        **unknown: Any,
     ) -> _C:
         """Set how results are reported.
 
         Args:
             metrics_num_episodes_for_smoothing: Episodes averaged in the result dict's
                 episode metrics (an integer >= 1). Default: `100`.
+            min_time_s_per_iteration: `train()` repeats the training step until this many
+                seconds have passed (a number >= 0), or None: one step. Default: `None`.
             **unknown: Not a setting: any other name raises a ConfigError that suggests
                 the nearest valid one.
 
@@ -676,6 +696,11 @@ class AlgorithmConfig:
         """
         return self._set("api_stack", locals())
 
+    resources = compat.resources
+    checkpointing = compat.checkpointing
+    experimental = compat.experimental
+    offline_data = compat.offline_data
+
     @classmethod
     def overrides(cls, **kwargs: Any) -> dict[str, Any]:
         """Settings to override, e.g. for `evaluation(evaluation_config=...)`."""
@@ -715,6 +740,8 @@ class AlgorithmConfig:
             observation_space=spec.observation_space or observation_space,
             action_space=spec.action_space or action_space,
             model_config=model_config,
+            catalog_class=spec.catalog_class,
+            load_state_path=spec.load_state_path,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -759,7 +786,8 @@ class AlgorithmConfig:
         """Validate and build the algorithm."""
         if self.algo_class is None:
             raise ConfigError(f"{type(self).__name__} has no algorithm class to build.")
-        self.validate()
+        if self._validate_config:
+            self.validate()
         algo = self.algo_class(config=self.copy())
         algo.callbacks.call("on_algorithm_init", algorithm=algo, metrics_logger=algo.metrics)
         return algo

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from scalerl.algorithms.config_rllib_compat import validate_compat
 from scalerl.algorithms.fault_tolerance_config import validate_fault_tolerance
 from scalerl.algorithms.model_config_checks import validate_model_config
 from scalerl.algorithms.multi_agent_config import validate_multi_agent
@@ -30,6 +31,7 @@ NON_FINITE_ALLOWED = {
     "policy_mapping_fn",
     "env_to_module_connector",
     "logger_config",
+    "custom_evaluation_function",
 }
 
 
@@ -56,7 +58,8 @@ def validate_common(config: Any) -> None:
     config._check_int("num_epochs", 1)
     config._check_int("metrics_num_episodes_for_smoothing", 1)
     check_logger_config(config.logger_config)
-    config._check_int("evaluation_duration", 1)
+    if config.evaluation_duration != "auto":
+        config._check_int("evaluation_duration", 1, extra="or 'auto'")
     config._check_int("evaluation_num_env_runners", 0)
     if config.train_batch_size_per_learner is not None:
         config._check_int("train_batch_size_per_learner", 1)
@@ -129,6 +132,7 @@ def validate_common(config: Any) -> None:
         validate_model_config(config.model_config)
     validate_multi_agent(config)
     validate_callbacks(config)
+    validate_compat(config)
 
 
 def validate_callbacks(config: Any) -> None:

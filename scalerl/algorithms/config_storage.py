@@ -47,7 +47,7 @@ def encode_setting(config: Any, key: str, value: Any, mapping_table: dict | None
         value = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in value.items()}
     elif key == "observation_filter" and config.env_to_module_connector is not None:
         value = stored_observation_filter(config)
-    elif key == "callbacks_class" or key in CALLBACK_EVENTS:
+    elif key in ("callbacks_class", "custom_evaluation_function") or key in CALLBACK_EVENTS:
         value = _encode_callables(value)
     elif isinstance(value, RLModuleSpec):
         cls = value.module_class
@@ -84,9 +84,9 @@ def decode_setting(key: str, value: Any, trusted: tuple) -> Any:
             raise CheckpointError(f"`env` {value!r}: a multi-agent env must name its env.")
         check_stored_env_id(name)
         return make_multi_agent(name)
-    if key == "callbacks_class" or key in CALLBACK_EVENTS:
+    if key in ("callbacks_class", "custom_evaluation_function") or key in CALLBACK_EVENTS:
         base = RLlibCallback if key == "callbacks_class" else None
-        what = "a callbacks class" if base else f"the `{key}` callback"
+        what = "a callbacks class" if base else f"the `{key}` function"
         return _decode_callables(value, what, trusted, base)
     if key == "rl_module_spec" and isinstance(value, dict):
         name = value.get("module_class")

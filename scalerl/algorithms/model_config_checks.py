@@ -7,10 +7,13 @@ import dataclasses
 from typing import Any
 
 from scalerl.core.models.encoders import ACTIVATIONS
+from scalerl.core.models.initializers import check_initializers, reject_unsupported
 from scalerl.core.rl_module import DefaultModelConfig
+from scalerl.core.rl_module.default_model_config import NOT_SUPPORTED_YET
 from scalerl.utils.errors import ConfigError, did_you_mean, unknown_keys_error
 
 MODEL_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(DefaultModelConfig))
+MODEL_DEFAULTS = dataclasses.asdict(DefaultModelConfig())
 MEMORY_SIZE_KEYS = (
     "lstm_cell_size",
     "max_seq_len",
@@ -31,12 +34,23 @@ def validate_model_config(mc: Any) -> None:
     unknown = [k for k in mc if k not in MODEL_CONFIG_KEYS]
     if unknown:
         raise unknown_keys_error("`config.rl_module(model_config=...)`", unknown, MODEL_CONFIG_KEYS)
-    hiddens = mc.get("fcnet_hiddens", [64])
-    if not (
-        isinstance(hiddens, list | tuple) and all(isinstance(h, int) and h > 0 for h in hiddens)
+    reject_unsupported(mc, MODEL_DEFAULTS, NOT_SUPPORTED_YET, "scalerl")
+    for key in ("fcnet_hiddens", "head_fcnet_hiddens"):
+        hiddens = mc.get(key, [64])
+        if not (
+            isinstance(hiddens, list | tuple)
+            and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hiddens)
+        ):
+            raise ConfigError(f"`{key}` must be a list of positive ints, got {hiddens!r}.")
+    check_initializers(mc)
+    clip = mc.get("log_std_clip_param", 20.0)
+    if isinstance(clip, bool) or not isinstance(clip, int | float) or not clip > 0:
+        raise ConfigError(f"`log_std_clip_param` must be a number > 0, got {clip!r}.")
+    for key, default in (
+        ("fcnet_activation", "tanh"),
+        ("conv_activation", "relu"),
+        ("head_fcnet_activation", "relu"),
     ):
-        raise ConfigError(f"`fcnet_hiddens` must be a list of positive ints, got {hiddens!r}.")
-    for key, default in (("fcnet_activation", "tanh"), ("conv_activation", "relu")):
         act = mc.get(key, default)
         if act not in ACTIVATIONS:
             raise ConfigError(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scalerl.algorithms.algorithm import Algorithm
-from scalerl.algorithms.replay import REPLAY_DIR, UpdateCredit, mean_rows
+from scalerl.algorithms.replay import REPLAY_DIR, UpdateCredit, draw_n_step, mean_rows
 from scalerl.core import DEFAULT_MODULE_ID
 from scalerl.core.columns import Columns
 from scalerl.utils.checkpoints import CheckpointView
@@ -121,7 +121,8 @@ class OffPolicyAlgorithm(Algorithm):
             multi = self.config.is_multi_agent
             for mid, fragment in batch.items() if multi else [(DEFAULT_MODULE_ID, batch)]:
                 cfg = self.config.get_config_for_module(mid)
-                transitions = n_step_transitions(fragment, cfg.n_step, cfg.gamma)
+                n = draw_n_step(cfg.n_step, self.replay.rng)  # RLlib's (low, high) too
+                transitions = n_step_transitions(fragment, n, cfg.gamma)
                 self.replay.buffers[mid].add(transitions)
                 added[mid] += len(transitions[Columns.REWARDS])
         return added

@@ -13,13 +13,80 @@ from scalerl.utils.replay_buffers import PrioritizedReplayBuffer, ReplayBuffer
 REPLAY_DIR = "replay_buffer"  # in checkpoints, with `store_buffer_in_checkpoints`
 
 
+BUFFER_TYPES = ("uniform", "prioritized")
+# RLlib's buffer class names -> scalerl's kinds (multi-agent runs keep one buffer per module,
+# which is what RLlib's multi-agent buffers do too).
+RLLIB_BUFFER_NAMES = {
+    "EpisodeReplayBuffer": "uniform",
+    "MultiAgentEpisodeReplayBuffer": "uniform",
+    "PrioritizedEpisodeReplayBuffer": "prioritized",
+    "MultiAgentPrioritizedEpisodeReplayBuffer": "prioritized",
+    # The old API stack's names, as older tuned examples write them.
+    "ReplayBuffer": "uniform",
+    "MultiAgentReplayBuffer": "uniform",
+    "PrioritizedReplayBuffer": "prioritized",
+    "MultiAgentPrioritizedReplayBuffer": "prioritized",
+}
+
+
+def buffer_kind(replay_buffer_config: Any, default_type: str) -> Any:
+    """`replay_buffer_config["type"]` as "uniform" or "prioritized" (RLlib's class names
+    map to these); anything else is returned as given, for the caller's error."""
+    kind = replay_buffer_config.get("type", default_type)
+    return RLLIB_BUFFER_NAMES.get(kind, kind) if isinstance(kind, str) else kind
+
+
+def check_buffer_type(replay_buffer_config: Any, default_type: str) -> None:
+    """ConfigError unless `replay_buffer_config` is a dict naming a buffer scalerl has."""
+    if not isinstance(replay_buffer_config, dict) or (
+        buffer_kind(replay_buffer_config, default_type) not in BUFFER_TYPES
+    ):
+        raise ConfigError(
+            f"`replay_buffer_config` must be a dict with `type` in {BUFFER_TYPES} or RLlib's "
+            f"{sorted(RLLIB_BUFFER_NAMES)} (and `capacity`, `alpha`, `beta`); got "
+            f"{replay_buffer_config!r}."
+        )
+
+
+def check_n_step(config: Any) -> None:
+    """`n_step`: an integer >= 1, or RLlib's range (low, high) with 1 <= low <= high for
+    algorithms that store n-step transitions in the driver (DQN, SAC): each stored
+    fragment then gets an n drawn uniformly from [low, high]."""
+    from scalerl.algorithms.off_policy import OffPolicyAlgorithm
+
+    n = config.n_step
+    if not isinstance(n, list | tuple):
+        config._check_int("n_step", 1, extra="or a range (low, high)")
+        return
+    algo = config.algo_class
+    ranges = isinstance(algo, type) and issubclass(algo, OffPolicyAlgorithm)
+    if not (ranges and algo.store is OffPolicyAlgorithm.store):
+        name = getattr(algo, "__name__", type(config).__name__)
+        raise ConfigError(f"`n_step={n!r}`: {name} takes an integer n_step (no range).")
+    if not (
+        len(n) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in n)
+        and 1 <= n[0] <= n[1]
+    ):
+        raise ConfigError(
+            f"`n_step` as a range must be (low, high) with integers 1 <= low <= high, got {n!r}."
+        )
+
+
+def draw_n_step(n_step: Any, rng: np.random.Generator) -> int:
+    """The n of one stored fragment: `n_step`, or uniform in [low, high] for a range."""
+    if isinstance(n_step, list | tuple):
+        return int(rng.integers(n_step[0], n_step[1] + 1))
+    return int(n_step)
+
+
 def build_replay_buffer(
     replay_buffer_config: dict, capacity: int | None = None, default_type: str = "prioritized"
 ) -> ReplayBuffer:
     """The buffer `replay_buffer_config` describes (`capacity` overrides its capacity)."""
     rb = {"capacity": 50_000, "alpha": 0.6, "beta": 0.4, **replay_buffer_config}
     capacity = int(rb["capacity"] if capacity is None else capacity)
-    if rb.get("type", default_type) == "prioritized":
+    if buffer_kind(rb, default_type) == "prioritized":
         return PrioritizedReplayBuffer(capacity, alpha=float(rb["alpha"]), beta=float(rb["beta"]))
     return ReplayBuffer(capacity)
 

@@ -11,8 +11,9 @@ only the player to move; agents may finish early (their `terminateds` / `truncat
 True together with their final observation, after which they do not appear again in the
 episode), join late (first appear in a later observation dict), and have different spaces.
 Rewards may be reported for agents that are not in the observation dict (a turn-based
-opponent's reward, say): they belong to that agent's last action. `terminateds` and
-`truncateds` always hold `"__all__"`; the episode is over when either is True (scalerl's
+opponent's reward, say): they belong to that agent's last action. `terminateds` always
+holds `"__all__"` (`truncateds` may lack it, as in RLlib: then False); the episode is over
+when either is True (scalerl's
 own envs and wrappers then set exactly one: truncated when every agent that ended in the
 last step was truncated, else terminated). Per-agent flags decide bootstrapping.
 """
@@ -346,17 +347,18 @@ def check_multi_agent_step(
 ) -> None:
     """Raise an `EnvError` naming the agent and the problem if a step result is malformed.
 
-    Checks: all five are dicts keyed by ids in `possible_agents`; `terminateds` and
-    `truncateds` hold `"__all__"` (and per-agent flags) as bools; rewards are real
-    numbers; every observation lies in its agent's observation space; and an episode that
-    is not over has at least one agent to act. `allow_nonfinite`: NaN/inf observations and
-    rewards pass (an EnvRunner checks those itself, on every step).
+    Checks: all five are dicts keyed by ids in `possible_agents`; `terminateds` holds
+    `"__all__"` (`truncateds` may lack it, as in RLlib: False) and per-agent flags as
+    bools; rewards are real numbers; every observation lies in its agent's observation
+    space; and an episode that is not over has at least one agent to act.
+    `allow_nonfinite`: NaN/inf observations and rewards pass (an EnvRunner checks those
+    itself, on every step).
     """
     where = "step()"
     for flags, what in ((terminateds, "terminateds"), (truncateds, "truncateds")):
         if not isinstance(flags, Mapping):
             raise EnvError(f"{_name(env)}.{where} must return a dict for {what}, got {flags!r}")
-        if ALL not in flags:
+        if ALL not in flags and what == "terminateds":  # RLlib: truncateds may lack it
             raise EnvError(
                 f"{_name(env)}.{where} returned {what} without the '__all__' key (True when "
                 f"the episode is over for all agents): got {dict(flags)!r}."
@@ -380,7 +382,7 @@ def check_multi_agent_step(
                 f"number, got {r!r}."
             )
     _check_keys(env, infos, "infos", where, extra=(COMMON,))
-    if not (terminateds[ALL] or truncateds[ALL]) and not agents_to_act(
+    if not (terminateds[ALL] or truncateds.get(ALL, False)) and not agents_to_act(
         obs, terminateds, truncateds
     ):
         raise EnvError(
@@ -471,7 +473,7 @@ def check_multi_agent_env(env: MultiAgentEnv, num_steps: int = 300, seed: int = 
                 "was already done in this episode."
             )
         done |= {a for a in obs if terms.get(a) or truncs.get(a)}
-        if terms[ALL] or truncs[ALL]:
+        if terms[ALL] or truncs.get(ALL, False):
             episodes += 1
             done = set()
             obs, infos = env.reset()

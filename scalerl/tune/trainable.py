@@ -99,11 +99,16 @@ def _search_space_in(value: Any, path: str = "") -> str | None:
 
 
 def trial_bundles(config: Any) -> list[dict[str, float]]:
-    """The resources one trial needs, as placement-group bundles: the driver (1 CPU, and
+    """The resources one trial needs, as placement-group bundles: the driver
+    (`num_cpus_for_main_process` CPUs and `custom_resources_for_main_process`, and
     the learner's GPUs with `num_learners=0`), one per EnvRunner (training and
     evaluation: `num_cpus_per_env_runner`) and one per remote learner
     (`num_cpus_per_learner`, `num_gpus_per_learner`). RLlib's layout."""
-    driver: dict[str, float] = {"CPU": 1}
+    # RLlib's `resources(num_cpus_for_main_process, custom_resources_for_main_process)`.
+    driver: dict[str, float] = {
+        "CPU": config.num_cpus_for_main_process,
+        **config.custom_resources_for_main_process,
+    }
     if config.num_learners == 0 and config.num_gpus_per_learner:
         driver["GPU"] = config.num_gpus_per_learner
     runners = config.num_env_runners + config.evaluation_num_env_runners
@@ -140,7 +145,8 @@ class AlgorithmTrainable(Trainable):
     def default_resource_request(cls, config: dict[str, Any]) -> PlacementGroupFactory:
         """A trial's resources: see `trial_bundles` (packed onto as few nodes as fit)."""
         algo_config = config_from_tune(cls.algorithm_class(), config)
-        return PlacementGroupFactory(trial_bundles(algo_config), strategy="PACK")
+        strategy = algo_config.placement_strategy  # RLlib's `resources(placement_strategy)`
+        return PlacementGroupFactory(trial_bundles(algo_config), strategy=strategy)
 
     def setup(self, config: dict[str, Any]) -> None:
         """Build the algorithm from the trial's resolved config dict."""

@@ -563,3 +563,7 @@ def _open_legacy(root: Path, kind: str, allow_unverified: bool) -> CheckpointVie
         raise CheckpointError(f"`{root}` is a corrupt format-1 checkpoint (a checksum fails).")
     files: dict[str, str | None] = {**listed, ALGO_FILE: None}
     return CheckpointView(root, files, {rel: root / rel for rel in files})
+
+
+# RLlib's name, in RLlib's module (`ray.rllib.utils.checkpoints`).
+from scalerl.utils.checkpoint_convert import convert_to_msgpack_checkpoint  # noqa: E402, F401

@@ -163,7 +163,7 @@ def test_env_to_module_connector_errors_name_what_is_supported():
         base.copy().env_runners(
             observation_filter="MeanStdFilter", env_to_module_connector=lambda env: []
         ).validate()
-    with pytest.raises(ConfigError, match="supports only `MeanStdFilter"):
+    with pytest.raises(ConfigError, match="does not support custom env-to-module connectors"):
         base.copy().env_runners(env_to_module_connector=lambda env: [1, 2]).build_algo()
     # RLlib's multi-agent flag is accepted: multi-agent runs filter per module anyway.
     assert MeanStdFilter(multi_agent=True).settings == MeanStdFilter().settings

@@ -20,8 +20,10 @@ import torch
 from torch import nn
 
 from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.initializers import init_layers, reject_unsupported
 from scalerl.core.models.noisy import NoisyLinear
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
+from scalerl.core.rl_module.default_model_config import POLICY_HEAD_SETTINGS
 from scalerl.utils.errors import ConfigError
 
 QF_PREDS = "qf_preds"  # [B, A]
@@ -35,6 +37,11 @@ DQN_MODEL_DEFAULTS = {
     "noisy": False,
     "sigma0": 0.5,
 }
+
+
+DEFAULTS = dataclasses.asdict(DefaultModelConfig())
+# What noisy heads (NoisyLinear layers) do not take: hidden layers, initializers.
+HEAD_SETTINGS = [k for k in POLICY_HEAD_SETTINGS if k.startswith("head_fcnet") and "activ" not in k]
 
 
 class DefaultDQNTorchRLModule(RLModule):
@@ -64,15 +71,23 @@ class DefaultDQNTorchRLModule(RLModule):
         self.pre = ObsPreprocessor(self.observation_space, cfg)
         hiddens = list(cfg["fcnet_hiddens"])
         self.encoder = mlp(self.pre.out_dim, hiddens, cfg["fcnet_activation"])
+        init_layers([self.encoder], cfg, "fcnet")
         feat = self.encoder.out_dim
+        head_hiddens, head_act = list(cfg["head_fcnet_hiddens"]), cfg["head_fcnet_activation"]
+        if self.noisy:
+            reject_unsupported(cfg, DEFAULTS, HEAD_SETTINGS, "DQN's noisy heads")
 
         def head(out_dim: int) -> nn.Module:
             if self.noisy:
                 return NoisyLinear(feat, out_dim, float(cfg["sigma0"]))
-            return mlp(feat, [], out_dim=out_dim, out_gain=1.0)
+            return mlp(feat, head_hiddens, head_act, out_dim=out_dim, out_gain=1.0)
 
         self.advantage_head = head(self.num_actions * self.num_atoms)
         self.value_head = head(self.num_atoms) if self.dueling else None
+        if not self.noisy:
+            init_layers(
+                [self.advantage_head, self.value_head or self.advantage_head], cfg, "head_fcnet"
+            )
         self.register_buffer(
             "atoms", torch.linspace(float(cfg["v_min"]), float(cfg["v_max"]), self.num_atoms)
         )

@@ -25,13 +25,14 @@ from scalerl.algorithms.off_policy import OffPolicyAlgorithm
 from scalerl.algorithms.replay import (
     build_replay_buffer,
     check_buffer_exponents,
+    check_buffer_type,
+    check_n_step,
 )
 from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import Scheduler, validate_schedule
 
 MODULE_SETTINGS = ("dueling", "noisy", "sigma0", "num_atoms", "v_min", "v_max")
-BUFFER_TYPES = ("uniform", "prioritized")
 
 
 class DQNConfig(AlgorithmConfig):
@@ -87,7 +88,7 @@ class DQNConfig(AlgorithmConfig):
         sigma0: float = NotProvided,
         dueling: bool = NotProvided,
         double_q: bool = NotProvided,
-        n_step: int = NotProvided,
+        n_step: int | tuple[int, int] = NotProvided,
         training_intensity: float | None = NotProvided,
         min_sample_timesteps_per_iteration: int = NotProvided,
         **kwargs: Any,
@@ -119,7 +120,8 @@ class DQNConfig(AlgorithmConfig):
                 `True`.
             double_q: Double-Q targets: the online network picks the next action (True or
                 False). Default: `True`.
-            n_step: Steps of the n-step return (an integer >= 1). Default: `1`.
+            n_step: Steps of the n-step return (an integer >= 1), or RLlib's range
+                (low, high): each stored fragment draws n uniformly from it. Default: `1`.
             training_intensity: Replayed transitions per sampled one (a number > 0), or
                 None: one update per sampling round. Default: `None`.
             min_sample_timesteps_per_iteration: Env steps one `train()` samples at least
@@ -156,7 +158,7 @@ class DQNConfig(AlgorithmConfig):
         """AlgorithmConfig's checks plus DQN's: n-step, atoms, target updates, sampling and
         training intensity, epsilon, the replay buffer."""
         super().validate()
-        self._check_int("n_step", 1)
+        check_n_step(self)
         self._check_int("num_atoms", 1)
         self._check_int("target_network_update_freq", 1)
         self._check_int("num_steps_sampled_before_learning_starts", 0)
@@ -174,11 +176,7 @@ class DQNConfig(AlgorithmConfig):
         if not self.v_min < self.v_max:
             raise ConfigError(f"`v_min` ({self.v_min}) must be below `v_max` ({self.v_max}).")
         rb = self.replay_buffer_config
-        if not isinstance(rb, dict) or rb.get("type", "prioritized") not in BUFFER_TYPES:
-            raise ConfigError(
-                "`replay_buffer_config` must be a dict with `type` in "
-                f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
-            )
+        check_buffer_type(rb, "prioritized")
         check_buffer_exponents(rb)
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from scalerl.core.distributions import DiagGaussian, SquashedGaussian
 from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.initializers import init_layers
 from scalerl.core.models.observations import (
     FLOAT_MIN,
     MASK_KEY,
@@ -51,6 +52,7 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
         feat = hiddens[-1] if hiddens else in_dim
         self.pi_encoder = mlp(in_dim, hiddens, act)
         self.vf_encoder = None if self.vf_share_layers else mlp(in_dim, hiddens, act)
+        init_layers([self.pi_encoder, self.vf_encoder or self.pi_encoder], cfg, "fcnet")
         self._build_heads(feat, cfg)
 
     def _build_heads(self, feat: int, cfg: dict[str, Any]) -> None:
@@ -61,18 +63,54 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
         # default `free_log_std=False` makes every Gaussian): the inputs then stay the
         # children's inputs concatenated, with no parameters to interleave into them in
         # the forward pass, the numpy path and the hand-written backward pass.
-        self.free_log_std = issubclass(dist_cls, (DiagGaussian, SquashedGaussian))
+        # `free_log_std=False` (RLlib's default) makes a Box's log-std an output of the head.
+        gaussian = issubclass(dist_cls, (DiagGaussian, SquashedGaussian))
+        self.free_log_std = gaussian and bool(cfg["free_log_std"])
         out_dim = dist_cls.input_dim(self.action_space)
         if self.free_log_std:
             out_dim //= 2
-        self.pi_head = mlp(feat, [], out_dim=out_dim, out_gain=0.01)
-        self.vf_head = mlp(feat, [], out_dim=1, out_gain=1.0)
+        head_hiddens, head_act = list(cfg["head_fcnet_hiddens"]), cfg["head_fcnet_activation"]
+        self.pi_head = mlp(feat, head_hiddens, head_act, out_dim=out_dim, out_gain=0.01)
+        self.vf_head = mlp(feat, head_hiddens, head_act, out_dim=1, out_gain=1.0)
+        init_layers([self.pi_head, self.vf_head], cfg, "head_fcnet")
+        # Log-stds are clipped to [-c, c] (RLlib's `log_std_clip_param`): a bool mask of the
+        # distribution inputs that are log-stds (None: there are none).
+        self.log_std_clip = float(cfg["log_std_clip_param"])
+        slots = dist_cls.log_std_indices(self.action_space)
+        mask = torch.zeros(dist_cls.input_dim(self.action_space), dtype=torch.bool)
+        mask[slots] = True
+        self.register_buffer("log_std_mask", mask if slots else None, persistent=False)
         if self.free_log_std:
             self.log_std = nn.Parameter(torch.full((out_dim,), float(cfg["log_std_init"])))
         else:
-            log_std_slots = dist_cls.log_std_indices(self.action_space)
             with torch.no_grad():
-                self.pi_head.layers[-1].bias[log_std_slots] = float(cfg["log_std_init"])
+                self.pi_head.layers[-1].bias[slots] = float(cfg["log_std_init"])
+
+    def clip_log_std(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(distribution inputs with the log-stds clipped to [-log_std_clip_param,
+        log_std_clip_param], the bool mask of the clipped entries, whose gradient is 0);
+        (inputs, None) when the distribution has no log-std."""
+        if self.log_std_mask is None:
+            return inputs, None
+        c = self.log_std_clip
+        clipped = self.log_std_mask & (inputs.abs() > c)
+        return torch.where(clipped, inputs.clamp(-c, c), inputs), clipped
+
+    def numpy_dist_inputs_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Head output -> distribution inputs in numpy, as `_dist_inputs` makes them (the
+        free log-std appended, log-stds clipped), with the current weights."""
+        log_std = self.log_std.detach().cpu().numpy().copy() if self.free_log_std else None
+        mask = None if self.log_std_mask is None else self.log_std_mask.cpu().numpy()
+        c = np.float32(self.log_std_clip)
+
+        def fn(out: np.ndarray) -> np.ndarray:
+            if log_std is not None:
+                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], axis=-1)
+            if mask is not None:
+                out = np.where(mask, np.clip(out, -c, c), out)
+            return out
+
+        return fn
 
     def _encoder_space(self) -> Any:
         """Set `masked`; the space the encoders see (all of it, unless it carries a mask)."""
@@ -106,20 +144,17 @@ class DefaultPPOTorchRLModule(RLModule, ValueFunctionAPI):
         out = self.pi_head(features)
         if self.free_log_std:
             out = torch.cat([out, self.log_std.expand_as(out)], dim=-1)
-        return self.mask_dist_inputs(out, obs)
+        return self.mask_dist_inputs(self.clip_log_std(out)[0], obs)
 
     def get_numpy_exploration_fn(self) -> Callable[[Any], np.ndarray] | None:
         pre = self.pre.numpy_fn()
         if pre is None:
             return None  # a CNN: EnvRunners use the torch forward pass
         encoder, head = self.pi_encoder.numpy_fn(), self.pi_head.numpy_fn()
-        log_std = self.log_std.detach().cpu().numpy().copy() if self.free_log_std else None
-        masked = self.masked
+        finish, masked = self.numpy_dist_inputs_fn(), self.masked
 
         def dist_inputs(obs: Any) -> np.ndarray:
-            out = head(encoder(pre(obs[MASKED_OBS_KEY] if masked else obs)))
-            if log_std is not None:
-                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], axis=-1)
+            out = finish(head(encoder(pre(obs[MASKED_OBS_KEY] if masked else obs))))
             if masked:
                 out = np.where(obs[MASK_KEY] < 0.5, np.float32(FLOAT_MIN), out)
             return out

@@ -71,6 +71,7 @@ def ppo_gradients(
     values = values.squeeze(-1)
     if module.free_log_std:
         head_out = torch.cat([head_out, module.log_std.expand_as(head_out)], dim=-1)
+    head_out, log_std_clipped = module.clip_log_std(head_out)  # log_std_clip_param
     pi = dist_cls(module.mask_dist_inputs(head_out, obs))
     A = batch[Columns.ADVANTAGES]
     n = A.shape[0]
@@ -111,6 +112,8 @@ def ppo_gradients(
 
     # Backward pass through the mask, the heads, the log-std parameter and the encoders.
     grad_inputs = module.mask_dist_inputs(grad_inputs, obs, fill=0.0)
+    if log_std_clipped is not None:
+        grad_inputs = grad_inputs.masked_fill(log_std_clipped, 0.0)
     if module.free_log_std:
         grad_inputs, grad_log_std = grad_inputs.chunk(2, dim=-1)
         torch.sum(grad_log_std, 0, out=module.log_std.grad)

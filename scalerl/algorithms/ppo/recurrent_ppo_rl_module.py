@@ -27,6 +27,7 @@ from scalerl.algorithms.ppo.default_ppo_rl_module import (
     DefaultPPOTorchRLModule,
 )
 from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.initializers import init_layers
 from scalerl.core.models.observations import (
     FLOAT_MIN,
     MASK_KEY,
@@ -75,6 +76,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
         if not self.vf_share_layers:
             self.vf_encoder = mlp(in_dim, hiddens, act)
             self.vf_core = build_core(self.vf_encoder.out_dim, cfg)
+        init_layers([self.encoder, getattr(self, "vf_encoder", self.encoder)], cfg, "fcnet")
         self._build_heads(self.core.out_dim, cfg)
 
     def get_initial_state(self) -> dict[str, torch.Tensor]:
@@ -108,7 +110,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
             if self.vf_share_layers
             else (self.vf_encoder.numpy_fn(), self.vf_core.numpy_step_fn())
         )
-        log_std = self.log_std.detach().cpu().numpy().copy() if self.free_log_std else None
+        finish = self.numpy_dist_inputs_fn()  # free log-std, clipped log-stds
         masked, use_prev_reward = self.masked, self.use_prev_reward
 
         def fn(obs: Any, state: dict, prev_actions: Any, prev_rewards: np.ndarray):
@@ -126,9 +128,7 @@ class RecurrentPPOTorchRLModule(DefaultPPOTorchRLModule):
                 own = {k[len(VF) :]: v for k, v in state.items() if k.startswith(VF)}
                 _, vf_out = vf_step(vf_encoder(x), own)
                 state_out.update({VF + k: v for k, v in vf_out.items()})
-            out = head(y)
-            if log_std is not None:
-                out = np.concatenate([out, np.broadcast_to(log_std, out.shape)], axis=-1)
+            out = finish(head(y))
             if masked:
                 out = np.where(obs[MASK_KEY] < 0.5, np.float32(FLOAT_MIN), out)
             return out, state_out

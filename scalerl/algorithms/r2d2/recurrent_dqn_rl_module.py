@@ -26,9 +26,11 @@ import torch
 
 from scalerl.algorithms.dqn.default_dqn_rl_module import QF_PREDS
 from scalerl.core.models import ObsPreprocessor, mlp
+from scalerl.core.models.initializers import INITIALIZER_KEYS, reject_unsupported
 from scalerl.core.models.observations import FLOAT_MIN
 from scalerl.core.models.recurrent import LSTMCore, memory_inputs
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
+from scalerl.core.rl_module.default_model_config import POLICY_HEAD_SETTINGS
 from scalerl.utils.errors import ConfigError
 
 R2D2_MODEL_DEFAULTS = {
@@ -70,6 +72,8 @@ class RecurrentDQNTorchRLModule(RLModule):
     def setup(self) -> None:
         cfg = {**dataclasses.asdict(DefaultModelConfig()), **R2D2_MODEL_DEFAULTS}
         cfg.update(self.model_config)
+        unsupported = [*POLICY_HEAD_SETTINGS[:6], *INITIALIZER_KEYS]
+        reject_unsupported(cfg, dataclasses.asdict(DefaultModelConfig()), unsupported, "R2D2")
         if not hasattr(self.action_space, "n") or hasattr(self.action_space, "nvec"):
             raise ConfigError(
                 f"R2D2 needs a Discrete action space; got {self.action_space}. For Box actions "

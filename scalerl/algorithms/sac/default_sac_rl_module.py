@@ -32,6 +32,7 @@ from torch import nn
 from scalerl.core.distributions import Distribution, SquashedGaussian, dist_class_for
 from scalerl.core.models import ObsPreprocessor, mlp
 from scalerl.core.models.ensemble import EnsembleMLP
+from scalerl.core.models.initializers import init_ensemble, init_layers, reject_unsupported
 from scalerl.core.rl_module import Columns, DefaultModelConfig, RLModule
 from scalerl.utils.errors import ConfigError
 
@@ -97,6 +98,9 @@ class DefaultSACTorchRLModule(RLModule):
             **SAC_MODEL_DEFAULTS,
             **self.model_config,
         }
+        # Initializers: hidden layers "fcnet", output layers "head_fcnet"; no head hiddens.
+        defaults = dataclasses.asdict(DefaultModelConfig())
+        reject_unsupported(cfg, defaults, ["head_fcnet_hiddens"], "SAC")
         space = self.action_space
         check_sac_action_space(space)
         self.discrete = isinstance(space, gym.spaces.Discrete)
@@ -115,6 +119,9 @@ class DefaultSACTorchRLModule(RLModule):
         self.pi = mlp(self.pi_pre.out_dim, hiddens, activation, out_dim=pi_out, out_gain=0.01)
         out_dim = self.num_actions if self.discrete else 1
         self.qf = SoftQFunction(self.observation_space, self.action_dim, out_dim, cfg)
+        init_layers(list(self.pi.layers[:-1]), cfg, "fcnet")
+        init_layers([self.pi.layers[-1]], cfg, "head_fcnet")
+        init_ensemble(self.qf.net, cfg)
 
     # -- the parts the learner's optimizers own --------------------------------------------
     def actor_parameters(self) -> list[nn.Parameter]:

@@ -18,6 +18,8 @@ from scalerl.algorithms.off_policy import OffPolicyAlgorithm
 from scalerl.algorithms.replay import (
     build_replay_buffer,
     check_buffer_exponents,
+    check_buffer_type,
+    check_n_step,
 )
 from scalerl.algorithms.sac.default_sac_rl_module import (
     DefaultSACTorchRLModule,
@@ -28,7 +30,6 @@ from scalerl.core.rl_module import RLModule, RLModuleSpec
 from scalerl.utils.errors import ConfigError
 from scalerl.utils.schedules import validate_schedule
 
-BUFFER_TYPES = ("uniform", "prioritized")
 BUFFER_KEYS = ("type", "capacity", "alpha", "beta")
 
 
@@ -70,7 +71,7 @@ class SACConfig(AlgorithmConfig):
         tau: float = NotProvided,
         initial_alpha: float = NotProvided,
         target_entropy: str | float = NotProvided,
-        n_step: int = NotProvided,
+        n_step: int | tuple[int, int] = NotProvided,
         store_buffer_in_checkpoints: bool = NotProvided,
         replay_buffer_config: dict[str, Any] = NotProvided,
         training_intensity: float | None = NotProvided,
@@ -91,7 +92,8 @@ class SACConfig(AlgorithmConfig):
             initial_alpha: The initial entropy temperature (a number > 0). Default: `1.0`.
             target_entropy: The entropy alpha is tuned towards: "auto" (-dim(A) for Box
                 actions, 0.98 log |A| for Discrete) or a number (nats). Default: `'auto'`.
-            n_step: Steps of the n-step return (an integer >= 1). Default: `1`.
+            n_step: Steps of the n-step return (an integer >= 1), or RLlib's range
+                (low, high): each stored fragment draws n uniformly from it. Default: `1`.
             store_buffer_in_checkpoints: Write the buffer's contents into checkpoints (True
                 or False). Default: `False`.
             replay_buffer_config: {"type": "uniform" | "prioritized", "capacity"
@@ -161,7 +163,7 @@ class SACConfig(AlgorithmConfig):
         """AlgorithmConfig's checks plus SAC's: learning rates, target updates, alpha,
         target entropy, training intensity, the replay buffer."""
         super().validate()
-        self._check_int("n_step", 1)
+        check_n_step(self)
         self._check_int("target_network_update_freq", 0)
         self._check_int("num_steps_sampled_before_learning_starts", 0)
         self._check_int("min_sample_timesteps_per_iteration", 1)
@@ -183,11 +185,7 @@ class SACConfig(AlgorithmConfig):
 
     def _validate_replay_buffer_config(self) -> None:
         rb = self.replay_buffer_config
-        if not isinstance(rb, dict) or rb.get("type", "uniform") not in BUFFER_TYPES:
-            raise ConfigError(
-                "`replay_buffer_config` must be a dict with `type` in "
-                f"{BUFFER_TYPES} (and `capacity`, `alpha`, `beta`); got {rb!r}."
-            )
+        check_buffer_type(rb, "uniform")
         unknown = [k for k in rb if k not in BUFFER_KEYS]
         if unknown:
             raise ConfigError(

@@ -334,13 +334,18 @@ def check_env_to_module_connector(connector: Any) -> None:
 
 
 def resolve_env_to_module_connector(
-    connector: Any, env: gym.Env | None, spaces: tuple[gym.Space, gym.Space]
-) -> dict[str, Any]:
+    connector: Any,
+    env: gym.Env | None,
+    spaces: tuple[gym.Space, gym.Space],
+    custom_module: bool = False,
+) -> dict[str, Any] | str:
     """Call a user's `env_to_module_connector` once and return the `observation_filter`
     setting it stands for, so the config stays JSON-able (a lambda cannot be stored).
 
     As in RLlib the callable gets `(env)` or `(env, spaces, device)`; `env` is None when
-    the config gives both spaces and no env was created.
+    the config gives both spaces and no env was created. It may return one piece or a
+    list: a `MeanStdFilter` (at most one) and `FlattenObservations`, which the default
+    modules already do (see `flatten_observations.py`; refused with `custom_module`).
     """
     check_env_to_module_connector(connector)
     try:
@@ -352,12 +357,35 @@ def resolve_env_to_module_connector(
     env_spaces = {"__env__": spaces, "__env_single__": spaces}
     args = (env, env_spaces, "cpu")[: 3 if varargs else len(positional)]
     result = connector(*args)
-    if isinstance(result, (list, tuple)) and len(result) == 1:
-        result = result[0]
-    if not isinstance(result, MeanStdFilter):
+    pieces = list(result) if isinstance(result, (list, tuple)) else [result]
+    for piece in pieces:
+        if type(piece).__name__ == "FlattenObservations":
+            check_flatten_observations(piece, spaces[0], custom_module)
+    filters = [p for p in pieces if type(p).__name__ != "FlattenObservations"]
+    if not filters:
+        return "NoFilter"
+    if len(filters) > 1 or not isinstance(filters[0], MeanStdFilter):
         raise ConfigError(
-            f"`env_to_module_connector` returned {result!r}; scalerl supports only "
-            "`MeanStdFilter(...)` (or a list holding one) there so far. Other env-to-module "
-            "connectors are not supported yet."
+            f"`env_to_module_connector` returned {result!r}; scalerl does not support "
+            "custom env-to-module connectors yet: only `MeanStdFilter(...)` and "
+            "`FlattenObservations()` (or a list of them) can go there so far."
         )
-    return {"type": "MeanStdFilter", **result.settings}
+    return {"type": "MeanStdFilter", **filters[0].settings}
+
+
+def check_flatten_observations(piece: Any, obs_space: gym.Space | None, custom: bool) -> None:
+    """ConfigError unless FlattenObservations is what the default modules do anyway."""
+    from scalerl.core.models.observations import is_image_space, space_leaves
+
+    why = None
+    if custom:
+        why = "with a custom RLModule (it would get the observation unflattened)"
+    elif piece.keys_to_remove:
+        why = "with `keys_to_remove`"
+    elif obs_space is not None and any(is_image_space(s) for _, s in space_leaves(obs_space)):
+        why = "on image observations (the default modules send them through a CNN)"
+    if why:
+        raise ConfigError(
+            f"scalerl does not support `FlattenObservations` {why} yet; without it the "
+            "default modules flatten and one-hot the observation themselves."
+        )

@@ -58,6 +58,16 @@ class Distribution:
         """Positions in the inputs that are Gaussian log-stds (for their initial value)."""
         return []
 
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor) -> Distribution:
+        """RLlib's constructor name: the distribution of these inputs (`cls(logits)`)."""
+        return cls(logits)
+
+    def to_deterministic(self) -> Deterministic:
+        """RLlib's deterministic view: a distribution whose `sample()` is this one's
+        `deterministic_sample()` (argmax, mean)."""
+        return Deterministic(self)
+
     def sample(self, generator: torch.Generator | None = None) -> Any:
         """Draw one action per row (nested like the action space), not differentiable.
 
@@ -123,3 +133,19 @@ def unflatten_event(x: Any, shape: tuple[int, ...] | None) -> Any:
     if shape is None:
         return x
     return x.reshape(*x.shape[:-1], *shape)
+
+
+class Deterministic:
+    """What `Distribution.to_deterministic()` returns: `sample()` gives the wrapped
+    distribution's deterministic sample (RLlib's `TorchDeterministic`)."""
+
+    def __init__(self, dist: Distribution):
+        self.dist = dist
+
+    def sample(self, generator: torch.Generator | None = None) -> Any:
+        """The wrapped distribution's `deterministic_sample()`."""
+        return self.dist.deterministic_sample()
+
+    def deterministic_sample(self) -> Any:
+        """The same as `sample()`."""
+        return self.dist.deterministic_sample()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from scalerl.core.models.encoders import ACTIVATION_FNS, NumpyFn
+from scalerl.core.models.initializers import init_layers
 from scalerl.utils.errors import ConfigError
 
 # (out_channels, kernel, stride) per conv layer; padding keeps the size before striding.
@@ -92,6 +93,7 @@ class ObsPreprocessor(nn.Module):
                 dims.append(_flat_dim(leaf))
         self.out_dim = int(sum(dims))
         self.has_params = len(self.cnns) > 0
+        init_layers([self.cnns], cfg, "conv")  # `conv_kernel_initializer`, ...
 
     def forward(self, obs: Any) -> torch.Tensor:
         parts = []

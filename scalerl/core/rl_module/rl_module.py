@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,9 @@ import torch
 from torch import nn
 
 from scalerl.core.distributions import Distribution, dist_class_for
+from scalerl.core.models.initializers import normalize_model_config
 from scalerl.utils import checkpoints as ckpt
-from scalerl.utils.errors import CheckpointError
+from scalerl.utils.errors import CheckpointError, ConfigError
 from scalerl.utils.spaces import space_from_dict, space_to_dict
 from scalerl.utils.trust import qualified_name, register_trusted, resolve
 
@@ -40,7 +42,9 @@ class RLModule(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.inference_only = inference_only
-        self.model_config = dict(model_config or {})
+        if dataclasses.is_dataclass(model_config) and not isinstance(model_config, type):
+            model_config = dataclasses.asdict(model_config)  # a DefaultModelConfig
+        self.model_config = normalize_model_config(model_config or {})
         self.setup()
 
     def setup(self) -> None:
@@ -177,13 +181,26 @@ class RLModule(nn.Module):
         allow_unverified: bool = False,
     ) -> RLModule:
         """Load a module saved by `save_to_path()`, or the module `module_id` of an
-        algorithm checkpoint.
+        algorithm checkpoint; for a directory of module checkpoints (an algorithm
+        checkpoint's `learner_group/learner/rl_module`) a `MultiRLModule` of all of them.
 
         Every file is checked against the checkpoint's manifest; weights are read with
         safetensors (no pickle). The module class named in the checkpoint must be
         scalerl's own, `cls` itself (`MyModule.from_checkpoint(path)`), registered with
         `scalerl.register_trusted`, or in `trusted`; nothing is imported for it.
         """
+        modules = _module_dirs(path)
+        if modules:  # RLlib's `.../learner_group/learner/rl_module`: all of its modules
+            from scalerl.core.rl_module.multi_rl_module import MultiRLModule
+
+            return MultiRLModule(  # type: ignore[return-value]
+                {
+                    d.name: cls.from_checkpoint(
+                        d, trusted=trusted, allow_unverified=allow_unverified
+                    )
+                    for d in modules
+                }
+            )
         view = ckpt.open_checkpoint(path, "Checkpoint", allow_unverified)
         if view.has(ckpt.ALGO_FILE):
             ckpt.check_module_id(module_id)
@@ -228,6 +245,15 @@ class RLModule(nn.Module):
             ) from None
 
 
+def _module_dirs(path: Any) -> list[Path]:
+    """The module checkpoints inside `path` when it is a directory of them (an algorithm
+    checkpoint's `learner_group/learner/rl_module`) and no checkpoint itself; else []."""
+    root = ckpt.as_path(path)
+    if not root.is_dir() or (root / ckpt.MANIFEST_FILE).exists():
+        return []
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / ckpt.MODULE_FILE).is_file())
+
+
 @dataclass
 class RLModuleSpec:
     """How to build a module: its class, spaces and model config (RLlib's `RLModuleSpec`)."""
@@ -237,18 +263,45 @@ class RLModuleSpec:
     action_space: gym.Space | None = None
     inference_only: bool = False
     model_config: dict[str, Any] | None = field(default=None)
+    # RLlib's: a default catalog class (accepted, see algorithms/default_catalogs.py) and a
+    # module checkpoint whose weights `build()` loads.
+    catalog_class: Any = None
+    load_state_path: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.catalog_class is not None and not getattr(
+            self.catalog_class, "is_default_catalog", False
+        ):
+            raise ConfigError(
+                f"`RLModuleSpec(catalog_class={self.catalog_class!r})`: scalerl does not "
+                "support custom model catalogs yet; give the module's settings in "
+                "`model_config` or write a custom RLModule (an algorithm's default catalog, "
+                "e.g. PPOCatalog, is accepted and changes nothing)."
+            )
+        if dataclasses.is_dataclass(self.model_config) and not isinstance(
+            self.model_config, type
+        ):  # a DefaultModelConfig: kept as the dict of its fields
+            self.model_config = dataclasses.asdict(self.model_config)
+        if self.model_config is not None:
+            self.model_config = normalize_model_config(self.model_config)
 
     def build(self) -> RLModule:
-        """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`.
+        """Construct `module_class` with this spec's spaces, `inference_only` and `model_config`
+        (and the weights of the module checkpoint `load_state_path`, if set).
 
         Raises:
             ValueError: If `module_class` is not set.
         """
         if self.module_class is None:
             raise ValueError("RLModuleSpec.module_class is not set.")
-        return self.module_class(
+        module = self.module_class(
             observation_space=self.observation_space,
             action_space=self.action_space,
             inference_only=self.inference_only,
             model_config=self.model_config or {},
         )
+        if self.load_state_path is not None:  # RLlib's pretrained weights
+            trusted = (self.module_class,)
+            loaded = RLModule.from_checkpoint(self.load_state_path, trusted=trusted)
+            module.load_weights(loaded.state_dict(), Path(self.load_state_path))
+        return module

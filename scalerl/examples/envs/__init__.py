@@ -7,6 +7,8 @@ from scalerl.examples.envs.image_env import ImageTargetEnv
 from scalerl.examples.envs.mixed_agents_env import MixedAgentsEnv
 from scalerl.examples.envs.multi_agent_arena import MultiAgentArena
 from scalerl.examples.envs.multi_agent_cartpole import MultiAgentCartPole
+from scalerl.examples.envs.random_env import RandomEnv
+from scalerl.examples.envs.simple_corridor import SimpleCorridor
 from scalerl.examples.envs.space_test_env import SpaceTestEnv
 from scalerl.examples.envs.stateless_cartpole import StatelessCartPole
 from scalerl.examples.envs.tic_tac_toe import TicTacToe
@@ -19,6 +21,8 @@ __all__ = [
     "MixedAgentsEnv",
     "MultiAgentArena",
     "MultiAgentCartPole",
+    "RandomEnv",
+    "SimpleCorridor",
     "SpaceTestEnv",
     "StatelessCartPole",
     "TicTacToe",

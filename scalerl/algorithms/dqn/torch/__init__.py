@@ -1,0 +1,1 @@
+"""RLlib's `ray.rllib.algorithms.dqn.torch` path (the default torch module)."""

@@ -1,0 +1,1 @@
+"""RLlib's `ray.rllib.algorithms.ppo.torch` path (the default torch module)."""

@@ -1,0 +1,1 @@
+"""RLlib's `ray.rllib.algorithms.sac.torch` path (the default torch module)."""

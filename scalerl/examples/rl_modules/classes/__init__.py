@@ -1,0 +1,1 @@
+"""RLlib's `ray.rllib.examples.rl_modules.classes` path."""
