@@ -84,6 +84,20 @@ def test_cli_preset_with_overrides(tmp_path, capsys):
     assert config["metrics_num_episodes_for_smoothing"] == 10  # the preset
 
 
+@pytest.mark.parametrize("name", ["multi-agent-cartpole-ppo", "stateless-cartpole-r2d2"])
+def test_cli_preset_with_an_example_env_trains_and_saves(name, tmp_path, capsys):
+    """Presets naming scalerl's example envs (and an agent -> policy table) go through the
+    CLI and into a checkpoint."""
+    ckpt = tmp_path / "ckpt"
+    small = ["--set", "train_batch_size=256", "--set", "minibatch_size=64"]
+    if name.endswith("r2d2"):
+        small = ["--set", "min_sample_timesteps_per_iteration=64"]
+    args = ["train", "--preset", name, "--stop-iters", "1", "--eval-episodes", "0"]
+    assert main([*args, *small, "--checkpoint-dir", str(ckpt)]) == 0
+    config = json.loads((ckpt / "algorithm_state.json").read_text())["config"]
+    assert isinstance(config["env"], dict)  # stored as the env class, not as its bare name
+
+
 def test_cli_unknown_preset_exits_2(capsys):
     assert main(["train", "--preset", "nope"]) == 2
     assert "Unknown preset `nope`" in capsys.readouterr().err
