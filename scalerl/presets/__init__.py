@@ -17,9 +17,12 @@ A preset names envs by Gymnasium id or, for scalerl's example envs, by class nam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from scalerl.utils.errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:
+    from scalerl.algorithms.algorithm_config import AlgorithmConfig
 
 PRESETS_DIR = Path(__file__).parent
 
@@ -38,7 +41,7 @@ class Preset(NamedTuple):
     settings: dict[str, Any]
     stop: dict[str, Any]
 
-    def build_config(self) -> Any:
+    def build_config(self) -> AlgorithmConfig:
         """A fresh `AlgorithmConfig` of `algo` with the preset's settings (change it further
         with the builder methods before `build_algo()`)."""
         from scalerl.algorithms.registry import get_algorithm_class
