@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint learning compat bench clean
+.PHONY: install demo test lint learning learning-extras compat bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -23,7 +23,12 @@ test: $(STAMP)
 
 # Long learning runs (Pendulum and friends), deselected from `make test`.
 learning: $(STAMP)
-	$(VENV)/bin/pytest -q -m learning
+	$(VENV)/bin/pytest -q -m "learning and not box2d and not mujoco"
+
+# The presets' learning runs that need Box2D (LunarLander) or MuJoCo (HalfCheetah, Hopper).
+learning-extras: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,box2d,mujoco]"
+	$(VENV)/bin/pytest -q -m "box2d or mujoco"
 
 # RLlib's docs snippets, example scripts and tuned examples with `scalerl` imports:
 # prints how many pass (the known gaps, marked compat_gap, are listed in the README).

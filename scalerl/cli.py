@@ -18,6 +18,7 @@ from scalerl.algorithms.legacy_keys import translate_settings, translate_stop
 from scalerl.algorithms.registry import ALGORITHM_NAMES
 from scalerl.cli_evaluate import add_evaluate_parser
 from scalerl.cli_plot import add_plot_parser
+from scalerl.presets import list_presets, load_preset
 from scalerl.utils.errors import CheckpointError, ConfigError, EnvError, did_you_mean
 
 DEFAULT_STOP_TIMESTEPS = 1_000_000
@@ -182,6 +183,10 @@ def train(args: argparse.Namespace) -> int:
     from scalerl.algorithms.registry import get_algorithm_class
 
     settings, stop, file_algo = load_config_file(args.config) if args.config else ({}, {}, None)
+    if args.preset:  # the preset under the --config file, flags and --set
+        preset = load_preset(args.preset)
+        settings, stop = {**preset.settings, **settings}, {**preset.stop, **stop}
+        file_algo = file_algo or preset.algo
     flags = {
         "env": args.env,
         "num_env_runners": args.num_env_runners,
@@ -319,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
          "scalerl.examples.envs.stateless_cartpole:StatelessCartPole"),
         ("--config", str, "FILE.yaml", "YAML of config settings: a flat mapping, or RLlib's "
          "tuned-example form {name: {env:, run:, stop:, config:}}"),
+        ("--preset", str, "NAME", f"tuned settings and stop criteria: {', '.join(list_presets())}"
+         " (the --config file, flags and --set override them)"),
         ("--stop-reward", float, "R", "stop when the smoothed training return >= R"),
         ("--stop-timesteps", _count(1), "N",
          f"stop after N env steps (default: {DEFAULT_STOP_TIMESTEPS:,})"),

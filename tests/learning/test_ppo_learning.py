@@ -9,6 +9,7 @@ import ray
 
 from scalerl.algorithms.ppo import PPOConfig
 from scalerl.connectors.env_to_module import MeanStdFilter
+from scalerl.presets import load_preset
 
 
 def train_until(algo, stop_return, max_steps, use_evaluation=False):
@@ -45,40 +46,15 @@ def test_cartpole_defaults_solve_within_100k_steps():
     assert final["episode_return_mean"] >= 475, (best, steps, final["episode_return_mean"])
 
 
-PENDULUM = dict(
-    train_batch_size=2048, minibatch_size=256, num_epochs=10, gamma=0.95, lambda_=0.95, lr=1e-3
-)
-
-
-@pytest.mark.learning
-def test_pendulum_reaches_minus_300_within_400k_steps():
-    """Threshold: smoothed training return >= -300; budget 400k env steps."""
-    algo = (
-        PPOConfig()
-        .environment("Pendulum-v1")
-        .env_runners(num_envs_per_env_runner=16)
-        .training(**PENDULUM)
-        .rl_module(model_config={"fcnet_activation": "relu"})
-        .debugging(seed=0)
-        .build_algo()
-    )
-    best, steps = train_until(algo, -300, 400_000)
-    algo.stop()
-    assert best >= -300, (best, steps)
-
-
 @pytest.mark.learning
 def test_pendulum_with_mean_std_filter_reaches_minus_300_within_400k_steps():
-    """Observation normalization on (RLlib's `env_to_module_connector` form), the same
-    settings as above. Threshold: smoothed training return >= -300; budget 400k env steps."""
+    """Observation normalization on (RLlib's `env_to_module_connector` form) over the
+    `pendulum-ppo` preset's settings (PPO with them alone is that preset's test in
+    test_presets.py). Threshold: smoothed training return >= -300; budget 400k env steps."""
     algo = (
-        PPOConfig()
-        .environment("Pendulum-v1")
-        .env_runners(
-            num_envs_per_env_runner=16, env_to_module_connector=lambda env: MeanStdFilter()
-        )
-        .training(**PENDULUM)
-        .rl_module(model_config={"fcnet_activation": "relu"})
+        load_preset("pendulum-ppo")
+        .build_config()
+        .env_runners(env_to_module_connector=lambda env: MeanStdFilter())
         .debugging(seed=0)
         .build_algo()
     )
