@@ -25,14 +25,11 @@ from scalerl.algorithms.algorithm_checkpoints import (  # noqa: F401 (re-exporte
 )
 from scalerl.algorithms.algorithm_config import AlgorithmConfig
 from scalerl.algorithms.component_restore import restore_component
-from scalerl.algorithms.iteration_options import (
-    evaluation_units,
-    run_custom_evaluation,
-    run_training_steps,
-)
+from scalerl.algorithms.evaluation import run_evaluation
+from scalerl.algorithms.iteration_options import run_training_steps
 from scalerl.algorithms.multi_agent import module_obs_filter, multi_agent_means, multi_agent_spec
-from scalerl.callbacks import ALL_EVENTS, DRIVER_EVENTS, ENV_RUNNER_EVENTS, Callbacks, MetricsLogger
-from scalerl.callbacks.callbacks import env_runner_classes
+from scalerl.callbacks import DRIVER_EVENTS, Callbacks, MetricsLogger
+from scalerl.callbacks.runner_config import env_runner_config, merge_metrics, without_callbacks
 from scalerl.connectors.env_to_module.mean_std_filter import (
     MeanStdFilter,
     resolve_env_to_module_connector,
@@ -214,7 +211,7 @@ class Algorithm:
             time_total_s=self.time_total_s,
             done=False,
         )
-        _merge(result, self.metrics.reduce())  # custom metrics (`algo.metrics.log_value`)
+        merge_metrics(result, self.metrics.reduce())  # custom metrics (`algo.metrics.log_value`)
         self.callbacks.call(
             "on_train_result", algorithm=self, metrics_logger=self.metrics, result=result
         )
@@ -296,55 +293,8 @@ class Algorithm:
     def evaluate(self) -> dict[str, Any]:
         """Run `evaluation_duration` episodes (or timesteps), explore=False unless the
         evaluation config says otherwise. Returns {"env_runners": {...}}."""
-        cfg = self.config
         self.callbacks.call("on_evaluate_start", algorithm=self, metrics_logger=self.metrics)
-        overrides = dict(cfg.evaluation_config or {})
-        if self.eval_env_runner_group is None:
-            num_eval = cfg.evaluation_num_env_runners
-            eval_cfg = env_runner_config(cfg, num_eval).update_from_dict(overrides)
-            eval_cfg.observation_filter = cfg.observation_filter  # the module's input
-            self.eval_env_runner_group = EnvRunnerGroup(
-                eval_cfg,
-                get_env_creator(eval_cfg.env),
-                self.module_spec,
-                num_eval,
-                MultiAgentEnvRunner if cfg.is_multi_agent else SingleAgentEnvRunner,
-            )
-            self.eval_env_runner_group.on_recreated = self._env_runners_recreated
-        self.eval_env_runner_group.sync_weights(self.runner_weights(), obs_filter=self.obs_filter)
-        if cfg.custom_evaluation_function is not None:
-            evaluation = run_custom_evaluation(self, self.eval_env_runner_group)
-            self.callbacks.call(
-                "on_evaluate_end",
-                algorithm=self,
-                metrics_logger=self.metrics,
-                evaluation_metrics=evaluation,
-            )
-            return evaluation
-        episodes, steps = evaluation_units(cfg)
-        parts = self.eval_env_runner_group.sample_episodes(
-            episodes, steps, explore=bool(overrides.get("explore", False))
-        )
-        stats = EpisodeStats(window=10**9)
-        agents, modules = KeyedReturns(10**9), KeyedReturns(10**9)
-        logged = MetricsLogger()  # what the runners' callbacks logged in this evaluation
-        for m in parts:
-            stats.add(m["episode_returns"], m["episode_lens"])
-            agents.add(m.get("agent_episode_returns", {}))
-            modules.add(m.get("module_episode_returns", {}))
-            logged.merge(m.get("metrics_logger", []))
-        evaluation = {
-            "env_runners": {
-                **stats.summary(),
-                **self._multi_agent_means(agents, modules),
-                "num_episodes": len(stats.returns),
-                "num_env_steps_sampled": sum(m["num_env_steps"] for m in parts),
-                "num_sub_env_restarts": sum(m.get("num_sub_env_restarts", 0) for m in parts),
-                "episode_returns": list(stats.returns),
-            },
-            "env_runner_group": self.eval_env_runner_group.metrics(),
-        }
-        _merge(evaluation["env_runners"], logged.reduce())
+        evaluation = run_evaluation(self)
         self.callbacks.call(
             "on_evaluate_end",
             algorithm=self,
@@ -620,56 +570,3 @@ class Algorithm:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.stop()
-
-
-def without_callbacks(config: AlgorithmConfig) -> AlgorithmConfig:
-    """A copy of `config` without callbacks: what the learners get (they call none)."""
-    out = config.copy()
-    out.callbacks_class = None
-    for event in ALL_EVENTS:
-        setattr(out, f"callbacks_{event}", None)
-    return out
-
-
-def env_runner_config(config: AlgorithmConfig, num_env_runners: int) -> AlgorithmConfig:
-    """A copy of `config` for EnvRunners: the callback classes that override an EnvRunner
-    event and the EnvRunner events' functions; not what only the driver calls (so a class
-    with driver events only need not be importable in Ray actors).
-
-    Ray actors get it the way they get the env creator: serialized by Ray, classes and
-    functions of importable modules by reference, others (a script's, a lambda) by value.
-    Something Ray cannot serialize is a ConfigError naming the setting."""
-    out = config.copy()
-    out.callbacks_class = env_runner_classes(config.callbacks_class)
-    for event in DRIVER_EVENTS:
-        setattr(out, f"callbacks_{event}", None)
-    if num_env_runners > 0:
-        for key in ("callbacks_class", *(f"callbacks_{e}" for e in ENV_RUNNER_EVENTS)):
-            check_serializable(key, getattr(out, key))
-    return out
-
-
-def check_serializable(key: str, value: Any) -> None:
-    """`value` can travel to Ray actors (Ray's own serializer, in memory), or a ConfigError."""
-    if value is None:
-        return
-    from ray import cloudpickle
-
-    try:
-        cloudpickle.dumps(value)
-    except Exception as e:
-        setting = "callbacks_class" if key == "callbacks_class" else key.removeprefix("callbacks_")
-        raise ConfigError(
-            f"`config.callbacks({setting}=...)`: {value!r} cannot be sent to the Ray "
-            f"EnvRunners ({type(e).__name__}: {e}). Define it at the top level of a module "
-            "(no reference to open files, locks or sockets), or use `num_env_runners=0`."
-        ) from e
-
-
-def _merge(result: dict, custom: dict) -> None:
-    """Nested custom metrics into the result dict, without replacing scalerl's own dicts."""
-    for key, value in custom.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            _merge(result[key], value)
-        else:
-            result[key] = value

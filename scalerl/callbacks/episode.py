@@ -30,6 +30,28 @@ def _get(items: list, indices: Any) -> Any:
     return items[indices]
 
 
+class TemporaryData:
+    """Per-episode values that callbacks keep between events (RLlib's temporary timestep
+    data): lists keyed by name, dropped with the episode."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, list] = defaultdict(list)
+
+    def add(self, key: str, data: Any) -> None:
+        """Append `data` under `key`."""
+        self._data[key].append(data)
+
+    def get(self, key: str) -> list:
+        """The values under `key`, in order.
+
+        Raises:
+            KeyError: If nothing was added under `key`.
+        """
+        if key not in self._data:
+            raise KeyError(f"No temporary timestep data under {key!r} in this episode.")
+        return self._data[key]
+
+
 class SingleAgentEpisode:
     """One episode of one env (or of one agent in a multi-agent episode).
 
@@ -52,7 +74,7 @@ class SingleAgentEpisode:
         self.is_terminated = False
         self.is_truncated = False
         self.custom_data: dict = {}
-        self._temporary: dict[str, list] = defaultdict(list)
+        self._temporary = TemporaryData()
 
     # -- recording (the runner) -----------------------------------------------------------
     def add_env_reset(self, observation: Any, infos: dict | None = None) -> None:
@@ -125,17 +147,12 @@ class SingleAgentEpisode:
     def add_temporary_timestep_data(self, key: str, data: Any) -> None:
         """Keep `data` under `key` for later events of this episode (e.g. a value computed
         in `on_episode_step`, read back in `on_episode_end`)."""
-        self._temporary[key].append(data)
+        self._temporary.add(key, data)
 
     def get_temporary_timestep_data(self, key: str) -> list:
-        """Everything `add_temporary_timestep_data(key, ...)` kept, in order.
-
-        Raises:
-            KeyError: If nothing was added under `key`.
-        """
-        if key not in self._temporary:
-            raise KeyError(f"No temporary timestep data under {key!r} in this episode.")
-        return self._temporary[key]
+        """Everything `add_temporary_timestep_data(key, ...)` kept, in order (KeyError if
+        nothing was added under `key`)."""
+        return self._temporary.get(key)
 
     def __repr__(self) -> str:
         return f"SingleAgentEpisode(id_={self.id_!r}, len={len(self)}, done={self.is_done})"
@@ -166,7 +183,7 @@ class MultiAgentEpisode:
         self.is_terminated = False
         self.is_truncated = False
         self.custom_data: dict = {}
-        self._temporary: dict[str, list] = defaultdict(list)
+        self._temporary = TemporaryData()
         self._pending: dict[Any, list] = {}  # agent -> [action, reward so far]
         self._hanging: dict[Any, float] = defaultdict(float)  # rewards before acting
 
@@ -294,18 +311,14 @@ class MultiAgentEpisode:
         return self._per_agent("get_infos", indices, agent_ids)
 
     def add_temporary_timestep_data(self, key: str, data: Any) -> None:
-        """Keep `data` under `key` for later events of this episode."""
-        self._temporary[key].append(data)
+        """Keep `data` under `key` for later events of this episode (e.g. a value computed
+        in `on_episode_step`, read back in `on_episode_end`)."""
+        self._temporary.add(key, data)
 
     def get_temporary_timestep_data(self, key: str) -> list:
-        """Everything `add_temporary_timestep_data(key, ...)` kept, in order.
-
-        Raises:
-            KeyError: If nothing was added under `key`.
-        """
-        if key not in self._temporary:
-            raise KeyError(f"No temporary timestep data under {key!r} in this episode.")
-        return self._temporary[key]
+        """Everything `add_temporary_timestep_data(key, ...)` kept, in order (KeyError if
+        nothing was added under `key`)."""
+        return self._temporary.get(key)
 
     def __repr__(self) -> str:
         return (
