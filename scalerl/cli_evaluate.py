@@ -83,8 +83,9 @@ def evaluate(args: argparse.Namespace) -> int:
         if env_id is not None:
             render = {"render_mode": "rgb_array"} if args.render else {}
             env = gym.make(env_id, **{**cfg.env_config, **render})
-        else:
-            env = algo.env_creator(EnvContext(cfg.env_config))
+        else:  # a custom env: RLlib-style creators read `render_mode` from env_config
+            render = {"render_mode": "rgb_array"} if args.render else {}
+            env = algo.env_creator(EnvContext({**cfg.env_config, **render}))
         if args.render and env.render_mode != "rgb_array":
             raise EnvError(
                 f"--render needs an env with render_mode='rgb_array'; this one has "

@@ -283,3 +283,23 @@ def test_restore_resumes_the_counters_and_checkpoint_freq_saves(tmp_path, monkey
     resumed.stop()
     assert main(["train", "--restore", str(first), "--algo", "DQN"]) == 2
     assert "PPO checkpoint, but --algo is DQN" in capsys.readouterr().err
+
+
+def test_evaluate_renders_a_custom_env_class(tmp_path, capsys):
+    """A class env (not a Gymnasium id) gets `render_mode` through its env_config."""
+    from scalerl.algorithms.ppo import PPOConfig
+    from scalerl.examples.envs.stateless_cartpole import StatelessCartPole
+
+    config = (
+        PPOConfig()
+        .environment(StatelessCartPole, env_config={"max_episode_steps": 20})
+        .training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)
+    )
+    algo = config.build_algo()
+    ckpt = algo.save_to_path(tmp_path / "ckpt")
+    algo.stop()
+    gif = tmp_path / "custom.gif"
+    assert main(["evaluate", str(ckpt), "--episodes", "1", "--render", str(gif)]) == 0
+    assert "mean return over 1 episodes" in capsys.readouterr().out
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames > 1
