@@ -107,11 +107,11 @@ def vtrace(
     dtype = np.result_type(values, np.float32)
     log_rhos = np.asarray(target_logp, dtype) - np.asarray(behaviour_logp, dtype)
 
+    with np.errstate(over="ignore"):  # an overflow is inf, and min(inf, c) == c
+        ratios = np.exp(log_rhos)
+
     def clipped(threshold: float | None) -> np.ndarray:
-        # exp(min(log rho, log c)) == min(rho, c), without overflowing exp.
-        if threshold is None:
-            return np.exp(log_rhos)
-        return np.exp(np.minimum(log_rhos, np.log(threshold)))
+        return ratios if threshold is None else np.minimum(ratios, dtype.type(threshold))
 
     rewards = np.asarray(rewards, dtype)
     values = np.asarray(values, dtype)
@@ -179,10 +179,10 @@ def vtrace_torch(
     values = values.detach().to(dtype)
     log_rhos = target_logp.detach().to(dtype) - behaviour_logp.detach().to(dtype)
 
+    ratios = torch.exp(log_rhos)
+
     def clipped(threshold: float | None) -> torch.Tensor:
-        if threshold is None:
-            return torch.exp(log_rhos)
-        return torch.exp(torch.clamp(log_rhos, max=float(np.log(threshold))))
+        return ratios if threshold is None else torch.clamp(ratios, max=threshold)
 
     rewards = rewards.detach().to(dtype)
     next_values = next_values.detach().to(dtype)

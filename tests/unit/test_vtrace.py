@@ -314,6 +314,7 @@ def test_huge_ratios_do_not_overflow():
     frag["target_logp"] = frag["behaviour_logp"] + 500.0
     with np.errstate(over="raise"):
         vs, pg = vtrace(**frag, gamma=0.9)
+    assert vs.dtype == np.float32 and pg.dtype == np.float32  # no promotion to float64
     np.testing.assert_allclose(vs, vtrace(**on_policy(frag), gamma=0.9)[0], rtol=1e-5)
     assert np.isfinite(pg).all()
     vs_t, _ = vtrace_torch(**as_tensors(frag), gamma=0.9)
