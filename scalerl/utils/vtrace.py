@@ -7,7 +7,8 @@ The conventions are those of `utils/advantages.py` (GAE):
   inside an episode, the value of the episode's *final observation* at a truncation, the
   bootstrap value (the observation after the fragment) at t = T - 1, and anything (it is
   ignored) at a termination. `advantages.next_values_for` builds it from V(x_t), the
-  bootstrap values and the truncated episodes' final-observation values;
+  bootstrap values and the truncated episodes' final-observation values (inside an
+  episode `next_values[t]` must equal `values[t + 1]`);
 - `terminateds[t]`: the episode ended at step t (no bootstrap, the return ends);
   `truncateds[t]`: it was cut off (time limit, end of an agent's trajectory): bootstrap
   from `next_values[t]`. Either way the trace stops there: the next row of the column

@@ -12,6 +12,7 @@ import torch
 
 from scalerl.utils.advantages import compute_gae, next_values_for
 from scalerl.utils.errors import ConfigError
+from scalerl.utils.sequences import SequenceLayout
 from scalerl.utils.vtrace import vtrace, vtrace_torch
 
 F64 = np.float64
@@ -209,12 +210,13 @@ def test_nothing_after_an_episode_end_leaks_back(boundary):
     frag["terminateds"][:] = False
     frag["truncateds"][:] = False
     frag[boundary][3, 0] = True
+    # next_values: values[t + 1] inside the episodes, a final observation value 5 at t = 3
+    frag["next_values"] = next_values_for(frag["values"], np.ones(1), np.array([[3, 0]]), [5.0])
     vs, pg = vtrace(**frag, gamma=0.99, clip_rho_threshold=None, clip_c_threshold=None)
     changed = {k: v.copy() for k, v in frag.items()}
     for k in ("rewards", "values", "behaviour_logp", "target_logp"):
-        changed[k][4:] += 3.0
+        changed[k][4:] += 3.0  # everything of the next episode
     changed["next_values"][4:] += 3.0
-    changed["next_values"][:3] = changed["values"][1:4]  # inside the episode: V(x_{t+1})
     vs2, pg2 = vtrace(**changed, gamma=0.99, clip_rho_threshold=None, clip_c_threshold=None)
     np.testing.assert_allclose(vs2[:4], vs[:4], rtol=1e-12)
     np.testing.assert_allclose(pg2[:4], pg[:4], rtol=1e-12)
@@ -395,3 +397,28 @@ def test_bad_inputs_raise_clear_errors():
         vtrace_torch(**as_tensors(frag), gamma=0.9, clip_c_threshold=-1.0)
     with pytest.raises(ConfigError, match="lambda_"):
         vtrace(**frag, gamma=0.9, lambda_=1.5)
+
+
+def test_recurrent_sequences_scattered_back_to_the_fragment():
+    # A recurrent loss sees padded sequences [S, L]; sequence starts inside an episode
+    # (max_seq_len) must not cut the trace: scatter log pi back to [T, N], then V-trace.
+    frag = random_fragment(8, T=8, N=2)
+    frag["terminateds"][:] = False
+    frag["truncateds"][:] = False
+    frag["terminateds"][5, 1] = True
+    bootstrap = frag["next_values"][-1]
+    frag["next_values"] = next_values_for(frag["values"], bootstrap, np.zeros((0, 2), int), [])
+    # column 0: sequences of max_seq_len 3 from t = 0, 3, 6; column 1: 0, 3, 6 (episode start)
+    seq_index = np.array([[0, 0], [3, 0], [6, 0], [0, 1], [3, 1], [6, 1]], dtype=np.int64)
+    layout = SequenceLayout.from_starts(seq_index, T=8)
+    target_seq = layout.gather(frag["target_logp"])  # what the loss's forward pass gives
+    assert target_seq.shape == (6, 3)
+    scattered = layout.scatter(target_seq, T=8, N=2)
+    vs, pg = vtrace(**{**frag, "target_logp": scattered}, gamma=0.9, clip_rho_threshold=None)
+    vs_ref, pg_ref = reference(frag, 0.9, {**THRESHOLDS[0], "clip_rho_threshold": None})
+    np.testing.assert_allclose(vs, vs_ref, rtol=1e-10)
+    np.testing.assert_allclose(pg, pg_ref, rtol=1e-10)
+    # Cutting the trace at the sequence starts would give other targets.
+    cut = {**frag, "truncateds": frag["truncateds"].copy()}
+    cut["truncateds"][[2, 5], 0] = True
+    assert not np.allclose(vtrace(**cut, gamma=0.9, clip_rho_threshold=None)[0][:, 0], vs[:, 0])
