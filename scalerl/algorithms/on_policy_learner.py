@@ -1,6 +1,6 @@
 """The on-policy learner's batch: GAE advantages and value targets over a sampled rollout.
 
-Shared by PPO and PG: `prepare_batch` turns a [T, N] fragment into the train batch
+Shared by PPO, PG and A2C: `prepare_batch` turns a [T, N] fragment into the train batch
 (advantages standardized over it), the forward pass adds V(s), and sequence batches of a
 recurrent module are reduced to their valid steps before the loss.
 """
@@ -37,7 +37,6 @@ class OnPolicyLearner(Learner):
     def compute_advantages(self, fragment: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Add advantages and value targets to a [T, N] fragment; return it as the train
         batch: flattened to [T*N], or cut into padded sequences [S, L] for a stateful module."""
-        cfg = self.config
         T, N = fragment[Columns.REWARDS].shape
         if self.module.is_stateful():
             values, bootstrap_values, trunc_values = recurrent_values(self._values, fragment)
@@ -63,8 +62,8 @@ class OnPolicyLearner(Learner):
             next_values,
             fragment[Columns.TERMINATEDS],
             fragment[Columns.TRUNCATEDS],
-            cfg.gamma,
-            cfg.lambda_,
+            self.config.gamma,
+            self.gae_lambda(),
         )
         columns = {k: fragment[k] for k in TRAIN_COLUMNS if k in fragment}
         columns[Columns.ADVANTAGES] = advantages
@@ -91,6 +90,10 @@ class OnPolicyLearner(Learner):
             k: map_structure(lambda x: x.reshape(T * N, *x.shape[2:]), v)
             for k, v in columns.items()
         }
+
+    def gae_lambda(self) -> float:
+        """The lambda of GAE: `config.lambda_` (A2C's n-step returns are lambda = 1)."""
+        return self.config.lambda_
 
     @torch.no_grad()
     def _values(self, batch: dict[str, np.ndarray]) -> np.ndarray:

@@ -9,6 +9,7 @@ from scalerl.utils.errors import ConfigError, did_you_mean
 ALGORITHMS = {
     "PPO": ("scalerl.algorithms.ppo", "PPO"),
     "PG": ("scalerl.algorithms.pg", "PG"),
+    "A2C": ("scalerl.algorithms.a2c", "A2C"),
     "DQN": ("scalerl.algorithms.dqn", "DQN"),
     "APEXDQN": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
     "APEX": ("scalerl.algorithms.apex_dqn", "APEXDQN"),
@@ -18,7 +19,7 @@ ALGORITHMS = {
 
 
 # The names the docs use, as `--help` lists them (any case, "-" and "_" ignored).
-ALGORITHM_NAMES = ("PPO", "PG", "DQN", "APEX-DQN", "R2D2", "SAC")
+ALGORITHM_NAMES = ("PPO", "PG", "A2C", "DQN", "APEX-DQN", "R2D2", "SAC")
 
 
 def get_algorithm_class(name: str) -> type:

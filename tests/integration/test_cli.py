@@ -251,7 +251,7 @@ def test_algorithm_names_as_the_docs_write_them():
 
     for name in ("APEX-DQN", "apex_dqn", "ApexDQN"):
         assert get_algorithm_class(name) is APEXDQN
-    with pytest.raises(Exception, match="Available: PPO, PG, DQN, APEX-DQN, R2D2, SAC"):
+    with pytest.raises(Exception, match="Available: PPO, PG, A2C, DQN, APEX-DQN, R2D2, SAC"):
         get_algorithm_class("A3C")
 
 
