@@ -97,3 +97,27 @@ def test_minibatch_size_reads_as_the_train_batch():
     assert restored.minibatch_size == 64
     with pytest.raises(ConfigError, match="Did you mean `num_epochs`"):
         A2CConfig().training(num_epoch=2)
+
+
+def test_lstm_microbatches_of_sequences_take_the_whole_batch_step():
+    """With a recurrent module the microbatches are whole sequences, weighted by their
+    valid steps: one iteration ends at the same weights as without microbatches."""
+    from scalerl.examples.envs import StatelessCartPole
+
+    weights = []
+    for microbatch_size in (None, 40):  # 2 sequences of up to 16 steps (some padded)
+        algo = (
+            A2CConfig()
+            .environment(StatelessCartPole)
+            .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=50)
+            .training(train_batch_size=100, microbatch_size=microbatch_size)
+            .rl_module(model_config={"use_lstm": True, "max_seq_len": 16, "lstm_cell_size": 16})
+            .debugging(seed=0)
+            .build_algo()
+        )
+        before = algo.learner_group.get_local_learner().optimizer.flat_param.clone()
+        assert algo.train()["learners"]["default_policy"]["num_module_steps_trained"] == 100
+        weights.append(algo.learner_group.get_local_learner().optimizer.flat_param.clone())
+        algo.stop()
+    assert not torch.equal(before, weights[0])
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-4, atol=1e-6)

@@ -16,7 +16,7 @@ from scalerl.utils.errors import ConfigError
 REQUIRED = {
     "cartpole-ppo", "acrobot-ppo", "pendulum-ppo", "lunarlander-ppo", "cartpole-dqn",
     "cartpole-rainbow", "pendulum-sac", "stateless-cartpole-r2d2",
-    "multi-agent-cartpole-ppo", "halfcheetah-sac", "hopper-ppo",
+    "multi-agent-cartpole-ppo", "halfcheetah-sac", "hopper-ppo", "cartpole-a2c",
 }  # fmt: skip
 
 
