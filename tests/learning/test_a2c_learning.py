@@ -1,8 +1,12 @@
 """A2C must learn CartPole-v1 to a smoothed training return of 450 within 500k env steps
 (issue 14's bar), locally, with 2 Ray EnvRunners and with 2 data-parallel learners.
 
-Settings: SETTINGS below (those of the `cartpole-a2c` preset).
-Measured: MEASURED below.
+Settings: the `cartpole-a2c` preset's (16 envs x 8 steps = batch 128, one gradient step
+each, lr 1e-3, grad clip 0.5, no entropy bonus, n-step returns: lambda 1).
+Measured (2026-12-02, shared 2-core machine): seed 0: 452.1 at 79.1k env steps, 7 s;
+seed 1: 450.5 at 203k, 19-20 s; (seeds 2, 3: 208k, 101k). 2 Ray runners (8 envs each):
+453.9 at 82.2k, 28 s; 2 learners: 452.1 at 79.1k (the same run as one learner, as the
+averaged gradient is the whole batch's), 32 s; each plus about 11 s of Ray start-up.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def train_until_threshold(config: A2CConfig) -> tuple[float, int]:
             best = max(best, result["env_runners"].get("episode_return_mean", float("-inf")))
     finally:
         algo.stop()
+    print(f"A2C: best smoothed return {best:.1f} after {steps} env steps")
     return best, steps
 
 
